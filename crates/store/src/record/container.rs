@@ -1,0 +1,159 @@
+//! The container record, and the container state that is derived rather than stored.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::codec::{decode_json, Record};
+use crate::error::DecodeError;
+use crate::trees;
+
+/// A container as CreateContainer created it (tree `containers`, version 1).
+///
+/// Holds no run state: pid, start and finish times, exit code and reason come from the
+/// container's shim and its exit file (see [`ContainerState`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerRecord {
+    /// Container id: 64 lowercase hex characters; the key.
+    pub id: String,
+    /// Id of the sandbox the container belongs to.
+    pub sandbox_id: String,
+    /// Container name (`ContainerMetadata.name`).
+    pub name: String,
+    /// Attempt number (`ContainerMetadata.attempt`).
+    pub attempt: u32,
+    /// Creation time, nanoseconds since the Unix epoch.
+    pub created_at: i64,
+    /// Id of the image the container was created from (`sha256:<hex>`).
+    pub image_ref: String,
+    /// The image as the user named it (`ContainerConfig.image.image`).
+    #[serde(default)]
+    pub image_name: String,
+    /// Labels from the container config.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Annotations from the container config.
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
+    /// Absolute path of the container's CRI log file (sandbox log directory + `log_path`);
+    /// empty when no log was requested.
+    #[serde(default)]
+    pub log_path: String,
+    /// Directory holding the OCI bundle (`config.json`, rootfs mount point, shim files).
+    pub bundle_dir: String,
+    /// The `ContainerConfig` exactly as received, protobuf-encoded; opaque so a later version
+    /// can re-derive fields this version does not store. Base64 in the JSON body.
+    #[serde(default, with = "super::base64_bytes")]
+    pub config: Vec<u8>,
+}
+
+impl Record for ContainerRecord {
+    const TREE: &'static str = trees::CONTAINERS;
+    const VERSION: u16 = 1;
+
+    fn key(&self) -> &str {
+        &self.id
+    }
+
+    fn decode_version(version: u16, body: &[u8]) -> Result<Self, DecodeError> {
+        match version {
+            1 => decode_json(body),
+            other => Err(DecodeError::UnknownVersion(other)),
+        }
+    }
+}
+
+/// Run state of a container. Never stored: berthd derives it from what the shim reports and
+/// from the exit file the shim writes when the process ends.
+///
+/// ```text
+///  CreateContainer          StartContainer           process exits
+///  ───────────────▶ Created ──────────────▶ Running ───────────────▶ Exited
+///                                              │
+///                                              └─ shim unreachable, no exit file ─▶ Unknown
+/// ```
+///
+/// RemoveContainer is allowed in every state; a `Running` or `Unknown` container is stopped
+/// first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ContainerState {
+    /// Created by runc, process not started.
+    Created,
+    /// The process has been started and has not exited.
+    Running,
+    /// The exit file exists.
+    Exited,
+    /// Started, but neither the shim nor an exit file says how it is.
+    Unknown,
+}
+
+impl ContainerState {
+    /// The state from two observations: whether the process was started and whether its exit
+    /// file exists. An exit file wins, so a container that failed to start reads as `Exited`.
+    pub fn observe(started: bool, exited: bool) -> ContainerState {
+        match (started, exited) {
+            (_, true) => ContainerState::Exited,
+            (true, false) => ContainerState::Running,
+            (false, false) => ContainerState::Created,
+        }
+    }
+
+    /// StartContainer is allowed only from `Created`.
+    pub fn can_start(self) -> bool {
+        self == ContainerState::Created
+    }
+
+    /// There may be a process to signal (StopContainer does work, RemoveContainer stops first).
+    pub fn can_stop(self) -> bool {
+        matches!(self, ContainerState::Running | ContainerState::Unknown)
+    }
+
+    /// Exec, attach and port-forward need a running process.
+    pub fn can_exec(self) -> bool {
+        self == ContainerState::Running
+    }
+}
+
+impl fmt::Display for ContainerState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ContainerState::Created => "CONTAINER_CREATED",
+            ContainerState::Running => "CONTAINER_RUNNING",
+            ContainerState::Exited => "CONTAINER_EXITED",
+            ContainerState::Unknown => "CONTAINER_UNKNOWN",
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn observe_prefers_exit_file() {
+        assert_eq!(
+            ContainerState::observe(false, false),
+            ContainerState::Created
+        );
+        assert_eq!(
+            ContainerState::observe(true, false),
+            ContainerState::Running
+        );
+        assert_eq!(ContainerState::observe(true, true), ContainerState::Exited);
+        assert_eq!(ContainerState::observe(false, true), ContainerState::Exited);
+    }
+
+    #[test]
+    fn predicates() {
+        use ContainerState::*;
+        let start: Vec<_> = [Created, Running, Exited, Unknown]
+            .into_iter()
+            .filter(|s| s.can_start())
+            .collect();
+        assert_eq!(start, [Created]);
+        assert!(Running.can_stop() && Unknown.can_stop());
+        assert!(!Created.can_stop() && !Exited.can_stop());
+        assert!(Running.can_exec() && !Exited.can_exec());
+    }
+}
