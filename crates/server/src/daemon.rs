@@ -1,0 +1,92 @@
+//! State shared by every RPC: the effective configuration, the metadata store and what was
+//! detected about the host at startup.
+
+use std::path::{Path, PathBuf};
+
+use berth_config::Config;
+use berth_store::Store;
+
+use crate::cgroup::{CgroupDriver, CgroupMode};
+
+/// The daemon's shared state.
+#[derive(Debug)]
+pub struct Daemon {
+    /// Effective configuration (embedded default, file, flags).
+    pub config: Config,
+    /// Metadata of sandboxes, containers and images.
+    pub store: Store,
+    /// Cgroup driver in use.
+    pub cgroup_driver: CgroupDriver,
+    /// Cgroup hierarchy layout of the host.
+    pub cgroup_mode: CgroupMode,
+}
+
+impl Daemon {
+    /// Assembles the daemon state, detecting the cgroup driver and layout of this host.
+    pub fn new(config: Config, store: Store) -> Daemon {
+        let cgroup_driver = CgroupDriver::resolve(config.runtime.cgroup_driver);
+        let cgroup_mode = CgroupMode::detect(Path::new(crate::cgroup::CGROUP_ROOT));
+        Daemon {
+            config,
+            store,
+            cgroup_driver,
+            cgroup_mode,
+        }
+    }
+
+    /// Directory holding image content (blobs by digest).
+    pub fn content_dir(&self) -> PathBuf {
+        self.config.root.join("content")
+    }
+
+    /// Directory holding unpacked image snapshots.
+    pub fn snapshots_dir(&self) -> PathBuf {
+        self.config.root.join("snapshots")
+    }
+}
+
+impl Daemon {
+    /// The runc binary: `runtime.runc_path` if absolute, else looked up in PATH; `None` when
+    /// it is not an executable file.
+    pub fn runc_binary(&self) -> Option<PathBuf> {
+        find_executable(&self.config.runtime.runc_path)
+    }
+}
+
+/// Resolves `program` as an executable file: a path containing `/` as it is, a bare name
+/// through the PATH environment variable.
+fn find_executable(program: &Path) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let is_executable = |path: &Path| {
+        std::fs::metadata(path)
+            .map(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
+            .unwrap_or(false)
+    };
+    if program.components().count() > 1 || program.is_absolute() {
+        return is_executable(program).then(|| program.to_owned());
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(program))
+        .find(|candidate| is_executable(candidate))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn executables_are_found_by_path_or_name() {
+        assert_eq!(
+            find_executable(Path::new("/bin/sh")),
+            Some(PathBuf::from("/bin/sh"))
+        );
+        assert!(find_executable(Path::new("sh")).is_some());
+        let dir = tempfile::tempdir().unwrap();
+        let plain = dir.path().join("data");
+        std::fs::write(&plain, "not a program").unwrap();
+        assert_eq!(find_executable(&plain), None);
+        assert_eq!(find_executable(dir.path()), None);
+        assert_eq!(find_executable(Path::new("no-such-program-berth")), None);
+    }
+}

@@ -1,0 +1,129 @@
+//! The errors of the CRI services, and their one mapping onto gRPC status codes.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use berth_store::StoreError;
+use tonic::{Code, Status};
+
+/// Why an RPC failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// The RPC exists in the CRI but berth does not serve it yet.
+    #[error("{rpc} is not implemented by berth yet")]
+    Unimplemented {
+        /// The RPC's CRI name, e.g. `RunPodSandbox`.
+        rpc: &'static str,
+    },
+    /// A request field is malformed.
+    #[error("invalid {field}: {problem}")]
+    InvalidArgument {
+        /// The request field, e.g. `container_id`.
+        field: &'static str,
+        /// What is wrong with it.
+        problem: FieldProblem,
+    },
+    /// The metadata store failed.
+    #[error("metadata store: {0}")]
+    Store(#[from] StoreError),
+    /// A filesystem operation failed.
+    #[error("cannot {action} {}: {source}", path.display())]
+    Io {
+        /// What berth was doing, e.g. `measure`.
+        action: &'static str,
+        /// The path involved.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// A blocking task panicked or was cancelled.
+    #[error("internal task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+/// What is wrong with a request field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FieldProblem {
+    /// Required but absent or empty.
+    Empty,
+    /// Longer than allowed.
+    TooLong {
+        /// Length received, in bytes.
+        len: usize,
+        /// Largest length accepted.
+        max: usize,
+    },
+    /// Contains a character that is not allowed.
+    BadCharacter {
+        /// The character.
+        found: char,
+        /// Its byte offset.
+        offset: usize,
+    },
+}
+
+impl fmt::Display for FieldProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FieldProblem::Empty => f.write_str("must not be empty"),
+            FieldProblem::TooLong { len, max } => {
+                write!(f, "is {len} bytes long; at most {max} are allowed")
+            }
+            FieldProblem::BadCharacter { found, offset } => {
+                write!(f, "character {found:?} at offset {offset} is not allowed")
+            }
+        }
+    }
+}
+
+impl ServiceError {
+    /// The gRPC code this error is reported with.
+    pub fn code(&self) -> Code {
+        match self {
+            ServiceError::Unimplemented { .. } => Code::Unimplemented,
+            ServiceError::InvalidArgument { .. } => Code::InvalidArgument,
+            ServiceError::Store(err) if err.is_not_found() => Code::NotFound,
+            ServiceError::Store(err) if err.is_already_exists() => Code::AlreadyExists,
+            ServiceError::Store(err) if err.is_ambiguous() => Code::InvalidArgument,
+            ServiceError::Store(_) | ServiceError::Io { .. } | ServiceError::Task(_) => {
+                Code::Internal
+            }
+        }
+    }
+}
+
+impl From<ServiceError> for Status {
+    fn from(err: ServiceError) -> Status {
+        Status::new(err.code(), err.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unimplemented_names_the_rpc() {
+        let status = Status::from(ServiceError::Unimplemented {
+            rpc: "RunPodSandbox",
+        });
+        assert_eq!(status.code(), Code::Unimplemented);
+        assert_eq!(
+            status.message(),
+            "RunPodSandbox is not implemented by berth yet"
+        );
+    }
+
+    #[test]
+    fn invalid_argument_says_which_field_and_why() {
+        let status = Status::from(ServiceError::InvalidArgument {
+            field: "container_id",
+            problem: FieldProblem::TooLong { len: 300, max: 64 },
+        });
+        assert_eq!(status.code(), Code::InvalidArgument);
+        assert_eq!(
+            status.message(),
+            "invalid container_id: is 300 bytes long; at most 64 are allowed"
+        );
+    }
+}

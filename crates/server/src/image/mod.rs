@@ -1,0 +1,83 @@
+//! `runtime.v1.ImageService`. Built RPCs have a file each; the others answer
+//! `Unimplemented` naming the RPC until the image area lands.
+
+mod image_fs_info;
+mod list_images;
+
+use std::sync::Arc;
+
+use cri_api::v1;
+use cri_api::ImageService;
+use tonic::{Request, Response, Status};
+
+use crate::daemon::Daemon;
+use crate::instrument::{instrument, unbuilt};
+use crate::runtime::BoxStream;
+
+/// berth's ImageService.
+#[derive(Debug, Clone)]
+pub struct CriImageService {
+    daemon: Arc<Daemon>,
+}
+
+impl CriImageService {
+    /// An ImageService over `daemon`.
+    pub fn new(daemon: Arc<Daemon>) -> Self {
+        CriImageService { daemon }
+    }
+}
+
+#[tonic::async_trait]
+impl ImageService for CriImageService {
+    type StreamImagesStream = BoxStream<v1::StreamImagesResponse>;
+
+    async fn list_images(
+        &self,
+        request: Request<v1::ListImagesRequest>,
+    ) -> Result<Response<v1::ListImagesResponse>, Status> {
+        let daemon = self.daemon.clone();
+        instrument("ListImages", request, |req| {
+            list_images::list_images(daemon, req)
+        })
+        .await
+    }
+
+    async fn image_fs_info(
+        &self,
+        request: Request<v1::ImageFsInfoRequest>,
+    ) -> Result<Response<v1::ImageFsInfoResponse>, Status> {
+        let daemon = self.daemon.clone();
+        instrument("ImageFsInfo", request, |req| {
+            image_fs_info::image_fs_info(daemon, req)
+        })
+        .await
+    }
+
+    async fn stream_images(
+        &self,
+        request: Request<v1::StreamImagesRequest>,
+    ) -> Result<Response<Self::StreamImagesStream>, Status> {
+        instrument("StreamImages", request, |req| unbuilt("StreamImages", req)).await
+    }
+
+    async fn image_status(
+        &self,
+        request: Request<v1::ImageStatusRequest>,
+    ) -> Result<Response<v1::ImageStatusResponse>, Status> {
+        instrument("ImageStatus", request, |req| unbuilt("ImageStatus", req)).await
+    }
+
+    async fn pull_image(
+        &self,
+        request: Request<v1::PullImageRequest>,
+    ) -> Result<Response<v1::PullImageResponse>, Status> {
+        instrument("PullImage", request, |req| unbuilt("PullImage", req)).await
+    }
+
+    async fn remove_image(
+        &self,
+        request: Request<v1::RemoveImageRequest>,
+    ) -> Result<Response<v1::RemoveImageResponse>, Status> {
+        instrument("RemoveImage", request, |req| unbuilt("RemoveImage", req)).await
+    }
+}

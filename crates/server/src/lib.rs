@@ -1,0 +1,46 @@
+//! berth's CRI services: `runtime.v1.RuntimeService` and `runtime.v1.ImageService`.
+//!
+//! Every RPC passes through [`instrument`](crate::instrument): request validation, a tracing
+//! span with the RPC name and the IDs involved, the duration, and the single conversion of
+//! [`ServiceError`] into a gRPC status. Each built RPC lives in a file of its own under
+//! `runtime/` or `image/`; RPCs not built yet answer `Unimplemented` naming the RPC.
+
+#![deny(unsafe_code)]
+
+mod cgroup;
+mod daemon;
+mod error;
+mod image;
+mod instrument;
+mod request;
+mod runtime;
+mod validate;
+
+pub use cgroup::{CgroupDriver, CgroupMode};
+pub use daemon::Daemon;
+pub use error::ServiceError;
+pub use image::CriImageService;
+pub use runtime::CriRuntimeService;
+
+use std::sync::Arc;
+
+use cri_api::{ImageServiceServer, RuntimeServiceServer};
+
+/// Largest gRPC message accepted or sent (16 MiB, as kubelet's CRI client allows).
+pub const MAX_MESSAGE_SIZE: usize = 16 * 1024 * 1024;
+
+/// Both CRI services over one shared [`Daemon`], ready to add to a tonic router.
+pub fn services(
+    daemon: Arc<Daemon>,
+) -> (
+    RuntimeServiceServer<CriRuntimeService>,
+    ImageServiceServer<CriImageService>,
+) {
+    let runtime = RuntimeServiceServer::new(CriRuntimeService::new(daemon.clone()))
+        .max_decoding_message_size(MAX_MESSAGE_SIZE)
+        .max_encoding_message_size(MAX_MESSAGE_SIZE);
+    let image = ImageServiceServer::new(CriImageService::new(daemon))
+        .max_decoding_message_size(MAX_MESSAGE_SIZE)
+        .max_encoding_message_size(MAX_MESSAGE_SIZE);
+    (runtime, image)
+}

@@ -1,0 +1,128 @@
+//! `runtime.v1.RuntimeService`. Built RPCs have a file each; the others answer
+//! `Unimplemented` naming the RPC until their area lands.
+
+mod runtime_config;
+mod status;
+mod version;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use cri_api::v1;
+use cri_api::RuntimeService;
+use tonic::codegen::tokio_stream::Stream;
+use tonic::{Request, Response, Status};
+
+use crate::daemon::Daemon;
+use crate::instrument::{instrument, unbuilt};
+
+/// A server-streaming response.
+pub type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
+
+/// berth's RuntimeService.
+#[derive(Debug, Clone)]
+pub struct CriRuntimeService {
+    daemon: Arc<Daemon>,
+}
+
+impl CriRuntimeService {
+    /// A RuntimeService over `daemon`.
+    pub fn new(daemon: Arc<Daemon>) -> Self {
+        CriRuntimeService { daemon }
+    }
+}
+
+/// A boxed RPC future, as `#[tonic::async_trait]` expects trait methods to return.
+type RpcFuture<'a, T> = Pin<Box<dyn Future<Output = Result<Response<T>, Status>> + Send + 'a>>;
+
+/// Trait methods for RPCs not built yet: each is instrumented (so bad IDs are still
+/// rejected with InvalidArgument) and then answers `Unimplemented` with the RPC's name.
+/// Written in the desugared form because `async_trait` does not see into macro output.
+macro_rules! unbuilt_rpcs {
+    ($($method:ident($name:literal, $req:ident) -> $resp:ty;)*) => {
+        $(fn $method<'life0, 'async_trait>(
+            &'life0 self,
+            request: Request<v1::$req>,
+        ) -> RpcFuture<'async_trait, $resp>
+        where
+            'life0: 'async_trait,
+            Self: 'async_trait,
+        {
+            Box::pin(instrument($name, request, |req| unbuilt($name, req)))
+        })*
+    };
+}
+
+#[tonic::async_trait]
+impl RuntimeService for CriRuntimeService {
+    type StreamPodSandboxesStream = BoxStream<v1::StreamPodSandboxesResponse>;
+    type StreamContainersStream = BoxStream<v1::StreamContainersResponse>;
+    type StreamContainerStatsStream = BoxStream<v1::StreamContainerStatsResponse>;
+    type StreamPodSandboxStatsStream = BoxStream<v1::StreamPodSandboxStatsResponse>;
+    type StreamPodSandboxMetricsStream = BoxStream<v1::StreamPodSandboxMetricsResponse>;
+    type GetContainerEventsStream = BoxStream<v1::ContainerEventResponse>;
+
+    async fn version(
+        &self,
+        request: Request<v1::VersionRequest>,
+    ) -> Result<Response<v1::VersionResponse>, Status> {
+        instrument("Version", request, version::version).await
+    }
+
+    async fn status(
+        &self,
+        request: Request<v1::StatusRequest>,
+    ) -> Result<Response<v1::StatusResponse>, Status> {
+        let daemon = self.daemon.clone();
+        instrument("Status", request, |req| status::status(daemon, req)).await
+    }
+
+    async fn runtime_config(
+        &self,
+        request: Request<v1::RuntimeConfigRequest>,
+    ) -> Result<Response<v1::RuntimeConfigResponse>, Status> {
+        let daemon = &self.daemon;
+        instrument("RuntimeConfig", request, |req| {
+            runtime_config::runtime_config(daemon, req)
+        })
+        .await
+    }
+
+    unbuilt_rpcs! {
+        run_pod_sandbox("RunPodSandbox", RunPodSandboxRequest) -> v1::RunPodSandboxResponse;
+        stop_pod_sandbox("StopPodSandbox", StopPodSandboxRequest) -> v1::StopPodSandboxResponse;
+        remove_pod_sandbox("RemovePodSandbox", RemovePodSandboxRequest) -> v1::RemovePodSandboxResponse;
+        pod_sandbox_status("PodSandboxStatus", PodSandboxStatusRequest) -> v1::PodSandboxStatusResponse;
+        list_pod_sandbox("ListPodSandbox", ListPodSandboxRequest) -> v1::ListPodSandboxResponse;
+        stream_pod_sandboxes("StreamPodSandboxes", StreamPodSandboxesRequest) -> Self::StreamPodSandboxesStream;
+        create_container("CreateContainer", CreateContainerRequest) -> v1::CreateContainerResponse;
+        start_container("StartContainer", StartContainerRequest) -> v1::StartContainerResponse;
+        stop_container("StopContainer", StopContainerRequest) -> v1::StopContainerResponse;
+        remove_container("RemoveContainer", RemoveContainerRequest) -> v1::RemoveContainerResponse;
+        list_containers("ListContainers", ListContainersRequest) -> v1::ListContainersResponse;
+        stream_containers("StreamContainers", StreamContainersRequest) -> Self::StreamContainersStream;
+        container_status("ContainerStatus", ContainerStatusRequest) -> v1::ContainerStatusResponse;
+        update_container_resources("UpdateContainerResources", UpdateContainerResourcesRequest) -> v1::UpdateContainerResourcesResponse;
+        reopen_container_log("ReopenContainerLog", ReopenContainerLogRequest) -> v1::ReopenContainerLogResponse;
+        exec_sync("ExecSync", ExecSyncRequest) -> v1::ExecSyncResponse;
+        exec("Exec", ExecRequest) -> v1::ExecResponse;
+        attach("Attach", AttachRequest) -> v1::AttachResponse;
+        port_forward("PortForward", PortForwardRequest) -> v1::PortForwardResponse;
+        container_stats("ContainerStats", ContainerStatsRequest) -> v1::ContainerStatsResponse;
+        list_container_stats("ListContainerStats", ListContainerStatsRequest) -> v1::ListContainerStatsResponse;
+        stream_container_stats("StreamContainerStats", StreamContainerStatsRequest) -> Self::StreamContainerStatsStream;
+        pod_sandbox_stats("PodSandboxStats", PodSandboxStatsRequest) -> v1::PodSandboxStatsResponse;
+        list_pod_sandbox_stats("ListPodSandboxStats", ListPodSandboxStatsRequest) -> v1::ListPodSandboxStatsResponse;
+        stream_pod_sandbox_stats("StreamPodSandboxStats", StreamPodSandboxStatsRequest) -> Self::StreamPodSandboxStatsStream;
+        update_runtime_config("UpdateRuntimeConfig", UpdateRuntimeConfigRequest) -> v1::UpdateRuntimeConfigResponse;
+        checkpoint_container("CheckpointContainer", CheckpointContainerRequest) -> v1::CheckpointContainerResponse;
+        checkpoint_pod("CheckpointPod", CheckpointPodRequest) -> v1::CheckpointPodResponse;
+        restore_pod("RestorePod", RestorePodRequest) -> v1::RestorePodResponse;
+        get_container_events("GetContainerEvents", GetEventsRequest) -> Self::GetContainerEventsStream;
+        list_metric_descriptors("ListMetricDescriptors", ListMetricDescriptorsRequest) -> v1::ListMetricDescriptorsResponse;
+        list_pod_sandbox_metrics("ListPodSandboxMetrics", ListPodSandboxMetricsRequest) -> v1::ListPodSandboxMetricsResponse;
+        stream_pod_sandbox_metrics("StreamPodSandboxMetrics", StreamPodSandboxMetricsRequest) -> Self::StreamPodSandboxMetricsStream;
+        update_pod_sandbox_resources("UpdatePodSandboxResources", UpdatePodSandboxResourcesRequest) -> v1::UpdatePodSandboxResourcesResponse;
+    }
+}

@@ -1,0 +1,111 @@
+//! `Status`: whether the runtime and pod networking are ready, and with `verbose` the
+//! effective configuration and what was detected on the host.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use berth_net::cni::{network_readiness, Readiness};
+use cri_api::v1;
+use serde_json::json;
+
+use crate::daemon::Daemon;
+use crate::error::ServiceError;
+
+/// CRI condition type: the runtime can run containers.
+const RUNTIME_READY: &str = "RuntimeReady";
+/// CRI condition type: pod networking can be set up.
+const NETWORK_READY: &str = "NetworkReady";
+
+pub(super) async fn status(
+    daemon: Arc<Daemon>,
+    request: v1::StatusRequest,
+) -> Result<v1::StatusResponse, ServiceError> {
+    let probe = daemon.clone();
+    let (runtime, network) = tokio::task::spawn_blocking(move || {
+        let runtime = runtime_condition(&probe);
+        let network = network_readiness(&probe.config.cni.conf_dir, &probe.config.cni.bin_dirs);
+        (runtime, network)
+    })
+    .await?;
+
+    let mut info = HashMap::new();
+    if request.verbose {
+        info = verbose_info(&daemon, &network);
+    }
+    Ok(v1::StatusResponse {
+        status: Some(v1::RuntimeStatus {
+            conditions: vec![runtime, network_condition(&network)],
+        }),
+        info,
+        runtime_handlers: vec![v1::RuntimeHandler {
+            // The default handler. Features are advertised as each area lands.
+            name: String::new(),
+            features: Some(v1::RuntimeHandlerFeatures {
+                recursive_read_only_mounts: false,
+                user_namespaces: false,
+            }),
+        }],
+        features: Some(v1::RuntimeFeatures {
+            supplemental_groups_policy: false,
+            user_namespaces_host_network: false,
+            mount_options: false,
+        }),
+    })
+}
+
+fn runtime_condition(daemon: &Daemon) -> v1::RuntimeCondition {
+    match daemon.runc_binary() {
+        Some(_) => condition(RUNTIME_READY, true, "", String::new()),
+        None => condition(
+            RUNTIME_READY,
+            false,
+            "RuncNotFound",
+            format!(
+                "OCI runtime {} is not an executable file (runtime.runc_path; PATH={})",
+                daemon.config.runtime.runc_path.display(),
+                std::env::var("PATH").unwrap_or_default()
+            ),
+        ),
+    }
+}
+
+fn network_condition(readiness: &Readiness) -> v1::RuntimeCondition {
+    match readiness {
+        Readiness::Ready { .. } => condition(NETWORK_READY, true, "", String::new()),
+        Readiness::NotReady { reason, message } => {
+            condition(NETWORK_READY, false, reason, message.clone())
+        }
+    }
+}
+
+fn condition(kind: &str, status: bool, reason: &str, message: String) -> v1::RuntimeCondition {
+    v1::RuntimeCondition {
+        r#type: kind.to_owned(),
+        status,
+        reason: reason.to_owned(),
+        message,
+    }
+}
+
+/// `info` of a verbose Status: each value is a JSON document.
+fn verbose_info(daemon: &Daemon, network: &Readiness) -> HashMap<String, String> {
+    let network = match network {
+        Readiness::Ready { network, source } => {
+            json!({ "ready": true, "name": network, "source": source })
+        }
+        Readiness::NotReady { reason, message } => {
+            json!({ "ready": false, "reason": reason, "message": message })
+        }
+    };
+    let runc = daemon.runc_binary().map(|path| path.display().to_string());
+    HashMap::from([
+        ("config".to_owned(), daemon.config.to_json().to_string()),
+        ("network".to_owned(), network.to_string()),
+        (
+            "cgroup".to_owned(),
+            json!({ "driver": daemon.cgroup_driver.name(), "mode": daemon.cgroup_mode.name() })
+                .to_string(),
+        ),
+        ("runc".to_owned(), json!({ "path": runc }).to_string()),
+    ])
+}

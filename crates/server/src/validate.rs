@@ -1,0 +1,106 @@
+//! Checks on request fields that every RPC shares: object IDs and image references.
+
+use crate::error::{FieldProblem, ServiceError};
+
+/// Longest sandbox or container ID accepted. berth's IDs are 64 hex digits; shorter unique
+/// prefixes are accepted where an ID is looked up.
+pub const MAX_ID_LEN: usize = 64;
+
+/// Longest image reference accepted (a name, tag and digest fit easily).
+pub const MAX_IMAGE_REF_LEN: usize = 4096;
+
+/// A sandbox or container ID: 1 to [`MAX_ID_LEN`] bytes of ASCII letters, digits, `-`, `_`
+/// or `.`.
+pub fn object_id(field: &'static str, value: &str) -> Result<(), ServiceError> {
+    let invalid = |problem| ServiceError::InvalidArgument { field, problem };
+    if value.is_empty() {
+        return Err(invalid(FieldProblem::Empty));
+    }
+    if value.len() > MAX_ID_LEN {
+        return Err(invalid(FieldProblem::TooLong {
+            len: value.len(),
+            max: MAX_ID_LEN,
+        }));
+    }
+    if let Some((offset, found)) = value
+        .char_indices()
+        .find(|(_, c)| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
+    {
+        return Err(invalid(FieldProblem::BadCharacter { found, offset }));
+    }
+    Ok(())
+}
+
+/// An image reference or ID: non-empty, at most [`MAX_IMAGE_REF_LEN`] bytes, no whitespace
+/// or control characters. Its grammar is checked where it is parsed.
+pub fn image_ref(field: &'static str, value: &str) -> Result<(), ServiceError> {
+    let invalid = |problem| ServiceError::InvalidArgument { field, problem };
+    if value.is_empty() {
+        return Err(invalid(FieldProblem::Empty));
+    }
+    if value.len() > MAX_IMAGE_REF_LEN {
+        return Err(invalid(FieldProblem::TooLong {
+            len: value.len(),
+            max: MAX_IMAGE_REF_LEN,
+        }));
+    }
+    if let Some((offset, found)) = value
+        .char_indices()
+        .find(|(_, c)| c.is_whitespace() || c.is_control())
+    {
+        return Err(invalid(FieldProblem::BadCharacter { found, offset }));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problem(result: Result<(), ServiceError>) -> FieldProblem {
+        match result {
+            Err(ServiceError::InvalidArgument { problem, .. }) => problem,
+            other => panic!("expected InvalidArgument, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn ids() {
+        assert!(object_id("id", &"a".repeat(64)).is_ok());
+        assert!(object_id("id", "4f3c9a").is_ok());
+        assert_eq!(problem(object_id("id", "")), FieldProblem::Empty);
+        assert_eq!(
+            problem(object_id("id", &"a".repeat(65))),
+            FieldProblem::TooLong { len: 65, max: 64 }
+        );
+        assert_eq!(
+            problem(object_id("id", "ab/../c")),
+            FieldProblem::BadCharacter {
+                found: '/',
+                offset: 2
+            }
+        );
+        assert!(matches!(
+            problem(object_id("id", "ab\0")),
+            FieldProblem::BadCharacter { found: '\0', .. }
+        ));
+    }
+
+    #[test]
+    fn image_refs() {
+        assert!(image_ref("image", "registry.k8s.io/pause:3.9").is_ok());
+        assert!(image_ref("image", &format!("busybox@sha256:{}", "0".repeat(64))).is_ok());
+        assert_eq!(problem(image_ref("image", "")), FieldProblem::Empty);
+        assert!(matches!(
+            problem(image_ref("image", &"a".repeat(5000))),
+            FieldProblem::TooLong { len: 5000, .. }
+        ));
+        assert_eq!(
+            problem(image_ref("image", "busy box")),
+            FieldProblem::BadCharacter {
+                found: ' ',
+                offset: 4
+            }
+        );
+    }
+}
