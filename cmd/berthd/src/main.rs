@@ -1,0 +1,125 @@
+//! berthd: serves the Kubernetes CRI (RuntimeService and ImageService) on a Unix socket.
+
+#![deny(unsafe_code)]
+
+mod cli;
+mod listener;
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use berth_config::Config;
+use berth_server::Daemon;
+use berth_store::Store;
+use clap::Parser;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio_stream::wrappers::UnixListenerStream;
+use tracing_subscriber::EnvFilter;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    let config = match Config::load(cli.config.as_deref(), &cli.overrides()) {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("berthd: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Err(err) = init_logging(&config.log_level) {
+        eprintln!("berthd: invalid log level {:?}: {err}", config.log_level);
+        return ExitCode::from(2);
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("berthd: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(serve(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!(error = %err, "berthd stopped");
+            eprintln!("berthd: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Why the daemon could not run.
+#[derive(Debug, thiserror::Error)]
+enum DaemonError {
+    #[error("cannot create directory {}: {source}", path.display())]
+    CreateDir {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Store(#[from] berth_store::StoreError),
+    #[error(transparent)]
+    Listen(#[from] listener::ListenError),
+    #[error("cannot install signal handler: {0}")]
+    Signal(std::io::Error),
+    #[error("gRPC server: {0}")]
+    Serve(#[from] tonic::transport::Error),
+}
+
+async fn serve(config: Config) -> Result<(), DaemonError> {
+    for dir in [&config.root, &config.state] {
+        std::fs::create_dir_all(dir).map_err(|source| DaemonError::CreateDir {
+            path: dir.clone(),
+            source,
+        })?;
+    }
+    let store = Store::open(&config.root)?;
+    let (listener, socket_guard) = listener::bind(&config.listen)?;
+    let listen = config.listen.clone();
+    let daemon = Arc::new(Daemon::new(config, store));
+    let (runtime_service, image_service) = berth_server::services(daemon.clone());
+
+    let mut sigterm = signal(SignalKind::terminate()).map_err(DaemonError::Signal)?;
+    let mut sigint = signal(SignalKind::interrupt()).map_err(DaemonError::Signal)?;
+    let shutdown = async move {
+        let name = tokio::select! {
+            _ = sigterm.recv() => "SIGTERM",
+            _ = sigint.recv() => "SIGINT",
+        };
+        tracing::info!(signal = name, "shutting down");
+    };
+
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        socket = %listen.display(),
+        root = %daemon.config.root.display(),
+        state = %daemon.config.state.display(),
+        cgroup_driver = daemon.cgroup_driver.name(),
+        cgroup_mode = daemon.cgroup_mode.name(),
+        "berthd serving the CRI"
+    );
+    let result = tonic::transport::Server::builder()
+        .add_service(runtime_service)
+        .add_service(image_service)
+        .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown)
+        .await;
+    drop(socket_guard);
+    match daemon.store.flush() {
+        Ok(_) => tracing::info!("metadata flushed; stopped"),
+        Err(err) => tracing::error!(error = %err, "cannot flush metadata"),
+    }
+    result.map_err(DaemonError::from)
+}
+
+fn init_logging(filter: &str) -> Result<(), tracing_subscriber::filter::ParseError> {
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(env) if !env.is_empty() => EnvFilter::try_new(env)?,
+        _ => EnvFilter::try_new(filter)?,
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    Ok(())
+}
