@@ -1,0 +1,136 @@
+//! Malformed requests get a clear InvalidArgument naming the field, oversized messages are
+//! refused, and none of it disturbs the daemon.
+
+use std::io::Write;
+
+use berth_integration::Berthd;
+use cri_api::v1;
+use tonic::Code;
+
+fn invalid(result: Result<impl std::fmt::Debug, tonic::Status>) -> String {
+    let status = result.expect_err("request must be rejected");
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    status.message().to_owned()
+}
+
+#[tokio::test]
+async fn empty_long_and_odd_ids_are_invalid_arguments() {
+    let daemon = Berthd::start();
+    let mut rt = daemon.runtime().await;
+
+    let message = invalid(
+        rt.container_status(v1::ContainerStatusRequest {
+            container_id: String::new(),
+            verbose: false,
+        })
+        .await,
+    );
+    assert_eq!(message, "invalid container_id: must not be empty");
+
+    let message = invalid(
+        rt.stop_pod_sandbox(v1::StopPodSandboxRequest {
+            pod_sandbox_id: "f".repeat(300),
+        })
+        .await,
+    );
+    assert_eq!(
+        message,
+        "invalid pod_sandbox_id: is 300 bytes long; at most 64 are allowed"
+    );
+
+    let message = invalid(
+        rt.remove_container(v1::RemoveContainerRequest {
+            container_id: "../../etc".into(),
+        })
+        .await,
+    );
+    assert!(
+        message.starts_with("invalid container_id: character '/'"),
+        "{message}"
+    );
+
+    let message = invalid(
+        rt.exec_sync(v1::ExecSyncRequest {
+            container_id: "abc\u{0}".into(),
+            cmd: vec![],
+            timeout: 0,
+        })
+        .await,
+    );
+    assert!(message.contains("container_id"), "{message}");
+}
+
+#[tokio::test]
+async fn missing_or_oversized_image_references_are_invalid_arguments() {
+    let daemon = Berthd::start();
+    let mut images = daemon.images().await;
+    let message = invalid(
+        images
+            .image_status(v1::ImageStatusRequest {
+                image: None,
+                verbose: false,
+            })
+            .await,
+    );
+    assert_eq!(message, "invalid image: must not be empty");
+
+    let spec = v1::ImageSpec {
+        image: "a".repeat(10_000),
+        ..Default::default()
+    };
+    let message = invalid(
+        images
+            .pull_image(v1::PullImageRequest {
+                image: Some(spec),
+                ..Default::default()
+            })
+            .await,
+    );
+    assert_eq!(
+        message,
+        "invalid image: is 10000 bytes long; at most 4096 are allowed"
+    );
+
+    let spec = v1::ImageSpec {
+        image: "busybox\nlatest".into(),
+        ..Default::default()
+    };
+    let message = invalid(
+        images
+            .remove_image(v1::RemoveImageRequest { image: Some(spec) })
+            .await,
+    );
+    assert!(message.contains("'\\n'"), "{message}");
+}
+
+#[tokio::test]
+async fn oversized_messages_are_refused_and_the_daemon_carries_on() {
+    let daemon = Berthd::start();
+    let mut images = daemon.images().await;
+    // 17 MiB: above the 16 MiB limit berth accepts.
+    let huge = v1::ImageSpec {
+        image: "x".repeat(17 << 20),
+        ..Default::default()
+    };
+    let status = images
+        .list_images(v1::ListImagesRequest {
+            filter: Some(v1::ImageFilter { image: Some(huge) }),
+        })
+        .await
+        .expect_err("an oversized message must be refused");
+    assert_ne!(status.code(), Code::Ok);
+
+    // Garbage instead of HTTP/2 on a raw connection.
+    let mut raw = std::os::unix::net::UnixStream::connect(&daemon.socket).unwrap();
+    let _ = raw.write_all(b"GET / HTTP/1.0\r\n\r\n\x00\x01\x02 not grpc at all");
+    drop(raw);
+
+    let version = daemon
+        .runtime()
+        .await
+        .version(v1::VersionRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(version.runtime_name, "berth");
+}

@@ -1,0 +1,89 @@
+//! Every RPC of both services that berth does not serve yet answers `Unimplemented` with a
+//! message naming the RPC. When an RPC is built, it moves out of this list into its own test.
+
+use berth_integration::Berthd;
+use cri_api::v1;
+use tonic::Code;
+
+/// A syntactically valid ID, so that validation passes and the RPC itself answers.
+const ID: &str = "4a3b2c1d0e9f8a7b6c5d4e3f2a1b0c9d8e7f6a5b4c3d2e1f0a9b8c7d6e5f4a3b";
+
+fn image() -> Option<v1::ImageSpec> {
+    Some(v1::ImageSpec {
+        image: "registry.k8s.io/pause:3.9".into(),
+        ..Default::default()
+    })
+}
+
+fn assert_unimplemented<T: std::fmt::Debug>(rpc: &str, result: Result<T, tonic::Status>) {
+    let status = result.expect_err(rpc);
+    assert_eq!(status.code(), Code::Unimplemented, "{rpc}: {status:?}");
+    assert_eq!(
+        status.message(),
+        format!("{rpc} is not implemented by berth yet")
+    );
+}
+
+macro_rules! check {
+    ($client:ident . $method:ident ( $req:expr ) as $rpc:literal) => {
+        assert_unimplemented(
+            $rpc,
+            $client
+                .$method($req)
+                .await
+                .map(|r| r.into_inner())
+                .map(|_| ()),
+        );
+    };
+}
+
+#[tokio::test]
+async fn unbuilt_runtime_rpcs_answer_unimplemented() {
+    let daemon = Berthd::start();
+    let mut rt = daemon.runtime().await;
+    let sandbox = || ID.to_owned();
+    check!(rt.run_pod_sandbox(v1::RunPodSandboxRequest::default()) as "RunPodSandbox");
+    check!(rt.stop_pod_sandbox(v1::StopPodSandboxRequest { pod_sandbox_id: sandbox() }) as "StopPodSandbox");
+    check!(rt.remove_pod_sandbox(v1::RemovePodSandboxRequest { pod_sandbox_id: sandbox() }) as "RemovePodSandbox");
+    check!(rt.pod_sandbox_status(v1::PodSandboxStatusRequest { pod_sandbox_id: sandbox(), verbose: true }) as "PodSandboxStatus");
+    check!(rt.list_pod_sandbox(v1::ListPodSandboxRequest::default()) as "ListPodSandbox");
+    check!(rt.stream_pod_sandboxes(v1::StreamPodSandboxesRequest::default()) as "StreamPodSandboxes");
+    check!(rt.create_container(v1::CreateContainerRequest { pod_sandbox_id: sandbox(), ..Default::default() }) as "CreateContainer");
+    check!(rt.start_container(v1::StartContainerRequest { container_id: ID.into() }) as "StartContainer");
+    check!(rt.stop_container(v1::StopContainerRequest { container_id: ID.into(), timeout: 1 }) as "StopContainer");
+    check!(rt.remove_container(v1::RemoveContainerRequest { container_id: ID.into() }) as "RemoveContainer");
+    check!(rt.list_containers(v1::ListContainersRequest::default()) as "ListContainers");
+    check!(rt.stream_containers(v1::StreamContainersRequest::default()) as "StreamContainers");
+    check!(rt.container_status(v1::ContainerStatusRequest { container_id: ID.into(), verbose: false }) as "ContainerStatus");
+    check!(rt.update_container_resources(v1::UpdateContainerResourcesRequest { container_id: ID.into(), ..Default::default() }) as "UpdateContainerResources");
+    check!(rt.reopen_container_log(v1::ReopenContainerLogRequest { container_id: ID.into() }) as "ReopenContainerLog");
+    check!(rt.exec_sync(v1::ExecSyncRequest { container_id: ID.into(), cmd: vec!["true".into()], timeout: 1 }) as "ExecSync");
+    check!(rt.exec(v1::ExecRequest { container_id: ID.into(), cmd: vec!["sh".into()], stdout: true, ..Default::default() }) as "Exec");
+    check!(rt.attach(v1::AttachRequest { container_id: ID.into(), stdout: true, ..Default::default() }) as "Attach");
+    check!(rt.port_forward(v1::PortForwardRequest { pod_sandbox_id: sandbox(), port: vec![80] }) as "PortForward");
+    check!(rt.container_stats(v1::ContainerStatsRequest { container_id: ID.into() }) as "ContainerStats");
+    check!(rt.list_container_stats(v1::ListContainerStatsRequest::default()) as "ListContainerStats");
+    check!(rt.stream_container_stats(v1::StreamContainerStatsRequest::default()) as "StreamContainerStats");
+    check!(rt.pod_sandbox_stats(v1::PodSandboxStatsRequest { pod_sandbox_id: sandbox() }) as "PodSandboxStats");
+    check!(rt.list_pod_sandbox_stats(v1::ListPodSandboxStatsRequest::default()) as "ListPodSandboxStats");
+    check!(rt.stream_pod_sandbox_stats(v1::StreamPodSandboxStatsRequest::default()) as "StreamPodSandboxStats");
+    check!(rt.update_runtime_config(v1::UpdateRuntimeConfigRequest::default()) as "UpdateRuntimeConfig");
+    check!(rt.checkpoint_container(v1::CheckpointContainerRequest { container_id: ID.into(), ..Default::default() }) as "CheckpointContainer");
+    check!(rt.checkpoint_pod(v1::CheckpointPodRequest { pod_sandbox_id: sandbox(), ..Default::default() }) as "CheckpointPod");
+    check!(rt.restore_pod(v1::RestorePodRequest::default()) as "RestorePod");
+    check!(rt.get_container_events(v1::GetEventsRequest {}) as "GetContainerEvents");
+    check!(rt.list_metric_descriptors(v1::ListMetricDescriptorsRequest {}) as "ListMetricDescriptors");
+    check!(rt.list_pod_sandbox_metrics(v1::ListPodSandboxMetricsRequest {}) as "ListPodSandboxMetrics");
+    check!(rt.stream_pod_sandbox_metrics(v1::StreamPodSandboxMetricsRequest {}) as "StreamPodSandboxMetrics");
+    check!(rt.update_pod_sandbox_resources(v1::UpdatePodSandboxResourcesRequest { pod_sandbox_id: sandbox(), ..Default::default() }) as "UpdatePodSandboxResources");
+}
+
+#[tokio::test]
+async fn unbuilt_image_rpcs_answer_unimplemented() {
+    let daemon = Berthd::start();
+    let mut im = daemon.images().await;
+    check!(im.pull_image(v1::PullImageRequest { image: image(), ..Default::default() }) as "PullImage");
+    check!(im.image_status(v1::ImageStatusRequest { image: image(), verbose: true }) as "ImageStatus");
+    check!(im.remove_image(v1::RemoveImageRequest { image: image() }) as "RemoveImage");
+    check!(im.stream_images(v1::StreamImagesRequest::default()) as "StreamImages");
+}
