@@ -5,6 +5,7 @@
 mod cli;
 mod listener;
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -119,6 +120,7 @@ fn init_logging(filter: &str) -> Result<(), tracing_subscriber::filter::ParseErr
     };
     tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .init();
     Ok(())

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# crictl against a running berthd: what an operator sees first.
+#   tests/crictl-smoke.sh unix:///path/to/berth.sock
+# Prints "N passed, N failed" and exits non-zero on any failure.
+set -uo pipefail
+endpoint=${1:?usage: $0 unix:///path/to/berth.sock}
+crictl=(crictl --runtime-endpoint "$endpoint" --image-endpoint "$endpoint" --timeout 10s)
+passed=0 failed=0
+
+check() { # check NAME COMMAND... ; the command's output is in $output
+  local name=$1; shift
+  if output=$("$@" 2>&1); then
+    passed=$((passed + 1)); echo "ok   $name"
+  else
+    failed=$((failed + 1)); echo "FAIL $name"; printf '%s\n' "$output" | sed 's/^/     /'
+  fi
+}
+
+check "crictl version names berth" \
+  bash -c '"$@" version | grep -E "^RuntimeName:[[:space:]]+berth$"' _ "${crictl[@]}"
+check "crictl version reports API v1" \
+  bash -c '"$@" version | grep -E "^RuntimeApiVersion:[[:space:]]+v1$"' _ "${crictl[@]}"
+check "crictl info shows RuntimeReady and NetworkReady true" \
+  bash -c 'info=$("$@" info) && for t in RuntimeReady NetworkReady; do
+             jq -e --arg t "$t" ".status.conditions[] | select(.type == \$t) | .status == true" <<<"$info" >/dev/null || exit 1
+           done' _ "${crictl[@]}"
+check "crictl info carries the effective config" \
+  bash -c 'sock=$1; shift; "$@" info | jq -e --arg s "$sock" ".config.listen == \$s" >/dev/null' _ "${endpoint#unix://}" "${crictl[@]}"
+check "crictl images prints an empty table" \
+  bash -c 'out=$("$@" images) && [[ $(wc -l <<<"$out") -eq 1 ]] && grep -q "^IMAGE" <<<"$out"' _ "${crictl[@]}"
+check "crictl imagefsinfo reports usage" \
+  bash -c '"$@" imagefsinfo | jq -e ".status.imageFilesystems[0].usedBytes.value != null" >/dev/null' _ "${crictl[@]}"
+check "crictl runtime-config reports the cgroup driver" \
+  bash -c '"$@" runtime-config | grep -Eiq "cgroup.?driver.*(systemd|cgroupfs)"' _ "${crictl[@]}"
+check "crictl pods says Unimplemented, naming the RPC" \
+  bash -c '! out=$("$@" pods 2>&1) && grep -q "ListPodSandbox is not implemented" <<<"$out"' _ "${crictl[@]}"
+
+echo "crictl smoke: $passed passed, $failed failed"
+((failed == 0))

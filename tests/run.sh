@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# Every test of berth, as `make test` runs it (root, Debian 12; dependencies installed by
+# scripts/install-deps.sh test):
+#   1. cargo fmt --check, clippy -D warnings, and the gate's own self-test;
+#   2. cargo test for the workspace: unit tests, then integration tests (tests/it/) that
+#      start real berthd daemons on temporary sockets;
+#   3. crictl and critest v1.36.0 built (cached under $BERTH_TEST_CACHE);
+#   4. a local docker-registry on 127.0.0.1:5000 with every test image critest pulls,
+#      built here from Debian's busybox and small static helpers;
+#   5. one berthd on a temporary socket/root/state, with the registry as mirror of the
+#      upstream registries (hosts.toml), driven by crictl (tests/crictl-smoke.sh) and then
+#      by critest, gated on tests/conformance/known-failures.txt.
+# Everything started is stopped by PID and every temporary directory removed on exit.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+repo=$PWD
+
+export BERTH_TEST_CACHE=${BERTH_TEST_CACHE:-/var/cache/berth-test}
+registry_addr=127.0.0.1:5000
+work=$(mktemp -d /tmp/berth-test.XXXXXX)
+out=${BERTH_TEST_OUT:-$repo/target/test-output}
+mkdir -p "$out"
+berthd_pid=
+
+step() { printf '\n== %s\n' "$*"; }
+
+cleanup() {
+  local rc=$?
+  if [[ -n $berthd_pid ]] && kill -0 "$berthd_pid" 2>/dev/null; then
+    kill -TERM "$berthd_pid" 2>/dev/null || true
+    for _ in $(seq 100); do kill -0 "$berthd_pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$berthd_pid" 2>/dev/null || true
+  fi
+  [[ -f $work/registry/registry.pid ]] && tests/images/registry.sh stop "$work/registry" || true
+  rm -rf "$work"
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+step "static checks"
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+bash tests/conformance/selftest.sh | tail -n 1
+
+step "cargo test (unit and integration)"
+cargo build --workspace --quiet
+BERTHD=$repo/target/debug/berthd cargo test --workspace --quiet 2>&1 | tee "$out/cargo-test.log" |
+  grep -E '^(test result|failures:|    [a-z_:]+$|---- )' || true
+# tee hides cargo's status; the log's summary lines decide.
+if grep -q '^test result: FAILED' "$out/cargo-test.log" || ! grep -q '^test result: ok' "$out/cargo-test.log"; then
+  echo "cargo test failed; see $out/cargo-test.log" >&2
+  exit 1
+fi
+unit_counts=$(awk '/^test result:/ {p+=$4; f+=$6} END {print p " passed, " f " failed"}' "$out/cargo-test.log")
+echo "cargo test: $unit_counts"
+
+step "crictl and critest"
+bin=$(scripts/build-cri-tools.sh | tail -n 1)
+export PATH=$bin:$PATH
+
+step "local registry and test images"
+mkdir -p "$work/registry"
+tests/images/registry.sh start "$work/registry"
+tests/images/build.sh "$registry_addr"
+tests/images/mirror-hosts.sh "$work/certs.d" "$registry_addr"
+
+step "berthd"
+mkdir -p "$work/net.d"
+cat >"$work/berth.toml" <<TOML
+[registry]
+config_path = "$work/certs.d"
+[cni]
+conf_dir = "$work/net.d"
+TOML
+socket=$work/berth.sock
+"$repo/target/debug/berthd" --config "$work/berth.toml" --listen "$socket" \
+  --root "$work/root" --state "$work/state" --log-level info >"$out/berthd.log" 2>&1 &
+berthd_pid=$!
+for _ in $(seq 200); do [[ -S $socket ]] && break; sleep 0.05; done
+[[ -S $socket ]] || { echo "berthd did not start:" >&2; cat "$out/berthd.log" >&2; exit 1; }
+endpoint=unix://$socket
+
+step "crictl smoke test"
+tests/crictl-smoke.sh "$endpoint"
+
+step "critest"
+critest_rc=0
+tests/conformance/run-critest.sh --critest "$bin/critest" --endpoint "$endpoint" \
+  --known tests/conformance/known-failures.txt --out "$out/critest" || critest_rc=$?
+
+kill -TERM "$berthd_pid"
+berthd_rc=0
+wait "$berthd_pid" || berthd_rc=$?
+berthd_pid=
+if ((berthd_rc != 0)); then
+  echo "berthd exited with $berthd_rc on SIGTERM; log: $out/berthd.log" >&2
+  exit 1
+fi
+[[ ! -e $socket ]] || { echo "berthd left its socket behind" >&2; exit 1; }
+if ((critest_rc != 0)); then
+  echo "critest gate failed (exit $critest_rc); details in $out/critest" >&2
+  exit 1
+fi
+step "all tests passed (cargo test: $unit_counts; critest gate ok; logs in $out)"
