@@ -135,7 +135,7 @@ impl Config {
             ConfigError::Invalid {
                 origin,
                 key: err.path().to_string(),
-                reason: err.inner().to_string(),
+                reason: without_location(&err.inner().to_string()),
             }
         })
     }
@@ -206,6 +206,17 @@ impl Config {
         // Every field is a string, path, list or enum: serialisation cannot fail.
         serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
     }
+}
+
+/// toml's value deserializer appends "\nin `table`" to its messages; the key is reported
+/// separately, so that suffix is dropped.
+fn without_location(message: &str) -> String {
+    message
+        .split("\nin `")
+        .next()
+        .unwrap_or(message)
+        .trim_end()
+        .to_owned()
 }
 
 #[cfg(test)]

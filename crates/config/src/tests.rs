@@ -66,6 +66,7 @@ fn unknown_key_names_the_key_and_the_file() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("runc_paht"), "{err}");
+    assert!(!err.contains('\n'), "one line: {err}");
     assert!(err.contains("runtime"), "{err}");
     assert!(err.contains(&file.path().display().to_string()), "{err}");
 }
@@ -102,8 +103,11 @@ fn syntax_error_gives_the_file_and_line() {
 
 #[test]
 fn missing_file_is_a_read_error() {
-    let err = Config::load(Some(Path::new("/nonexistent/berth.toml")), &Overrides::default())
-        .unwrap_err();
+    let err = Config::load(
+        Some(Path::new("/nonexistent/berth.toml")),
+        &Overrides::default(),
+    )
+    .unwrap_err();
     assert!(matches!(err, ConfigError::Read { .. }), "{err}");
 }
 
