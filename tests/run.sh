@@ -6,7 +6,7 @@
 #      start real berthd daemons on temporary sockets;
 #   3. crictl and critest v1.36.0 built (cached under $BERTH_TEST_CACHE);
 #   4. a local docker-registry on 127.0.0.1:5000 with every test image critest pulls,
-#      built here from Debian's busybox and small static helpers;
+#      built here from Debian's busybox and small static helpers, and checked;
 #   5. one berthd on a temporary socket/root/state, with the registry as mirror of the
 #      upstream registries (hosts.toml), driven by crictl (tests/crictl-smoke.sh) and then
 #      by critest, gated on tests/conformance/known-failures.txt.
@@ -63,6 +63,7 @@ step "local registry and test images"
 mkdir -p "$work/registry"
 tests/images/registry.sh start "$work/registry"
 tests/images/build.sh "$registry_addr"
+tests/images/check.sh "$registry_addr" | tail -n 1
 tests/images/mirror-hosts.sh "$work/certs.d" "$registry_addr"
 
 step "berthd"
