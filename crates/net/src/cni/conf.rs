@@ -176,7 +176,10 @@ mod tests {
         let (source, list) = load_network(Path::new("/nonexistent/cni")).unwrap();
         assert_eq!(source, NetworkSource::BuiltIn);
         assert_eq!(list.name, "berth");
-        assert_eq!(list.plugin_types().collect::<Vec<_>>(), ["bridge", "portmap"]);
+        assert_eq!(
+            list.plugin_types().collect::<Vec<_>>(),
+            ["bridge", "portmap"]
+        );
 
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("README"), "not a config").unwrap();
@@ -214,7 +217,11 @@ mod tests {
         let err = load_network(dir.path()).unwrap_err().to_string();
         assert!(err.contains("empty"), "{err}");
 
-        std::fs::write(&path, r#"{"cniVersion":"1.0.0","name":"x","plugins":[{"a":1}]}"#).unwrap();
+        std::fs::write(
+            &path,
+            r#"{"cniVersion":"1.0.0","name":"x","plugins":[{"a":1}]}"#,
+        )
+        .unwrap();
         let err = load_network(dir.path()).unwrap_err().to_string();
         assert!(err.contains("type"), "{err}");
     }

@@ -91,7 +91,10 @@ mod tests {
     #[test]
     fn ready_when_every_plugin_is_present() {
         let bins = tempfile::tempdir().unwrap();
-        fake_plugins(bins.path(), &["bridge", "portmap", "loopback", "host-local"]);
+        fake_plugins(
+            bins.path(),
+            &["bridge", "portmap", "loopback", "host-local"],
+        );
         let readiness = network_readiness(Path::new("/nonexistent"), &[bins.path().into()]);
         assert_eq!(
             readiness,
@@ -123,13 +126,19 @@ mod tests {
         let readiness = network_readiness(conf.path(), &[]);
         assert!(matches!(
             readiness,
-            Readiness::NotReady { reason: "NetworkConfigInvalid", .. }
+            Readiness::NotReady {
+                reason: "NetworkConfigInvalid",
+                ..
+            }
         ));
     }
 
     #[test]
     fn plugin_names_are_not_paths() {
-        assert_eq!(find_plugin("../../bin/sh", &[PathBuf::from("/usr/lib/cni")]), None);
+        assert_eq!(
+            find_plugin("../../bin/sh", &[PathBuf::from("/usr/lib/cni")]),
+            None
+        );
         assert_eq!(find_plugin("", &[PathBuf::from("/bin")]), None);
     }
 }
