@@ -1,0 +1,338 @@
+//! The unpack loop: reads entries, checks limits and names, dispatches each entry type, sets
+//! directory times at the end and reads the stream to its end.
+
+use std::ffi::{OsStr, OsString};
+use std::io::{self, Read};
+use std::os::fd::OwnedFd;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use nix::sys::stat::SFlag;
+use nix::sys::time::TimeSpec;
+use tar::EntryType;
+
+use super::budget::{Budget, Budgeted};
+use super::entry::{self, existing, kind, Node, Place};
+use super::meta::{set_time_at, Meta};
+use super::path::{display, EntryPath, LayerRoot, WalkError};
+use super::whiteout::{self, Whiteout};
+use super::{EntryProblem, LayerStats, Limits, LinkProblem, PathProblem, UnpackError};
+
+/// Copy buffer for file content.
+const COPY_BUFFER: usize = 256 << 10;
+
+/// Unpacks the uncompressed layer tar `tar` into `dest`, an existing empty directory, and
+/// reads `tar` to its end. On error `dest` holds a partial layer: the caller deletes it.
+///
+/// See the [module documentation](super) for the safety model, the metadata and xattr
+/// rules and the whiteout format.
+pub fn apply_layer<R: Read>(
+    tar: R,
+    dest: &Path,
+    limits: &Limits,
+) -> Result<LayerStats, UnpackError> {
+    let root = LayerRoot::open(dest).map_err(|source| UnpackError::Dest {
+        path: dest.to_owned(),
+        source,
+    })?;
+    let budget = Budget::for_limits(limits);
+    let mut archive = tar::Archive::new(Budgeted {
+        inner: tar,
+        budget: budget.clone(),
+    });
+    let mut unpacker = Unpacker {
+        root,
+        limits: *limits,
+        stats: LayerStats::default(),
+        dir_times: Vec::new(),
+        buf: vec![0; COPY_BUFFER],
+    };
+    {
+        let mut entries = archive.entries().map_err(UnpackError::Tar)?;
+        loop {
+            // Between two entries the parser reads only headers and extension records (the
+            // previous entry's content is drained below), so that is what the budget caps.
+            budget.arm();
+            let next = entries.next();
+            budget.disarm();
+            let mut entry = match next {
+                None => break,
+                Some(Ok(entry)) => entry,
+                Some(Err(e)) => return Err(budget.error(e)),
+            };
+            unpacker.apply(&mut entry)?;
+            io::copy(&mut entry, &mut io::sink()).map_err(UnpackError::Tar)?;
+        }
+    }
+    unpacker.set_dir_times()?;
+    // The end-of-archive blocks and any record padding: the caller's digest covers them.
+    io::copy(&mut archive.into_inner(), &mut io::sink()).map_err(UnpackError::Tar)?;
+    Ok(unpacker.stats)
+}
+
+struct Unpacker {
+    root: LayerRoot,
+    limits: Limits,
+    stats: LayerStats,
+    /// Directories and their times, set once all their children exist.
+    dir_times: Vec<(Vec<OsString>, TimeSpec)>,
+    buf: Vec<u8>,
+}
+
+impl Unpacker {
+    fn apply<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>) -> Result<(), UnpackError> {
+        self.stats.entries += 1;
+        if self.stats.entries > self.limits.max_entries {
+            return Err(UnpackError::TooManyEntries {
+                max: self.limits.max_entries,
+            });
+        }
+        let raw = entry.path_bytes().into_owned();
+        let shown = String::from_utf8_lossy(&raw).into_owned();
+        let shown = shown.as_str();
+        let header_type = entry.header().entry_type();
+        if header_type == EntryType::XGlobalHeader {
+            tracing::debug!(entry = shown, "PAX global header ignored");
+            return Ok(());
+        }
+        // Old-style archives mark directories by a trailing slash on a regular entry.
+        let old_dir = entry.header().as_old().linkflag[0] == 0 && raw.ends_with(b"/");
+        let entry_type = if old_dir {
+            EntryType::Directory
+        } else {
+            header_type
+        };
+
+        let path = EntryPath::parse(&raw, self.limits.max_path_bytes)
+            .map_err(|p| UnpackError::entry(shown, EntryProblem::Path(p)))?;
+        let Some(name) = path.name() else {
+            if entry_type == EntryType::Directory {
+                return Ok(()); // `./`: the layer directory itself is berth's
+            }
+            return Err(UnpackError::entry(shown, EntryProblem::RootNotDirectory));
+        };
+        if let Some(wh) = whiteout::classify(name).map_err(|p| UnpackError::entry(shown, p))? {
+            return self.whiteout(&path, wh, shown);
+        }
+        if matches!(
+            entry_type,
+            EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse
+        ) {
+            self.check_size(entry.size(), shown)?;
+        }
+        let meta = Meta::read(entry, shown)?;
+        let place = Place {
+            dir: self.parent(&path, shown)?,
+            name,
+            path: shown,
+        };
+        match entry_type {
+            EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
+                let written = entry::regular(&mut self.root, &place, &meta, entry, &mut self.buf)?;
+                self.stats.bytes += written;
+            }
+            EntryType::Directory => {
+                entry::directory(&mut self.root, &place, &meta)?;
+                self.dir_times
+                    .push((path.components().to_vec(), meta.mtime));
+            }
+            EntryType::Symlink => {
+                let target = self.symlink_target(entry, shown)?;
+                entry::symlink(&mut self.root, &place, &target, &meta)?;
+            }
+            EntryType::Link => self.hard_link(entry, &place)?,
+            EntryType::Char | EntryType::Block => {
+                let bad = |source| UnpackError::Header {
+                    path: shown.to_owned(),
+                    source,
+                };
+                let header = entry.header();
+                let (Some(major), Some(minor)) = (
+                    header.device_major().map_err(bad)?,
+                    header.device_minor().map_err(bad)?,
+                ) else {
+                    return Err(UnpackError::entry(
+                        shown,
+                        EntryProblem::MissingDeviceNumbers,
+                    ));
+                };
+                let node = if entry_type == EntryType::Char {
+                    Node::Char { major, minor }
+                } else {
+                    Node::Block { major, minor }
+                };
+                entry::node(&mut self.root, &place, node, &meta)?;
+            }
+            EntryType::Fifo => entry::node(&mut self.root, &place, Node::Fifo, &meta)?,
+            other => {
+                let kind = char::from(other.as_byte());
+                return Err(UnpackError::entry(
+                    shown,
+                    EntryProblem::UnsupportedType { kind },
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn check_size(&self, size: u64, shown: &str) -> Result<(), UnpackError> {
+        if size > self.limits.max_file_bytes {
+            let problem = EntryProblem::FileTooLarge {
+                size,
+                max: self.limits.max_file_bytes,
+            };
+            return Err(UnpackError::entry(shown, problem));
+        }
+        if self.stats.bytes.saturating_add(size) > self.limits.max_total_bytes {
+            return Err(UnpackError::TooManyBytes {
+                path: shown.to_owned(),
+                max: self.limits.max_total_bytes,
+            });
+        }
+        Ok(())
+    }
+
+    /// The directory an entry goes into, made if missing.
+    fn parent(&mut self, path: &EntryPath, shown: &str) -> Result<OwnedFd, UnpackError> {
+        self.root.dir(path.parent(), true).map_err(|e| match e {
+            WalkError::Symlink(parent) => {
+                UnpackError::entry(shown, EntryProblem::SymlinkParent { parent })
+            }
+            WalkError::NotDirectory(parent) | WalkError::Missing(parent) => {
+                UnpackError::entry(shown, EntryProblem::ParentNotDirectory { parent })
+            }
+            WalkError::Io(op, source) => UnpackError::Io {
+                path: shown.to_owned(),
+                op,
+                source,
+            },
+        })
+    }
+
+    fn whiteout(
+        &mut self,
+        path: &EntryPath,
+        wh: Whiteout<'_>,
+        shown: &str,
+    ) -> Result<(), UnpackError> {
+        match wh {
+            Whiteout::AufsMeta => {
+                tracing::debug!(entry = shown, "aufs metadata entry ignored");
+                Ok(())
+            }
+            Whiteout::Opaque => {
+                let dir = self.parent(path, shown)?;
+                whiteout::opaque(&dir, shown)
+            }
+            Whiteout::Remove(name) => {
+                let place = Place {
+                    dir: self.parent(path, shown)?,
+                    name,
+                    path: shown,
+                };
+                whiteout::remove(&mut self.root, &place)
+            }
+        }
+    }
+
+    fn symlink_target<R: Read>(
+        &self,
+        entry: &tar::Entry<'_, R>,
+        shown: &str,
+    ) -> Result<OsString, UnpackError> {
+        let target = entry.link_name_bytes().unwrap_or_default();
+        let problem = if target.is_empty() {
+            Some(PathProblem::Empty)
+        } else if target.contains(&0) {
+            Some(PathProblem::Nul)
+        } else if target.len() > self.limits.max_path_bytes {
+            Some(PathProblem::TooLong {
+                len: target.len(),
+                max: self.limits.max_path_bytes,
+            })
+        } else {
+            None
+        };
+        if let Some(problem) = problem {
+            let target = String::from_utf8_lossy(&target).into_owned();
+            return Err(UnpackError::entry(
+                shown,
+                EntryProblem::SymlinkTarget { target, problem },
+            ));
+        }
+        Ok(OsStr::from_bytes(&target).to_owned())
+    }
+
+    fn hard_link<R: Read>(
+        &mut self,
+        entry: &tar::Entry<'_, R>,
+        place: &Place<'_>,
+    ) -> Result<(), UnpackError> {
+        let raw = entry.link_name_bytes().unwrap_or_default();
+        let shown_target = String::from_utf8_lossy(&raw).into_owned();
+        let fail = |problem| {
+            UnpackError::entry(
+                place.path,
+                EntryProblem::HardLink {
+                    target: shown_target.clone(),
+                    problem,
+                },
+            )
+        };
+        let target = EntryPath::parse(&raw, self.limits.max_path_bytes).map_err(|p| match p {
+            PathProblem::DotDot => fail(LinkProblem::LeavesLayer),
+            p => fail(LinkProblem::Invalid(p)),
+        })?;
+        let Some(target_name) = target.name() else {
+            return Err(fail(LinkProblem::Directory));
+        };
+        let target_dir = self.root.dir(target.parent(), false).map_err(|e| match e {
+            WalkError::Symlink(parent) => fail(LinkProblem::SymlinkParent { parent }),
+            WalkError::NotDirectory(parent) => fail(LinkProblem::ParentNotDirectory { parent }),
+            WalkError::Missing(_) => fail(LinkProblem::Missing),
+            WalkError::Io(op, source) => UnpackError::Io {
+                path: place.path.to_owned(),
+                op,
+                source,
+            },
+        })?;
+        let stat = existing(&target_dir, target_name)
+            .map_err(UnpackError::io(place.path, "inspect the hard link target"))?
+            .ok_or_else(|| fail(LinkProblem::Missing))?;
+        if kind(&stat) == SFlag::S_IFDIR {
+            return Err(fail(LinkProblem::Directory));
+        }
+        entry::hard_link(&mut self.root, place, &target_dir, target_name, &stat)
+    }
+
+    /// Sets each listed directory's time, now that its children exist. A directory that a
+    /// later entry removed or replaced is skipped.
+    fn set_dir_times(&mut self) -> Result<(), UnpackError> {
+        for (components, mtime) in std::mem::take(&mut self.dir_times) {
+            let Some((name, parent)) = components.split_last() else {
+                continue;
+            };
+            let dir = match self.root.dir(parent, false) {
+                Ok(dir) => dir,
+                Err(WalkError::Io(op, source)) => {
+                    return Err(UnpackError::Io {
+                        path: display(&components),
+                        op,
+                        source,
+                    });
+                }
+                Err(_) => continue,
+            };
+            let shown = display(&components);
+            match existing(&dir, name).map_err(UnpackError::io(&shown, "inspect the directory"))? {
+                Some(st) if kind(&st) == SFlag::S_IFDIR => {
+                    set_time_at(&dir, name, &mtime).map_err(|e| {
+                        UnpackError::io(&shown, "set the modification time")(e.into())
+                    })?;
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
