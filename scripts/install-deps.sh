@@ -18,6 +18,7 @@ run_packages=(
   util-linux                   # mount, nsenter, unshare, ipcmk
   protobuf-compiler            # protoc, for the cri-api crate's build script
   pkg-config
+  cmake                        # aws-lc-sys (TLS for registry pulls) may build with it
   ca-certificates
 )
 test_packages=(

@@ -1,0 +1,221 @@
+//! Fetching one layer as a single pipeline: download → sha256 of the compressed bytes and a
+//! copy into the content store → decompression → sha256 of the tar (the diff ID) → safe
+//! unpack into a pending snapshot. The download runs on the async side; decompression and
+//! unpack on a blocking thread fed through a bounded channel, so a layer is never first
+//! downloaded and then unpacked. Blob and snapshot become visible only after the compressed
+//! digest, the size and the diff ID all matched.
+
+use std::io::Read;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures_util::StreamExt as _;
+use tokio::sync::mpsc;
+
+use crate::content::ContentStore;
+use crate::digest::{Digest, Hasher};
+use crate::error::ImageError;
+use crate::registry::Remote;
+use crate::snapshots::Snapshots;
+use crate::unpack::{apply_layer, decompress, Compression, Limits};
+
+/// Chunks buffered between download and unpack (each is one HTTP body chunk, ≤ ~64 KiB).
+const PIPELINE_DEPTH: usize = 64;
+
+/// How often progress is logged while a layer downloads.
+const PROGRESS_INTERVAL: Duration = Duration::from_secs(5);
+
+/// A layer to fetch.
+#[derive(Debug, Clone)]
+pub struct LayerJob {
+    /// Digest of the compressed blob (from the manifest).
+    pub digest: Digest,
+    /// Its size (from the manifest).
+    pub size: u64,
+    /// Its media type.
+    pub media_type: String,
+    /// Digest of the uncompressed tar (from the config).
+    pub diff_id: Digest,
+    /// Chain ID naming its snapshot.
+    pub chain_id: Digest,
+}
+
+/// Where a layer goes and how long a download may stall.
+pub struct LayerSink<'a> {
+    /// Blob store.
+    pub content: &'a ContentStore,
+    /// Snapshot store.
+    pub snapshots: &'a Snapshots,
+    /// Unpack limits.
+    pub limits: &'a Limits,
+    /// Longest time without data before the download fails.
+    pub stall_timeout: Duration,
+}
+
+/// Reads the chunks sent by the download side.
+struct ChannelReader {
+    rx: mpsc::Receiver<Bytes>,
+    current: Bytes,
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.current.is_empty() {
+            match self.rx.blocking_recv() {
+                Some(chunk) => self.current = chunk,
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.current.len());
+        buf[..n].copy_from_slice(&self.current.split_to(n));
+        Ok(n)
+    }
+}
+
+/// Hashes what passes through.
+struct HashingReader<R> {
+    inner: R,
+    hasher: Hasher,
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
+/// Fetches `job` from `remote` into `sink` unless its snapshot and blob are already there.
+pub async fn fetch_layer(
+    remote: &Remote,
+    job: &LayerJob,
+    sink: &LayerSink<'_>,
+) -> Result<(), ImageError> {
+    if sink.snapshots.contains(&job.chain_id) && sink.content.contains(&job.digest) {
+        tracing::debug!(layer = %job.digest, "layer already present");
+        return Ok(());
+    }
+    let what = format!("layer {}", job.digest);
+    let compression =
+        Compression::from_media_type(&job.media_type).map_err(|source| ImageError::Unpack {
+            layer: job.digest.clone(),
+            source,
+        })?;
+    let pending = sink.snapshots.prepare()?;
+    let mut blob = sink.content.ingest()?;
+
+    let (tx, rx) = mpsc::channel::<Bytes>(PIPELINE_DEPTH);
+    let fs = pending.fs().to_owned();
+    let limits = *sink.limits;
+    let layer = job.digest.clone();
+    let unpacker = tokio::task::spawn_blocking(move || -> Result<Digest, ImageError> {
+        let unpack_err = |source| ImageError::Unpack {
+            layer: layer.clone(),
+            source,
+        };
+        let reader = ChannelReader {
+            rx,
+            current: Bytes::new(),
+        };
+        let tar = decompress(reader, compression).map_err(unpack_err)?;
+        let mut tar = HashingReader {
+            inner: tar,
+            hasher: Hasher::new(),
+        };
+        apply_layer(&mut tar, &fs, &limits).map_err(unpack_err)?;
+        // Whatever follows the archive still belongs to the diff ID.
+        std::io::copy(&mut tar, &mut std::io::sink()).map_err(ImageError::io("decompress", &fs))?;
+        Ok(tar.hasher.finish())
+    });
+
+    let started = Instant::now();
+    let mut last_report = started;
+    let mut stream = remote.blob_stream(&job.digest).await?;
+    let mut unpacker_alive = true;
+    let download: Result<(), ImageError> = async {
+        loop {
+            let next = tokio::time::timeout(sink.stall_timeout, stream.next())
+                .await
+                .map_err(|_| ImageError::Stalled {
+                    what: what.clone(),
+                    seconds: sink.stall_timeout.as_secs(),
+                })?;
+            let Some(chunk) = next else { break };
+            let chunk = match chunk {
+                Ok(chunk) => chunk,
+                // The client checks the digest itself and fails the stream's end on a
+                // mismatch; all bytes arrived, so the comparison below reports it.
+                Err(_) if blob.len() == job.size => break,
+                Err(source) => {
+                    return Err(ImageError::Io {
+                        op: "download",
+                        path: what.clone().into(),
+                        source,
+                    })
+                }
+            };
+            if blob.len() + chunk.len() as u64 > job.size {
+                return Err(ImageError::SizeMismatch {
+                    what: what.clone(),
+                    expected: job.size,
+                    actual: blob.len() + chunk.len() as u64,
+                });
+            }
+            blob.write(&chunk)?;
+            // When the unpacker stopped early the download still runs to its end: if the
+            // content does not match its digest, that is the error to report.
+            if unpacker_alive && tx.send(chunk).await.is_err() {
+                unpacker_alive = false;
+            }
+            if last_report.elapsed() >= PROGRESS_INTERVAL {
+                last_report = Instant::now();
+                log_progress(&job.digest, blob.len(), job.size, started, "downloading");
+            }
+        }
+        Ok(())
+    }
+    .await;
+    drop(tx);
+    let unpacked = unpacker.await?;
+    download?;
+    // Integrity first: corrupted content explains any unpack failure it caused.
+    let actual = blob.digest();
+    if actual != job.digest {
+        return Err(ImageError::DigestMismatch {
+            what: what.clone(),
+            expected: job.digest.clone(),
+            actual,
+        });
+    }
+    let diff_id = unpacked?;
+    if diff_id != job.diff_id {
+        return Err(ImageError::DigestMismatch {
+            what: format!("uncompressed {what} (diff ID from the image config)"),
+            expected: job.diff_id.clone(),
+            actual: diff_id,
+        });
+    }
+    let bytes = blob.len();
+    blob.commit(&what, &job.digest, job.size)?;
+    sink.snapshots.commit(pending, &job.chain_id)?;
+    log_progress(&job.digest, bytes, job.size, started, "unpacked");
+    Ok(())
+}
+
+fn log_progress(layer: &Digest, bytes: u64, total: u64, started: Instant, stage: &str) {
+    let seconds = started.elapsed().as_secs_f64();
+    let rate_mb_s = if seconds > 0.0 {
+        bytes as f64 / seconds / 1e6
+    } else {
+        0.0
+    };
+    tracing::info!(
+        %layer,
+        bytes,
+        total,
+        seconds = format!("{seconds:.2}"),
+        rate_mb_s = format!("{rate_mb_s:.1}"),
+        "layer {stage}"
+    );
+}

@@ -1,0 +1,35 @@
+//! Images: reference parsing and normalisation, registry host resolution (containerd-style
+//! `hosts.toml`), pulling into a verified content store, and safe unpacking of layers into
+//! overlay snapshots.
+//!
+//! On-disk layout under the daemon's root:
+//!
+//! ```text
+//! content/blobs/sha256/<hex>   verified blobs: manifests, indexes, configs, compressed layers
+//! content/ingest/<unique>      downloads in progress (removed at startup)
+//! snapshots/<chain-id hex>/fs  one unpacked layer each, an overlayfs lower directory
+//! snapshots/.tmp-<unique>/     unpacks in progress (removed at startup)
+//! ```
+//!
+//! Image records (ID = config digest, tags, repo digests, chain IDs) live in the metadata
+//! store (`berth-store`); an image is recorded only after all its content is in place.
+
+#![deny(unsafe_code)]
+
+pub mod content;
+pub mod digest;
+pub mod error;
+pub mod hosts;
+pub mod layer;
+pub mod manager;
+pub mod manifest;
+mod pull;
+pub mod reference;
+pub mod registry;
+pub mod snapshots;
+pub mod unpack;
+
+pub use digest::Digest;
+pub use error::ImageError;
+pub use manager::{ImageManager, ImageSettings};
+pub use registry::{Credentials, CredentialsError};
