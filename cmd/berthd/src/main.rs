@@ -50,6 +50,9 @@ fn main() -> ExitCode {
     }
 }
 
+/// How long shutdown waits for open client connections to finish.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Why the daemon could not run.
 #[derive(Debug, thiserror::Error)]
 enum DaemonError {
@@ -62,6 +65,8 @@ enum DaemonError {
     Store(#[from] berth_store::StoreError),
     #[error(transparent)]
     Listen(#[from] listener::ListenError),
+    #[error(transparent)]
+    Images(#[from] berth_image::ImageError),
     #[error("cannot install signal handler: {0}")]
     Signal(std::io::Error),
     #[error("gRPC server: {0}")]
@@ -78,17 +83,19 @@ async fn serve(config: Config) -> Result<(), DaemonError> {
     let store = Store::open(&config.root)?;
     let (listener, socket_guard) = listener::bind(&config.listen)?;
     let listen = config.listen.clone();
-    let daemon = Arc::new(Daemon::new(config, store));
+    let daemon = Arc::new(Daemon::new(config, store)?);
     let (runtime_service, image_service) = berth_server::services(daemon.clone());
 
     let mut sigterm = signal(SignalKind::terminate()).map_err(DaemonError::Signal)?;
     let mut sigint = signal(SignalKind::interrupt()).map_err(DaemonError::Signal)?;
+    let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
     let shutdown = async move {
         let name = tokio::select! {
             _ = sigterm.recv() => "SIGTERM",
             _ = sigint.recv() => "SIGINT",
         };
         tracing::info!(signal = name, "shutting down");
+        let _ = stopping_tx.send(());
     };
 
     tracing::info!(
@@ -100,11 +107,26 @@ async fn serve(config: Config) -> Result<(), DaemonError> {
         cgroup_mode = daemon.cgroup_mode.name(),
         "berthd serving the CRI"
     );
-    let result = tonic::transport::Server::builder()
+    let server = tonic::transport::Server::builder()
         .add_service(runtime_service)
         .add_service(image_service)
-        .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown)
-        .await;
+        .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown);
+    // Graceful shutdown waits for clients to close their connections; one that never does
+    // must not keep the daemon from stopping.
+    let grace_expired = async {
+        if stopping_rx.await.is_ok() {
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    let result = tokio::select! {
+        result = server => result,
+        () = grace_expired => {
+            tracing::warn!(seconds = SHUTDOWN_GRACE.as_secs(), "clients still connected; closing anyway");
+            Ok(())
+        }
+    };
     drop(socket_guard);
     match daemon.store.flush() {
         Ok(_) => tracing::info!("metadata flushed; stopped"),

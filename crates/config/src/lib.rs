@@ -48,6 +48,10 @@ pub struct Config {
 pub struct RegistryConfig {
     /// certs.d-style directory of `<host>/hosts.toml` files.
     pub config_path: PathBuf,
+    /// Layers downloaded at once per pull.
+    pub max_concurrent_downloads: u32,
+    /// Seconds without data before a layer download fails.
+    pub pull_progress_timeout_seconds: u64,
 }
 
 /// `[cni]`
@@ -190,6 +194,18 @@ impl Config {
             return Err(bad(
                 "cni.bin_dirs",
                 format!("{} is not an absolute path", dir.display()),
+            ));
+        }
+        if self.registry.max_concurrent_downloads == 0 {
+            return Err(bad(
+                "registry.max_concurrent_downloads",
+                "must be at least 1".into(),
+            ));
+        }
+        if self.registry.pull_progress_timeout_seconds == 0 {
+            return Err(bad(
+                "registry.pull_progress_timeout_seconds",
+                "must be at least 1".into(),
             ));
         }
         if self.runtime.runc_path.as_os_str().is_empty() {

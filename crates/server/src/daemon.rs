@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use berth_config::Config;
+use berth_image::{ImageError, ImageManager, ImageSettings};
 use berth_store::Store;
 
 use crate::cgroup::{CgroupDriver, CgroupMode};
@@ -19,29 +20,35 @@ pub struct Daemon {
     pub cgroup_driver: CgroupDriver,
     /// Cgroup hierarchy layout of the host.
     pub cgroup_mode: CgroupMode,
+    /// Images: content store, snapshots, pulls.
+    pub images: ImageManager,
 }
 
 impl Daemon {
-    /// Assembles the daemon state, detecting the cgroup driver and layout of this host.
-    pub fn new(config: Config, store: Store) -> Daemon {
+    /// Assembles the daemon state: detects the cgroup driver and layout of this host and
+    /// opens the image stores (removing what interrupted pulls left).
+    pub fn new(config: Config, store: Store) -> Result<Daemon, ImageError> {
         let cgroup_driver = CgroupDriver::resolve(config.runtime.cgroup_driver);
         let cgroup_mode = CgroupMode::detect(Path::new(crate::cgroup::CGROUP_ROOT));
-        Daemon {
+        let images = ImageManager::open(
+            store.clone(),
+            ImageSettings {
+                root: config.root.clone(),
+                hosts_dir: config.registry.config_path.clone(),
+                max_concurrent_downloads: config.registry.max_concurrent_downloads as usize,
+                stall_timeout: std::time::Duration::from_secs(
+                    config.registry.pull_progress_timeout_seconds,
+                ),
+                limits: Default::default(),
+            },
+        )?;
+        Ok(Daemon {
             config,
             store,
             cgroup_driver,
             cgroup_mode,
-        }
-    }
-
-    /// Directory holding image content (blobs by digest).
-    pub fn content_dir(&self) -> PathBuf {
-        self.config.root.join("content")
-    }
-
-    /// Directory holding unpacked image snapshots.
-    pub fn snapshots_dir(&self) -> PathBuf {
-        self.config.root.join("snapshots")
+            images,
+        })
     }
 }
 

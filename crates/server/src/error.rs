@@ -3,6 +3,7 @@
 use std::fmt;
 use std::path::PathBuf;
 
+use berth_image::ImageError;
 use berth_store::StoreError;
 use tonic::{Code, Status};
 
@@ -26,6 +27,9 @@ pub enum ServiceError {
     /// The metadata store failed.
     #[error("metadata store: {0}")]
     Store(#[from] StoreError),
+    /// An image operation failed.
+    #[error(transparent)]
+    Image(#[from] ImageError),
     /// A filesystem operation failed.
     #[error("cannot {action} {}: {source}", path.display())]
     Io {
@@ -85,10 +89,33 @@ impl ServiceError {
             ServiceError::Store(err) if err.is_not_found() => Code::NotFound,
             ServiceError::Store(err) if err.is_already_exists() => Code::AlreadyExists,
             ServiceError::Store(err) if err.is_ambiguous() => Code::InvalidArgument,
+            ServiceError::Image(err) => image_code(err),
             ServiceError::Store(_) | ServiceError::Io { .. } | ServiceError::Task(_) => {
                 Code::Internal
             }
         }
+    }
+}
+
+/// gRPC code of an image failure: the request's fault, the remote content's, the node's.
+fn image_code(err: &ImageError) -> Code {
+    match err {
+        ImageError::Reference(_) | ImageError::Credentials(_) => Code::InvalidArgument,
+        ImageError::Unauthorized { .. } => Code::PermissionDenied,
+        ImageError::Registry { .. } => Code::Unavailable,
+        ImageError::DigestMismatch { .. } | ImageError::SizeMismatch { .. } => Code::DataLoss,
+        ImageError::Digest(_)
+        | ImageError::InvalidDocument { .. }
+        | ImageError::UnsupportedMediaType { .. }
+        | ImageError::NoMatchingPlatform { .. }
+        | ImageError::TooLarge { .. }
+        | ImageError::LayerCountMismatch { .. }
+        | ImageError::Unpack { .. }
+        | ImageError::Hosts(_)
+        | ImageError::NoEndpoint { .. } => Code::FailedPrecondition,
+        ImageError::Stalled { .. } => Code::DeadlineExceeded,
+        ImageError::Store(err) if err.is_not_found() => Code::NotFound,
+        ImageError::Io { .. } | ImageError::Store(_) | ImageError::Task(_) => Code::Internal,
     }
 }
 

@@ -26,8 +26,8 @@ pub(super) async fn image_fs_info(
 
 fn measure_image_fs(daemon: &Daemon) -> Result<v1::FilesystemUsage, ServiceError> {
     let mut total = Usage::default();
-    let snapshots = daemon.snapshots_dir();
-    for dir in [daemon.content_dir(), snapshots.clone()] {
+    let snapshots = daemon.images.snapshots_dir();
+    for dir in [daemon.images.content_dir(), snapshots.clone()] {
         total.add(usage_of(&dir).map_err(|source| ServiceError::Io {
             action: "measure",
             path: dir.clone(),

@@ -1,8 +1,13 @@
-//! `runtime.v1.ImageService`. Built RPCs have a file each; the others answer
-//! `Unimplemented` naming the RPC until the image area lands.
+//! `runtime.v1.ImageService`: each RPC in a file of its own over the image manager
+//! (`berth-image`). `StreamImages` answers `Unimplemented` (clients fall back to
+//! `ListImages`).
 
+mod convert;
 mod image_fs_info;
+mod image_status;
 mod list_images;
+mod pull_image;
+mod remove_image;
 
 use std::sync::Arc;
 
@@ -64,20 +69,32 @@ impl ImageService for CriImageService {
         &self,
         request: Request<v1::ImageStatusRequest>,
     ) -> Result<Response<v1::ImageStatusResponse>, Status> {
-        instrument("ImageStatus", request, |req| unbuilt("ImageStatus", req)).await
+        let daemon = self.daemon.clone();
+        instrument("ImageStatus", request, |req| {
+            image_status::image_status(daemon, req)
+        })
+        .await
     }
 
     async fn pull_image(
         &self,
         request: Request<v1::PullImageRequest>,
     ) -> Result<Response<v1::PullImageResponse>, Status> {
-        instrument("PullImage", request, |req| unbuilt("PullImage", req)).await
+        let daemon = self.daemon.clone();
+        instrument("PullImage", request, |req| {
+            pull_image::pull_image(daemon, req)
+        })
+        .await
     }
 
     async fn remove_image(
         &self,
         request: Request<v1::RemoveImageRequest>,
     ) -> Result<Response<v1::RemoveImageResponse>, Status> {
-        instrument("RemoveImage", request, |req| unbuilt("RemoveImage", req)).await
+        let daemon = self.daemon.clone();
+        instrument("RemoveImage", request, |req| {
+            remove_image::remove_image(daemon, req)
+        })
+        .await
     }
 }
