@@ -2,11 +2,12 @@
 # Every test of berth, as `make test` runs it (root, Debian 12; dependencies installed by
 # scripts/install-deps.sh test):
 #   1. cargo fmt --check, clippy -D warnings, and the gate's own self-test;
-#   2. cargo test for the workspace: unit tests, then integration tests (tests/it/) that
-#      start real berthd daemons on temporary sockets;
-#   3. crictl and critest v1.36.0 built (cached under $BERTH_TEST_CACHE);
-#   4. a local docker-registry on 127.0.0.1:5000 with every test image critest pulls,
+#   2. crictl and critest v1.36.0 built (cached under $BERTH_TEST_CACHE);
+#   3. a local docker-registry on 127.0.0.1:5000 with every test image critest pulls,
 #      built here from Debian's busybox and small static helpers, and checked;
+#   4. cargo test for the workspace: unit tests, then integration tests (tests/it/) that
+#      start real berthd daemons on temporary sockets and pull from that registry (and
+#      from extra registries they start on 127.0.0.1:5001.. for auth and corruption cases);
 #   5. one berthd on a temporary socket/root/state, with the registry as mirror of the
 #      upstream registries (hosts.toml), driven by crictl (tests/crictl-smoke.sh) and then
 #      by critest, gated on tests/conformance/known-failures.txt.
@@ -43,6 +44,19 @@ cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 bash tests/conformance/selftest.sh | tail -n 1
 
+step "crictl and critest"
+bin=$(scripts/build-cri-tools.sh | tail -n 1)
+export PATH=$bin:$PATH
+
+step "local registry and test images"
+mkdir -p "$work/registry"
+tests/images/registry.sh start "$work/registry"
+tests/images/build.sh "$registry_addr"
+tests/images/check.sh "$registry_addr" | tail -n 1
+tests/images/mirror-hosts.sh "$work/certs.d" "$registry_addr"
+
+export BERTH_TEST_REGISTRY=$registry_addr BERTH_REQUIRE_REGISTRY=1
+
 step "cargo test (unit and integration)"
 cargo build --workspace --quiet
 BERTHD=$repo/target/debug/berthd cargo test --workspace --quiet 2>&1 | tee "$out/cargo-test.log" |
@@ -54,17 +68,6 @@ if grep -q '^test result: FAILED' "$out/cargo-test.log" || ! grep -q '^test resu
 fi
 unit_counts=$(awk '/^test result:/ {p+=$4; f+=$6} END {print p " passed, " f " failed"}' "$out/cargo-test.log")
 echo "cargo test: $unit_counts"
-
-step "crictl and critest"
-bin=$(scripts/build-cri-tools.sh | tail -n 1)
-export PATH=$bin:$PATH
-
-step "local registry and test images"
-mkdir -p "$work/registry"
-tests/images/registry.sh start "$work/registry"
-tests/images/build.sh "$registry_addr"
-tests/images/check.sh "$registry_addr" | tail -n 1
-tests/images/mirror-hosts.sh "$work/certs.d" "$registry_addr"
 
 step "berthd"
 mkdir -p "$work/net.d"

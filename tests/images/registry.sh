@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Starts / stops a local image registry (Debian's docker-registry) for tests.
 #
-#   tests/images/registry.sh start <workdir> [--htpasswd FILE]
+#   tests/images/registry.sh [--addr HOST:PORT] start <workdir> [--htpasswd FILE]
 #   tests/images/registry.sh stop  <workdir>
 #
 # start: writes <workdir>/config.yml, keeps the storage in <workdir>/storage
 # and the log in <workdir>/registry.log, listens on 127.0.0.1:5000 (override
-# with BERTH_REGISTRY_ADDR=host:port), writes the PID to
-# <workdir>/registry.pid and returns once http://ADDR/v2/ answers.
+# with --addr HOST:PORT, before or after the workdir, or with
+# BERTH_REGISTRY_ADDR=HOST:PORT; the flag wins), writes the address to
+# <workdir>/registry.addr and the PID to <workdir>/registry.pid and returns
+# once http://ADDR/v2/ answers.
 # --htpasswd FILE turns on basic auth with a bcrypt htpasswd file (then
 # /v2/ answers 401, which also counts as ready).
 # stop: kills exactly the PID in <workdir>/registry.pid and waits for it.
@@ -20,9 +22,18 @@ STOP_TIMEOUT=10
 
 die() { echo "$PROG: error: $*" >&2; exit 1; }
 usage() {
-  echo "usage: $PROG start <workdir> [--htpasswd FILE]" >&2
+  echo "usage: $PROG [--addr HOST:PORT] start <workdir> [--htpasswd FILE] [--addr HOST:PORT]" >&2
   echo "       $PROG stop <workdir>" >&2
   exit 2
+}
+
+set_addr() {
+  case "$1" in
+    *:*) ;;
+    *) die "--addr expects HOST:PORT, got '$1'" ;;
+  esac
+  [[ "${1##*:}" =~ ^[0-9]+$ ]] || die "--addr expects HOST:PORT with a numeric port, got '$1'"
+  ADDR=$1
 }
 
 # Is PID alive (and not a zombie)?
@@ -57,6 +68,8 @@ cmd_start() {
     case "$1" in
       --htpasswd) [ $# -ge 2 ] || usage; htpasswd=$(readlink -f "$2"); shift 2 ;;
       --htpasswd=*) htpasswd=$(readlink -f "${1#*=}"); shift ;;
+      --addr) [ $# -ge 2 ] || usage; set_addr "$2"; shift 2 ;;
+      --addr=*) set_addr "${1#*=}"; shift ;;
       *) usage ;;
     esac
   done
@@ -121,6 +134,7 @@ $(ss -ltnp "sport = :$port" 2>/dev/null)"
     < /dev/null >> "$WORKDIR/registry.log" 2>&1 &
   pid=$!
   echo "$pid" > "$WORKDIR/registry.pid"
+  echo "$ADDR" > "$WORKDIR/registry.addr"
 
   for ((i = 0; i < START_TIMEOUT * 5; i++)); do
     if ! alive "$pid"; then
@@ -151,7 +165,7 @@ cmd_stop() {
   pid=$(cat "$WORKDIR/registry.pid")
   [[ "$pid" =~ ^[0-9]+$ ]] || die "$WORKDIR/registry.pid does not hold a PID"
   if ! alive "$pid"; then
-    rm -f "$WORKDIR/registry.pid"
+    rm -f "$WORKDIR/registry.pid" "$WORKDIR/registry.addr"
     echo "$PROG: registry (PID $pid) was not running"
     return 0
   fi
@@ -170,10 +184,17 @@ cmd_stop() {
     done
     alive "$pid" && die "registry (PID $pid) did not exit"
   fi
-  rm -f "$WORKDIR/registry.pid"
+  rm -f "$WORKDIR/registry.pid" "$WORKDIR/registry.addr"
   echo "$PROG: registry (PID $pid) stopped"
 }
 
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --addr) [ $# -ge 2 ] || usage; set_addr "$2"; shift 2 ;;
+    --addr=*) set_addr "${1#*=}"; shift ;;
+    *) break ;;
+  esac
+done
 [ $# -ge 2 ] || usage
 ACTION=$1
 WORKDIR=$(readlink -m "$2")

@@ -8,13 +8,6 @@ use tonic::Code;
 /// A syntactically valid ID, so that validation passes and the RPC itself answers.
 const ID: &str = "4a3b2c1d0e9f8a7b6c5d4e3f2a1b0c9d8e7f6a5b4c3d2e1f0a9b8c7d6e5f4a3b";
 
-fn image() -> Option<v1::ImageSpec> {
-    Some(v1::ImageSpec {
-        image: "registry.k8s.io/pause:3.9".into(),
-        ..Default::default()
-    })
-}
-
 fn assert_unimplemented<T: std::fmt::Debug>(rpc: &str, result: Result<T, tonic::Status>) {
     let status = result.expect_err(rpc);
     assert_eq!(status.code(), Code::Unimplemented, "{rpc}: {status:?}");
@@ -82,8 +75,5 @@ async fn unbuilt_runtime_rpcs_answer_unimplemented() {
 async fn unbuilt_image_rpcs_answer_unimplemented() {
     let daemon = Berthd::start();
     let mut im = daemon.images().await;
-    check!(im.pull_image(v1::PullImageRequest { image: image(), ..Default::default() }) as "PullImage");
-    check!(im.image_status(v1::ImageStatusRequest { image: image(), verbose: true }) as "ImageStatus");
-    check!(im.remove_image(v1::RemoveImageRequest { image: image() }) as "RemoveImage");
     check!(im.stream_images(v1::StreamImagesRequest::default()) as "StreamImages");
 }

@@ -3,6 +3,11 @@
 //!
 //! The binary is `$BERTHD` when set, else `target/debug/berthd` of this workspace (built by
 //! `cargo build` before the tests run, as `make test` does).
+//!
+//! [`registry`] has the helpers of the image tests: the shared test registry, extra
+//! registries started per test, and remote image facts read with skopeo.
+
+pub mod registry;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -72,6 +77,13 @@ impl Layout {
     /// A fresh temporary layout, with a config file whose CNI and registry directories lie
     /// inside it (so no host configuration leaks into the test).
     pub fn new() -> Layout {
+        Layout::with_config("")
+    }
+
+    /// Like [`Layout::new`], with `extra_toml` appended to the config file. `[cni]` and
+    /// `[registry]` are already there (pointing into the layout), so `extra_toml` may add
+    /// other tables only; registry hosts go into [`Layout::certs_dir`].
+    pub fn with_config(extra_toml: &str) -> Layout {
         let dir = tempfile::Builder::new()
             .prefix("berth-it-")
             .tempdir()
@@ -81,7 +93,7 @@ impl Layout {
         std::fs::write(
             &config,
             format!(
-                "[cni]\nconf_dir = \"{}\"\n[registry]\nconfig_path = \"{}\"\n",
+                "[cni]\nconf_dir = \"{}\"\n[registry]\nconfig_path = \"{}\"\n{extra_toml}",
                 base.join("net.d").display(),
                 base.join("certs.d").display()
             ),
@@ -97,36 +109,35 @@ impl Layout {
         }
     }
 
+    /// The `[registry] config_path` of this layout: `<certs_dir>/<host>/hosts.toml` files.
+    pub fn certs_dir(&self) -> PathBuf {
+        self.dir.path().join("certs.d")
+    }
+
+    /// Writes `<certs_dir>/<host>/hosts.toml`.
+    pub fn write_hosts_toml(&self, host: &str, content: &str) {
+        let dir = self.certs_dir().join(host);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("hosts.toml"), content).unwrap();
+    }
+
+    /// Makes `registry` (`host:port`, plain HTTP) the mirror of registry.k8s.io, k8s.gcr.io,
+    /// gcr.io, public.ecr.aws and docker.io, with `tests/images/mirror-hosts.sh`.
+    pub fn mirror_to(&self, registry: &str) {
+        registry::run_script(
+            "mirror-hosts.sh",
+            &[self.certs_dir().display().to_string(), registry.to_owned()],
+        );
+    }
+
     /// The standard arguments for this layout.
     pub fn args(&self) -> Vec<String> {
-        vec![
-            "--config".into(),
-            self.config.display().to_string(),
-            "--listen".into(),
-            self.socket.display().to_string(),
-            "--root".into(),
-            self.root.display().to_string(),
-            "--state".into(),
-            self.state.display().to_string(),
-            "--log-level".into(),
-            "debug".into(),
-        ]
+        daemon_args(&self.config, &self.socket, &self.root, &self.state)
     }
 
     /// Spawns berthd with `args`, stderr to the layout's log file.
     pub fn spawn(&self, args: &[String]) -> Child {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .unwrap();
-        Command::new(berthd_binary())
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap()
+        spawn_berthd(&self.log, args)
     }
 
     /// Starts berthd with the standard arguments and waits for its socket.
@@ -144,6 +155,36 @@ impl Layout {
         daemon.wait_for_socket();
         daemon
     }
+}
+
+fn daemon_args(config: &Path, socket: &Path, root: &Path, state: &Path) -> Vec<String> {
+    vec![
+        "--config".into(),
+        config.display().to_string(),
+        "--listen".into(),
+        socket.display().to_string(),
+        "--root".into(),
+        root.display().to_string(),
+        "--state".into(),
+        state.display().to_string(),
+        "--log-level".into(),
+        "debug".into(),
+    ]
+}
+
+fn spawn_berthd(log: &Path, args: &[String]) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap();
+    Command::new(berthd_binary())
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap()
 }
 
 impl Default for Layout {
@@ -199,12 +240,29 @@ impl Berthd {
         ImageServiceClient::new(self.channel().await)
     }
 
+    /// The CRI endpoint, as crictl takes it: `unix://<socket>`.
+    pub fn endpoint(&self) -> String {
+        format!("unix://{}", self.socket.display())
+    }
+
     /// Sends SIGTERM and waits for the daemon to exit.
     pub fn terminate(&mut self) -> ExitStatus {
         let mut child = self.child.take().expect("daemon already stopped");
         let pid = nix::unistd::Pid::from_raw(child.id() as i32);
         nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
         wait_timeout(&mut child, Duration::from_secs(20))
+    }
+
+    /// Starts a new daemon on the same config, socket, root and state (after
+    /// [`Berthd::terminate`]) and waits for its socket. Its log is appended to the same file.
+    pub fn restart(&mut self) {
+        assert!(
+            self.child.is_none(),
+            "terminate the daemon before restarting it"
+        );
+        let args = daemon_args(&self.config, &self.socket, &self.root, &self.state);
+        self.child = Some(spawn_berthd(&self.log, &args));
+        self.wait_for_socket();
     }
 }
 
