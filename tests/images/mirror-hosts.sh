@@ -36,8 +36,10 @@ for entry in "${UPSTREAMS[@]}"; do
   mkdir -p "$DIR/$host"
   cat > "$DIR/$host/hosts.toml.tmp" <<EOF
 # Written by tests/images/mirror-hosts.sh: pull $host images from the local
-# test registry over plain HTTP.
-server = "$server"
+# test registry over plain HTTP. The upstream ($server) is replaced by the
+# local registry too, so a pull the mirror cannot serve fails instead of
+# leaving this machine.
+server = "http://$MIRROR"
 
 [host."http://$MIRROR"]
   capabilities = ["pull", "resolve"]
