@@ -1,7 +1,7 @@
-//! Pod networking: CNI network configuration (spec 1.0) and its readiness.
-//!
-//! Plugin invocation (ADD/DEL with rollback) and namespace pinning build on this module.
+//! Pod networking: the pod's pinned namespaces ([`ns`]) and CNI (spec 1.0) network
+//! configuration, readiness and plugin execution ([`cni`]).
 
 #![deny(unsafe_code)]
 
 pub mod cni;
+pub mod ns;

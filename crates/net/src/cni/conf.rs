@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::error::CniError;
+
 /// berth's built-in network: bridge `berth0`, host-local IPAM on 10.88.0.0/16 with
 /// masquerade, and portmap for host ports.
 pub const BUILT_IN_NETWORK: &str = include_str!("default-network.conflist");
@@ -34,43 +36,6 @@ pub struct NetworkConfigList {
     pub name: String,
     /// `plugins`, each kept as JSON: plugins take arbitrary keys.
     pub plugins: Vec<serde_json::Value>,
-}
-
-/// Why a network configuration cannot be used.
-#[derive(Debug, thiserror::Error)]
-pub enum CniError {
-    /// The configuration directory cannot be listed.
-    #[error("cannot read CNI config dir {}: {source}", dir.display())]
-    ReadDir {
-        /// The directory.
-        dir: PathBuf,
-        /// The I/O error.
-        source: std::io::Error,
-    },
-    /// A configuration file cannot be read.
-    #[error("cannot read CNI config {}: {source}", path.display())]
-    ReadFile {
-        /// The file.
-        path: PathBuf,
-        /// The I/O error.
-        source: std::io::Error,
-    },
-    /// A configuration file is not valid network configuration JSON.
-    #[error("invalid CNI config {}: {source}", path.display())]
-    Parse {
-        /// The file.
-        path: PathBuf,
-        /// The JSON error.
-        source: serde_json::Error,
-    },
-    /// A configuration has no plugins, or a plugin lacks a `type`.
-    #[error("invalid CNI config {}: {reason}", origin.display())]
-    Shape {
-        /// The file, or `<built-in>`.
-        origin: PathBuf,
-        /// What is missing.
-        reason: &'static str,
-    },
 }
 
 impl NetworkConfigList {

@@ -6,9 +6,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use super::conf::{load_network, NetworkSource};
-
-/// The plugin berth always runs for the pod's loopback interface.
-const LOOPBACK_PLUGIN: &str = "loopback";
+use super::plugin_input::LOOPBACK_PLUGIN;
 
 /// Outcome of [`network_readiness`].
 #[derive(Debug, Clone, PartialEq, Eq)]
