@@ -5,9 +5,13 @@ use std::path::{Path, PathBuf};
 
 use berth_config::Config;
 use berth_image::{ImageError, ImageManager, ImageSettings};
-use berth_store::Store;
+use berth_net::cni::Cni;
+use berth_store::{SandboxRecord, Store};
 
 use crate::cgroup::{CgroupDriver, CgroupMode};
+use crate::error::ServiceError;
+use crate::locks::KeyedLocks;
+use crate::pod::names::PodNames;
 
 /// The daemon's shared state.
 #[derive(Debug)]
@@ -22,6 +26,12 @@ pub struct Daemon {
     pub cgroup_mode: CgroupMode,
     /// Images: content store, snapshots, pulls.
     pub images: ImageManager,
+    /// CNI plugins, with their results cached under `<state>/cni-cache`.
+    pub cni: Cni,
+    /// One lock per sandbox ID.
+    pub(crate) sandbox_locks: KeyedLocks,
+    /// Pod names being created.
+    pub(crate) pod_names: PodNames,
 }
 
 impl Daemon {
@@ -42,17 +52,49 @@ impl Daemon {
                 limits: Default::default(),
             },
         )?;
+        let cni = Cni::new(
+            config.cni.conf_dir.clone(),
+            config.cni.bin_dirs.clone(),
+            config.state.join("cni-cache"),
+        );
         Ok(Daemon {
             config,
             store,
             cgroup_driver,
             cgroup_mode,
             images,
+            cni,
+            sandbox_locks: KeyedLocks::default(),
+            pod_names: PodNames::default(),
         })
     }
 }
 
 impl Daemon {
+    /// The sandbox `id` names (a full ID or a unique prefix); NotFound otherwise.
+    pub fn find_sandbox(&self, id: &str) -> Result<SandboxRecord, ServiceError> {
+        self.store.sandboxes().find_by_prefix(id).map_err(|err| {
+            if err.is_not_found() {
+                ServiceError::NotFound {
+                    kind: "pod sandbox",
+                    id: id.to_owned(),
+                }
+            } else {
+                err.into()
+            }
+        })
+    }
+
+    /// Like [`find_sandbox`](Self::find_sandbox), but `None` for an unknown ID (Stop and
+    /// Remove are idempotent).
+    pub fn find_sandbox_or_none(&self, id: &str) -> Result<Option<SandboxRecord>, ServiceError> {
+        match self.find_sandbox(id) {
+            Ok(record) => Ok(Some(record)),
+            Err(ServiceError::NotFound { .. }) => Ok(None),
+            Err(err) => Err(err),
+        }
+    }
+
     /// The runc binary: `runtime.runc_path` if absolute, else looked up in PATH; `None` when
     /// it is not an executable file.
     pub fn runc_binary(&self) -> Option<PathBuf> {

@@ -4,6 +4,8 @@ use std::fmt;
 use std::path::PathBuf;
 
 use berth_image::ImageError;
+use berth_net::cni::CniError;
+use berth_net::ns::NsError;
 use berth_store::StoreError;
 use tonic::{Code, Status};
 
@@ -24,6 +26,38 @@ pub enum ServiceError {
         /// What is wrong with it.
         problem: FieldProblem,
     },
+    /// No object has this ID.
+    #[error("{kind} {id:?} not found")]
+    NotFound {
+        /// `pod sandbox` or `container`.
+        kind: &'static str,
+        /// The ID asked for.
+        id: String,
+    },
+    /// The name is taken by another object.
+    #[error("{kind} name {name:?} is already used by {id}")]
+    NameTaken {
+        /// `pod sandbox` or `container`.
+        kind: &'static str,
+        /// The name.
+        name: String,
+        /// The object that has it.
+        id: String,
+    },
+    /// A request field asks for something berth cannot do.
+    #[error("{field}: {reason}")]
+    Unsupported {
+        /// The request field.
+        field: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// Creating, entering or removing namespaces failed.
+    #[error(transparent)]
+    Namespace(#[from] NsError),
+    /// A CNI plugin failed.
+    #[error(transparent)]
+    Cni(#[from] CniError),
     /// The metadata store failed.
     #[error("metadata store: {0}")]
     Store(#[from] StoreError),
@@ -90,6 +124,13 @@ impl ServiceError {
             ServiceError::Store(err) if err.is_already_exists() => Code::AlreadyExists,
             ServiceError::Store(err) if err.is_ambiguous() => Code::InvalidArgument,
             ServiceError::Image(err) => image_code(err),
+            ServiceError::NotFound { .. } => Code::NotFound,
+            ServiceError::NameTaken { .. } => Code::AlreadyExists,
+            ServiceError::Unsupported { .. } => Code::InvalidArgument,
+            ServiceError::Namespace(
+                NsError::SysctlNotAllowed { .. } | NsError::InvalidHostname { .. },
+            ) => Code::InvalidArgument,
+            ServiceError::Namespace(_) | ServiceError::Cni(_) => Code::Internal,
             ServiceError::Store(_) | ServiceError::Io { .. } | ServiceError::Task(_) => {
                 Code::Internal
             }

@@ -10,8 +10,11 @@
 mod cgroup;
 mod daemon;
 mod error;
+mod ids;
 mod image;
 mod instrument;
+mod locks;
+mod pod;
 mod request;
 mod runtime;
 mod validate;

@@ -1,8 +1,13 @@
 //! `runtime.v1.RuntimeService`. Built RPCs have a file each; the others answer
 //! `Unimplemented` naming the RPC until their area lands.
 
+mod list_pod_sandbox;
+mod pod_sandbox_status;
+mod remove_pod_sandbox;
+mod run_pod_sandbox;
 mod runtime_config;
 mod status;
+mod stop_pod_sandbox;
 mod version;
 
 use std::future::Future;
@@ -89,12 +94,62 @@ impl RuntimeService for CriRuntimeService {
         .await
     }
 
+    async fn run_pod_sandbox(
+        &self,
+        request: Request<v1::RunPodSandboxRequest>,
+    ) -> Result<Response<v1::RunPodSandboxResponse>, Status> {
+        let daemon = self.daemon.clone();
+        instrument("RunPodSandbox", request, |req| {
+            run_pod_sandbox::run_pod_sandbox(daemon, req)
+        })
+        .await
+    }
+
+    async fn stop_pod_sandbox(
+        &self,
+        request: Request<v1::StopPodSandboxRequest>,
+    ) -> Result<Response<v1::StopPodSandboxResponse>, Status> {
+        let daemon = self.daemon.clone();
+        instrument("StopPodSandbox", request, |req| {
+            stop_pod_sandbox::stop_pod_sandbox(daemon, req)
+        })
+        .await
+    }
+
+    async fn remove_pod_sandbox(
+        &self,
+        request: Request<v1::RemovePodSandboxRequest>,
+    ) -> Result<Response<v1::RemovePodSandboxResponse>, Status> {
+        let daemon = self.daemon.clone();
+        instrument("RemovePodSandbox", request, |req| {
+            remove_pod_sandbox::remove_pod_sandbox(daemon, req)
+        })
+        .await
+    }
+
+    async fn pod_sandbox_status(
+        &self,
+        request: Request<v1::PodSandboxStatusRequest>,
+    ) -> Result<Response<v1::PodSandboxStatusResponse>, Status> {
+        let daemon = self.daemon.clone();
+        instrument("PodSandboxStatus", request, |req| {
+            pod_sandbox_status::pod_sandbox_status(daemon, req)
+        })
+        .await
+    }
+
+    async fn list_pod_sandbox(
+        &self,
+        request: Request<v1::ListPodSandboxRequest>,
+    ) -> Result<Response<v1::ListPodSandboxResponse>, Status> {
+        let daemon = self.daemon.clone();
+        instrument("ListPodSandbox", request, |req| {
+            list_pod_sandbox::list_pod_sandbox(daemon, req)
+        })
+        .await
+    }
+
     unbuilt_rpcs! {
-        run_pod_sandbox("RunPodSandbox", RunPodSandboxRequest) -> v1::RunPodSandboxResponse;
-        stop_pod_sandbox("StopPodSandbox", StopPodSandboxRequest) -> v1::StopPodSandboxResponse;
-        remove_pod_sandbox("RemovePodSandbox", RemovePodSandboxRequest) -> v1::RemovePodSandboxResponse;
-        pod_sandbox_status("PodSandboxStatus", PodSandboxStatusRequest) -> v1::PodSandboxStatusResponse;
-        list_pod_sandbox("ListPodSandbox", ListPodSandboxRequest) -> v1::ListPodSandboxResponse;
         stream_pod_sandboxes("StreamPodSandboxes", StreamPodSandboxesRequest) -> Self::StreamPodSandboxesStream;
         create_container("CreateContainer", CreateContainerRequest) -> v1::CreateContainerResponse;
         start_container("StartContainer", StartContainerRequest) -> v1::StartContainerResponse;

@@ -1,0 +1,238 @@
+//! Creating a sandbox (RunPodSandbox's work), step by step with undo.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use berth_net::cni::{Attachment, PortMapping, Protocol};
+use berth_net::ns::{create_pinned, remove_pinned, NamespaceRequest};
+use berth_store::{SandboxRecord, SandboxState};
+use cri_api::v1;
+use prost::Message as _;
+
+use crate::daemon::Daemon;
+use crate::error::ServiceError;
+use crate::pod::files;
+use crate::pod::shm::{mount_shm, unmount_shm};
+use crate::pod::undo::Undo;
+
+/// Network interface name of the pod's CNI attachment.
+pub const POD_IFNAME: &str = "eth0";
+
+/// What RunPodSandbox asked for, checked.
+pub struct SandboxSpec {
+    /// The new sandbox's ID.
+    pub id: String,
+    /// The CRI config.
+    pub config: v1::PodSandboxConfig,
+    /// Runtime handler ("" = default).
+    pub runtime_handler: String,
+}
+
+/// Namespace modes of a pod from its config: (host network, host IPC, host PID, pod PID).
+pub fn namespace_modes(config: &v1::PodSandboxConfig) -> (bool, bool, bool) {
+    let options = config
+        .linux
+        .as_ref()
+        .and_then(|l| l.security_context.as_ref())
+        .and_then(|s| s.namespace_options.as_ref());
+    let node = v1::NamespaceMode::Node as i32;
+    match options {
+        Some(o) => (o.network == node, o.ipc == node, o.pid == node),
+        None => (false, false, false),
+    }
+}
+
+/// Directory of a sandbox's files.
+pub fn sandbox_dir(daemon: &Daemon, id: &str) -> PathBuf {
+    daemon.config.state.join("sandboxes").join(id)
+}
+
+/// Directory of a sandbox's namespace pins.
+pub fn ns_dir(daemon: &Daemon, id: &str) -> PathBuf {
+    daemon.config.state.join("ns").join(id)
+}
+
+/// Creates the sandbox and records it. Blocking: runs namespace syscalls and CNI plugins.
+pub fn create_sandbox(
+    daemon: &Arc<Daemon>,
+    spec: SandboxSpec,
+) -> Result<SandboxRecord, ServiceError> {
+    let SandboxSpec {
+        id,
+        config,
+        runtime_handler,
+    } = spec;
+    let metadata = config.metadata.clone().unwrap_or_default();
+    let (host_network, host_ipc, _host_pid) = namespace_modes(&config);
+    let mut undo = Undo::default();
+
+    let dir = sandbox_dir(daemon, &id);
+    std::fs::create_dir_all(&dir).map_err(io("create", &dir))?;
+    {
+        let dir = dir.clone();
+        undo.push("sandbox directory", move || {
+            let _ = std::fs::remove_dir_all(dir);
+        });
+    }
+
+    let hostname = if host_network || config.hostname.is_empty() {
+        nix::unistd::gethostname()
+            .map(|h| h.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    } else {
+        config.hostname.clone()
+    };
+    let host_resolv = std::fs::read_to_string(files::HOST_RESOLV_CONF).unwrap_or_default();
+    write(
+        &dir.join("resolv.conf"),
+        &files::resolv_conf(config.dns_config.as_ref(), &host_resolv),
+    )?;
+    write(&dir.join("hostname"), &format!("{hostname}\n"))?;
+
+    if !host_ipc {
+        let shm = dir.join("shm");
+        mount_shm(&shm).map_err(io("mount shm tmpfs at", &shm))?;
+        undo.push("shm mount", move || {
+            let _ = unmount_shm(&shm);
+        });
+    }
+
+    let sysctls: Vec<(String, String)> = config
+        .linux
+        .as_ref()
+        .map(|l| {
+            l.sysctls
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let ns_dir = ns_dir(daemon, &id);
+    let pins = create_pinned(
+        &ns_dir,
+        &NamespaceRequest {
+            net: !host_network,
+            ipc: !host_ipc,
+            uts: !host_network,
+            hostname: (!host_network).then(|| hostname.clone()),
+            sysctls,
+        },
+    )?;
+    {
+        let ns_dir = ns_dir.clone();
+        undo.push("pinned namespaces", move || {
+            let _ = remove_pinned(&ns_dir);
+        });
+    }
+
+    let (ip, additional_ips) = match &pins.net {
+        Some(netns) => {
+            let port_mappings = config
+                .port_mappings
+                .iter()
+                .filter(|p| p.host_port > 0)
+                .map(port_mapping)
+                .collect::<Result<Vec<_>, _>>()?;
+            let status = daemon.cni.setup(&Attachment {
+                id: &id,
+                netns,
+                ifname: POD_IFNAME,
+                pod_name: &metadata.name,
+                pod_namespace: &metadata.namespace,
+                pod_uid: &metadata.uid,
+                port_mappings,
+            })?;
+            {
+                let daemon = daemon.clone();
+                let id = id.clone();
+                let netns = netns.clone();
+                undo.push("CNI attachment", move || {
+                    if let Err(err) = daemon.cni.teardown(&id, Some(&netns)) {
+                        tracing::warn!(sandbox = %id, error = %err, "CNI teardown during undo failed");
+                    }
+                });
+            }
+            let mut ips = status.ips.iter().map(ToString::to_string);
+            (ips.next(), ips.collect())
+        }
+        None => (None, Vec::new()),
+    };
+    write(&dir.join("hosts"), &files::hosts(&hostname, ip.as_deref()))?;
+
+    let record = SandboxRecord {
+        id: id.clone(),
+        name: metadata.name.clone(),
+        namespace: metadata.namespace.clone(),
+        uid: metadata.uid.clone(),
+        attempt: metadata.attempt,
+        created_at: now_nanos(),
+        labels: config.labels.clone().into_iter().collect(),
+        annotations: config.annotations.clone().into_iter().collect(),
+        runtime_handler,
+        netns_path: pins.net.as_ref().map(|p| p.display().to_string()),
+        ip,
+        additional_ips,
+        state: SandboxState::Ready,
+        log_directory: config.log_directory.clone(),
+        hostname,
+        cgroup_parent: config
+            .linux
+            .as_ref()
+            .map(|l| l.cgroup_parent.clone())
+            .unwrap_or_default(),
+        config: config.encode_to_vec(),
+    };
+    daemon.store.sandboxes().insert(&record)?;
+    undo.dismiss();
+    Ok(record)
+}
+
+fn port_mapping(mapping: &v1::PortMapping) -> Result<PortMapping, ServiceError> {
+    let port = |field: &'static str, value: i32| {
+        u16::try_from(value)
+            .ok()
+            .filter(|p| *p > 0)
+            .ok_or(ServiceError::Unsupported {
+                field,
+                reason: format!("{value} is not a port number"),
+            })
+    };
+    let protocol = match v1::Protocol::try_from(mapping.protocol) {
+        Ok(v1::Protocol::Tcp) => Protocol::Tcp,
+        Ok(v1::Protocol::Udp) => Protocol::Udp,
+        Ok(v1::Protocol::Sctp) => Protocol::Sctp,
+        Err(_) => {
+            return Err(ServiceError::Unsupported {
+                field: "port_mappings.protocol",
+                reason: format!("unknown protocol {}", mapping.protocol),
+            })
+        }
+    };
+    Ok(PortMapping {
+        host_port: port("port_mappings.host_port", mapping.host_port)?,
+        container_port: port("port_mappings.container_port", mapping.container_port)?,
+        protocol,
+        host_ip: mapping.host_ip.clone(),
+    })
+}
+
+fn write(path: &std::path::Path, text: &str) -> Result<(), ServiceError> {
+    std::fs::write(path, text).map_err(io("write", path))
+}
+
+fn io(action: &'static str, path: &std::path::Path) -> impl FnOnce(std::io::Error) -> ServiceError {
+    let path = path.to_owned();
+    move |source| ServiceError::Io {
+        action,
+        path,
+        source,
+    }
+}
+
+/// Now, in nanoseconds since the epoch.
+pub fn now_nanos() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0)
+}
