@@ -32,8 +32,30 @@ check "crictl imagefsinfo reports usage" \
   bash -c '"$@" imagefsinfo | jq -e ".status.imageFilesystems[0].usedBytes.value != null" >/dev/null' _ "${crictl[@]}"
 check "crictl runtime-config reports the cgroup driver" \
   bash -c '"$@" runtime-config | grep -Eiq "cgroup.?driver.*(systemd|cgroupfs)"' _ "${crictl[@]}"
-check "crictl pods says Unimplemented, naming the RPC" \
-  bash -c '! out=$("$@" pods 2>&1) && grep -q "ListPodSandbox is not implemented" <<<"$out"' _ "${crictl[@]}"
+check "crictl ps says Unimplemented, naming the RPC" \
+  bash -c '! out=$("$@" ps 2>&1) && grep -q "ListContainers is not implemented" <<<"$out"' _ "${crictl[@]}"
+
+# A pod's life through crictl: runp, pods, inspectp, stopp, rmp.
+pod_config=$(mktemp /tmp/berth-smoke-pod.XXXXXX.json)
+trap 'rm -f "$pod_config"' EXIT
+cat >"$pod_config" <<'JSON'
+{"metadata": {"name": "smoke", "namespace": "berth-test", "uid": "smoke-uid", "attempt": 1},
+ "hostname": "smoke-host", "log_directory": "/tmp",
+ "dns_config": {"servers": ["10.10.10.10"], "searches": ["example.test"], "options": ["ndots:2"]}}
+JSON
+export pod_config_file=$pod_config
+check "crictl runp starts a pod" bash -c '"$@" runp "$pod_config_file" 2>/dev/null' _ "${crictl[@]}"
+pod=$(tail -n 1 <<<"$output")
+export pod
+check "crictl pods lists it Ready" \
+  bash -c '"$@" pods --id "$pod" -o json | jq -e ".items[0].state == \"SANDBOX_READY\"" >/dev/null' _ "${crictl[@]}"
+check "crictl inspectp shows its IP and hostname" \
+  bash -c 'out=$("$@" inspectp "$pod") && jq -e ".status.network.ip | test(\"^[0-9.]+$\")" <<<"$out" >/dev/null &&
+           jq -e ".info.hostname == \"smoke-host\"" <<<"$out" >/dev/null' _ "${crictl[@]}"
+check "crictl stopp stops it" \
+  bash -c '"$@" stopp "$pod" >/dev/null && "$@" pods --id "$pod" -o json | jq -e ".items[0].state == \"SANDBOX_NOTREADY\"" >/dev/null' _ "${crictl[@]}"
+check "crictl rmp removes it" \
+  bash -c '"$@" rmp "$pod" >/dev/null && [[ $("$@" pods -q --id "$pod") == "" ]]' _ "${crictl[@]}"
 
 echo "crictl smoke: $passed passed, $failed failed"
 ((failed == 0))

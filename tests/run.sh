@@ -33,6 +33,9 @@ cleanup() {
     kill -KILL "$berthd_pid" 2>/dev/null || true
   fi
   [[ -f $work/registry/registry.pid ]] && tests/images/registry.sh stop "$work/registry" || true
+  # Whatever berthd still had mounted under the work dir (a run that failed half-way).
+  { grep -F " $work/" /proc/self/mountinfo || true; } | awk '{print $5}' | sort -r |
+    while read -r mnt; do umount -l "$mnt" 2>/dev/null || true; done
   rm -rf "$work"
   exit "$rc"
 }
@@ -92,6 +95,17 @@ step "critest"
 critest_rc=0
 tests/conformance/run-critest.sh --critest "$bin/critest" --endpoint "$endpoint" \
   --known tests/conformance/known-failures.txt --out "$out/critest" || critest_rc=$?
+
+# critest leaves the pods of specs that failed half-way; remove them through the CRI so
+# their namespaces, mounts, veths and IP allocations go too.
+leftover=$(crictl --runtime-endpoint "$endpoint" pods -q 2>/dev/null || true)
+if [[ -n $leftover ]]; then
+  echo "removing $(wc -w <<<"$leftover") pod(s) left by failed critest specs"
+  for pod in $leftover; do
+    crictl --runtime-endpoint "$endpoint" rmp --force "$pod" >/dev/null 2>&1 ||
+      echo "warning: could not remove pod $pod" >&2
+  done
+fi
 
 kill -TERM "$berthd_pid"
 berthd_rc=0

@@ -35,11 +35,6 @@ async fn unbuilt_runtime_rpcs_answer_unimplemented() {
     let daemon = Berthd::start();
     let mut rt = daemon.runtime().await;
     let sandbox = || ID.to_owned();
-    check!(rt.run_pod_sandbox(v1::RunPodSandboxRequest::default()) as "RunPodSandbox");
-    check!(rt.stop_pod_sandbox(v1::StopPodSandboxRequest { pod_sandbox_id: sandbox() }) as "StopPodSandbox");
-    check!(rt.remove_pod_sandbox(v1::RemovePodSandboxRequest { pod_sandbox_id: sandbox() }) as "RemovePodSandbox");
-    check!(rt.pod_sandbox_status(v1::PodSandboxStatusRequest { pod_sandbox_id: sandbox(), verbose: true }) as "PodSandboxStatus");
-    check!(rt.list_pod_sandbox(v1::ListPodSandboxRequest::default()) as "ListPodSandbox");
     check!(rt.stream_pod_sandboxes(v1::StreamPodSandboxesRequest::default()) as "StreamPodSandboxes");
     check!(rt.create_container(v1::CreateContainerRequest { pod_sandbox_id: sandbox(), ..Default::default() }) as "CreateContainer");
     check!(rt.start_container(v1::StartContainerRequest { container_id: ID.into() }) as "StartContainer");
