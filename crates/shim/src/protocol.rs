@@ -1,0 +1,206 @@
+//! Wire formats: the control socket and the readiness line.
+//!
+//! **Control socket** (`<state-dir>/shim.sock`): one request per connection. The client writes
+//! one JSON object and a `\n`; the shim answers one JSON object and a `\n`, then closes.
+//!
+//! ```text
+//! {"op":"state"}                        → {"ok":true,"pid":42,"status":"running"}
+//!                                         {"ok":true,"pid":42,"status":"exited","exit_code":0}
+//! {"op":"reopen_log"}                   → {"ok":true}
+//! {"op":"resize","width":80,"height":24}→ {"ok":true}  (TTY only, else ok:false)
+//! {"op":"close_stdin"}                  → {"ok":true}
+//! anything else                         → {"ok":false,"error":"..."}
+//! ```
+//!
+//! New operations (signal, attach, exec) add variants to [`Request`] and optional fields to
+//! [`Response`]; an old shim answers an unknown op with `ok:false`, so a newer berthd can tell.
+//!
+//! **Readiness** (`--ready-fd`): exactly one [`Ready`] line, then the fd is closed:
+//! `{"ok":true,"pid":<init pid>,"shim_pid":<shim pid>}` or
+//! `{"ok":false,"error":"<message>","source":"runc"|"shim"}`.
+
+use serde::{Deserialize, Serialize};
+
+/// Longest line either side accepts.
+pub const MAX_LINE: usize = 64 * 1024;
+
+/// A control request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Request {
+    /// Close and reopen the log path (after kubelet renamed the file).
+    ReopenLog,
+    /// The container's state.
+    State,
+    /// Set the pty's window size.
+    Resize { width: u16, height: u16 },
+    /// Close the shim's end of the container's stdin.
+    CloseStdin,
+}
+
+/// Container state as the shim sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Running,
+    Exited,
+}
+
+/// A control reply. `ok` is always present; the rest depends on the request.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Response {
+    pub ok: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<Status>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+}
+
+impl Response {
+    pub fn ok() -> Self {
+        Response {
+            ok: true,
+            ..Default::default()
+        }
+    }
+
+    pub fn err(message: impl Into<String>) -> Self {
+        Response {
+            ok: false,
+            error: Some(message.into()),
+            ..Default::default()
+        }
+    }
+}
+
+/// Where a startup failure came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureSource {
+    /// `runc create` failed; the message is runc's.
+    Runc,
+    /// The shim itself failed before or around runc.
+    Shim,
+}
+
+/// The readiness line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ready {
+    pub ok: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shim_pid: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<FailureSource>,
+}
+
+impl Ready {
+    pub fn success(init_pid: u32, shim_pid: u32) -> Self {
+        Ready {
+            ok: true,
+            pid: Some(init_pid),
+            shim_pid: Some(shim_pid),
+            error: None,
+            source: None,
+        }
+    }
+
+    pub fn failure(source: FailureSource, message: impl Into<String>) -> Self {
+        Ready {
+            ok: false,
+            pid: None,
+            shim_pid: None,
+            error: Some(message.into()),
+            source: Some(source),
+        }
+    }
+}
+
+/// One JSON line (object + `\n`).
+pub fn encode<T: Serialize>(msg: &T) -> Vec<u8> {
+    // Serialising these plain structs cannot fail (no maps with non-string keys, no I/O).
+    let mut v = serde_json::to_vec(msg).unwrap_or_else(|_| b"{\"ok\":false}".to_vec());
+    v.push(b'\n');
+    v
+}
+
+/// Parses one line (a trailing `\n` is allowed).
+pub fn decode<'a, T: Deserialize<'a>>(line: &'a [u8]) -> Result<T, serde_json::Error> {
+    let line = line.strip_suffix(b"\n").unwrap_or(line);
+    serde_json::from_slice(line)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_on_the_wire() {
+        let cases = [
+            (Request::ReopenLog, r#"{"op":"reopen_log"}"#),
+            (Request::State, r#"{"op":"state"}"#),
+            (
+                Request::Resize {
+                    width: 80,
+                    height: 24,
+                },
+                r#"{"op":"resize","width":80,"height":24}"#,
+            ),
+            (Request::CloseStdin, r#"{"op":"close_stdin"}"#),
+        ];
+        for (req, wire) in cases {
+            let enc = encode(&req);
+            assert_eq!(enc, format!("{wire}\n").as_bytes());
+            assert_eq!(decode::<Request>(&enc).unwrap(), req);
+            assert_eq!(decode::<Request>(wire.as_bytes()).unwrap(), req);
+        }
+        assert!(decode::<Request>(br#"{"op":"exec"}"#).is_err());
+        assert!(decode::<Request>(br#"{"op":"resize","width":-1,"height":2}"#).is_err());
+        assert!(decode::<Request>(b"not json").is_err());
+    }
+
+    #[test]
+    fn responses_on_the_wire() {
+        assert_eq!(encode(&Response::ok()), b"{\"ok\":true}\n");
+        assert_eq!(
+            encode(&Response::err("no tty")),
+            b"{\"ok\":false,\"error\":\"no tty\"}\n"
+        );
+        let st = Response {
+            pid: Some(7),
+            status: Some(Status::Exited),
+            exit_code: Some(137),
+            ..Response::ok()
+        };
+        let enc = encode(&st);
+        assert_eq!(
+            enc,
+            b"{\"ok\":true,\"pid\":7,\"status\":\"exited\",\"exit_code\":137}\n"
+        );
+        assert_eq!(decode::<Response>(&enc).unwrap(), st);
+        // Fields a newer shim adds are ignored by an older client.
+        let newer: Response = decode(br#"{"ok":true,"attach":"x"}"#).unwrap();
+        assert_eq!(newer, Response::ok());
+    }
+
+    #[test]
+    fn ready_lines() {
+        let ok = Ready::success(42, 41);
+        let enc = encode(&ok);
+        assert_eq!(enc, b"{\"ok\":true,\"pid\":42,\"shim_pid\":41}\n");
+        assert_eq!(decode::<Ready>(&enc).unwrap(), ok);
+        let bad = Ready::failure(FailureSource::Runc, "exec: \"x\": not found");
+        let enc = encode(&bad);
+        assert_eq!(decode::<Ready>(&enc).unwrap(), bad);
+        assert!(String::from_utf8(enc)
+            .unwrap()
+            .contains("\"source\":\"runc\""));
+    }
+}
