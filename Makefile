@@ -7,7 +7,7 @@ BERTHD_ARGS ?=
 .PHONY: run test build deps-run deps-test clean
 
 run: deps-run
-	cargo build --release -p berthd
+	cargo build --release -p berthd -p berth-shim
 	./target/release/berthd $(BERTHD_ARGS)
 
 test: deps-test

@@ -40,6 +40,20 @@ pub struct Config {
     pub cni: CniConfig,
     /// OCI runtime settings.
     pub runtime: RuntimeConfig,
+    /// Streaming server (Exec, Attach, PortForward).
+    pub stream: StreamConfig,
+}
+
+/// `[stream]`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamConfig {
+    /// IP address the streaming server listens on.
+    pub address: String,
+    /// TCP port; 0 picks a free one at startup.
+    pub port: u16,
+    /// Seconds a streaming URL stays valid before its first (and only) use.
+    pub token_ttl_seconds: u64,
 }
 
 /// `[registry]`
@@ -70,6 +84,8 @@ pub struct CniConfig {
 pub struct RuntimeConfig {
     /// runc binary: absolute path or a name found in PATH.
     pub runc_path: PathBuf,
+    /// berth-shim binary; empty means beside berthd.
+    pub shim_path: PathBuf,
     /// Which cgroup driver to use.
     pub cgroup_driver: CgroupDriverSetting,
 }
@@ -213,6 +229,15 @@ impl Config {
         }
         if self.log_level.trim().is_empty() {
             return Err(bad("log_level", "is empty".into()));
+        }
+        if self.stream.address.parse::<std::net::IpAddr>().is_err() {
+            return Err(bad(
+                "stream.address",
+                format!("{:?} is not an IP address", self.stream.address),
+            ));
+        }
+        if self.stream.token_ttl_seconds == 0 {
+            return Err(bad("stream.token_ttl_seconds", "must be at least 1".into()));
         }
         Ok(())
     }

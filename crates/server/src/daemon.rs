@@ -6,12 +6,13 @@ use std::path::{Path, PathBuf};
 use berth_config::Config;
 use berth_image::{ImageError, ImageManager, ImageSettings};
 use berth_net::cni::Cni;
-use berth_store::{SandboxRecord, Store};
+use berth_store::{ContainerRecord, SandboxRecord, Store};
 
 use crate::cgroup::{CgroupDriver, CgroupMode};
+use crate::container::runc::Runc;
 use crate::error::ServiceError;
 use crate::locks::KeyedLocks;
-use crate::pod::names::PodNames;
+use crate::names::Names;
 
 /// The daemon's shared state.
 #[derive(Debug)]
@@ -31,7 +32,13 @@ pub struct Daemon {
     /// One lock per sandbox ID.
     pub(crate) sandbox_locks: KeyedLocks,
     /// Pod names being created.
-    pub(crate) pod_names: PodNames,
+    pub(crate) pod_names: Names,
+    /// What the host supports, for the OCI spec builder.
+    pub host_features: berth_oci::HostFeatures,
+    /// One lock per container ID.
+    pub(crate) container_locks: KeyedLocks,
+    /// Container names being created.
+    pub(crate) container_names: Names,
 }
 
 impl Daemon {
@@ -65,7 +72,10 @@ impl Daemon {
             images,
             cni,
             sandbox_locks: KeyedLocks::default(),
-            pod_names: PodNames::default(),
+            pod_names: Names::new("pod sandbox"),
+            host_features: berth_oci::HostFeatures::detect(),
+            container_locks: KeyedLocks::default(),
+            container_names: Names::new("container"),
         })
     }
 }
@@ -92,6 +102,69 @@ impl Daemon {
             Ok(record) => Ok(Some(record)),
             Err(ServiceError::NotFound { .. }) => Ok(None),
             Err(err) => Err(err),
+        }
+    }
+
+    /// The container `id` names (a full ID or a unique prefix); NotFound otherwise.
+    pub fn find_container(&self, id: &str) -> Result<ContainerRecord, ServiceError> {
+        self.store.containers().find_by_prefix(id).map_err(|err| {
+            if err.is_not_found() {
+                ServiceError::NotFound {
+                    kind: "container",
+                    id: id.to_owned(),
+                }
+            } else {
+                err.into()
+            }
+        })
+    }
+
+    /// Like [`find_container`](Self::find_container), but `None` for an unknown ID (Stop and
+    /// Remove are idempotent).
+    pub fn find_container_or_none(
+        &self,
+        id: &str,
+    ) -> Result<Option<ContainerRecord>, ServiceError> {
+        match self.find_container(id) {
+            Ok(record) => Ok(Some(record)),
+            Err(ServiceError::NotFound { .. }) => Ok(None),
+            Err(err) => Err(err),
+        }
+    }
+
+    /// runc with berth's state root, or FailedPrecondition when the binary is missing.
+    pub fn runc(&self) -> Result<Runc, ServiceError> {
+        let binary = self
+            .runc_binary()
+            .ok_or_else(|| ServiceError::FailedPrecondition {
+                what: format!(
+                    "OCI runtime {} is not an executable file (runtime.runc_path)",
+                    self.config.runtime.runc_path.display()
+                ),
+            })?;
+        Ok(Runc {
+            binary,
+            root: self.config.state.join("runc"),
+            systemd_cgroup: self.cgroup_driver == CgroupDriver::Systemd,
+        })
+    }
+
+    /// The `berth-shim` binary: `runtime.shim_path` if set, else the one beside berthd.
+    pub fn shim_binary(&self) -> PathBuf {
+        if !self.config.runtime.shim_path.as_os_str().is_empty() {
+            return self.config.runtime.shim_path.clone();
+        }
+        std::env::current_exe()
+            .ok()
+            .and_then(|exe| exe.parent().map(|dir| dir.join("berth-shim")))
+            .unwrap_or_else(|| PathBuf::from("berth-shim"))
+    }
+
+    /// The cgroup driver in the spec builder's terms.
+    pub fn oci_cgroup_driver(&self) -> berth_oci::CgroupDriver {
+        match self.cgroup_driver {
+            CgroupDriver::Systemd => berth_oci::CgroupDriver::Systemd,
+            CgroupDriver::Cgroupfs => berth_oci::CgroupDriver::Cgroupfs,
         }
     }
 

@@ -52,6 +52,37 @@ pub enum ServiceError {
         /// Why.
         reason: String,
     },
+    /// The object is not in a state that allows the request.
+    #[error("{what}")]
+    FailedPrecondition {
+        /// What is wrong.
+        what: String,
+    },
+    /// A container did not stop.
+    #[error("container {id} did not stop within {seconds} s")]
+    StopTimeout {
+        /// The container.
+        id: String,
+        /// How long berth waited.
+        seconds: u64,
+    },
+    /// An ExecSync command ran past its timeout and was killed.
+    #[error("command in container {id} timed out after {seconds} s")]
+    ExecTimeout {
+        /// The container.
+        id: String,
+        /// The timeout.
+        seconds: i64,
+    },
+    /// The OCI spec could not be built from the request.
+    #[error(transparent)]
+    Spec(#[from] berth_oci::SpecError),
+    /// The shim failed (including `runc create`).
+    #[error(transparent)]
+    Shim(#[from] berth_shim::ShimError),
+    /// A runc command failed.
+    #[error(transparent)]
+    Runc(#[from] crate::container::runc::RuncError),
     /// Creating, entering or removing namespaces failed.
     #[error(transparent)]
     Namespace(#[from] NsError),
@@ -131,6 +162,12 @@ impl ServiceError {
                 NsError::SysctlNotAllowed { .. } | NsError::InvalidHostname { .. },
             ) => Code::InvalidArgument,
             ServiceError::Namespace(_) | ServiceError::Cni(_) => Code::Internal,
+            ServiceError::FailedPrecondition { .. } => Code::FailedPrecondition,
+            ServiceError::StopTimeout { .. } | ServiceError::ExecTimeout { .. } => {
+                Code::DeadlineExceeded
+            }
+            ServiceError::Spec(_) => Code::InvalidArgument,
+            ServiceError::Shim(_) | ServiceError::Runc(_) => Code::Unknown,
             ServiceError::Store(_) | ServiceError::Io { .. } | ServiceError::Task(_) => {
                 Code::Internal
             }

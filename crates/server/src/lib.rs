@@ -8,12 +8,16 @@
 #![deny(unsafe_code)]
 
 mod cgroup;
+mod clock;
+mod container;
 mod daemon;
 mod error;
+mod fsusage;
 mod ids;
 mod image;
 mod instrument;
 mod locks;
+mod names;
 mod pod;
 mod request;
 mod runtime;

@@ -9,6 +9,7 @@ use berth_store::{SandboxRecord, SandboxState};
 use cri_api::v1;
 use prost::Message as _;
 
+use crate::clock::now_nanos;
 use crate::daemon::Daemon;
 use crate::error::ServiceError;
 use crate::pod::files;
@@ -227,12 +228,4 @@ fn io(action: &'static str, path: &std::path::Path) -> impl FnOnce(std::io::Erro
         path,
         source,
     }
-}
-
-/// Now, in nanoseconds since the epoch.
-pub fn now_nanos() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as i64)
-        .unwrap_or(0)
 }

@@ -13,7 +13,6 @@
 pub mod convert;
 pub mod create;
 pub mod files;
-pub mod names;
 pub mod shm;
 pub mod teardown;
 pub mod undo;

@@ -1,12 +1,22 @@
 //! `runtime.v1.RuntimeService`. Built RPCs have a file each; the others answer
 //! `Unimplemented` naming the RPC until their area lands.
 
+mod container_stats;
+mod container_status;
+mod create_container;
+mod exec_sync;
+mod list_container_stats;
+mod list_containers;
 mod list_pod_sandbox;
 mod pod_sandbox_status;
+mod remove_container;
 mod remove_pod_sandbox;
+mod reopen_container_log;
 mod run_pod_sandbox;
 mod runtime_config;
+mod start_container;
 mod status;
+mod stop_container;
 mod stop_pod_sandbox;
 mod version;
 
@@ -149,23 +159,120 @@ impl RuntimeService for CriRuntimeService {
         .await
     }
 
+    async fn create_container(
+        &self,
+        request: Request<v1::CreateContainerRequest>,
+    ) -> Result<Response<v1::CreateContainerResponse>, Status> {
+        let daemon = self.daemon.clone();
+        instrument("CreateContainer", request, |req| {
+            create_container::create_container(daemon, req)
+        })
+        .await
+    }
+
+    async fn start_container(
+        &self,
+        request: Request<v1::StartContainerRequest>,
+    ) -> Result<Response<v1::StartContainerResponse>, Status> {
+        let daemon = self.daemon.clone();
+        instrument("StartContainer", request, |req| {
+            start_container::start_container(daemon, req)
+        })
+        .await
+    }
+
+    async fn stop_container(
+        &self,
+        request: Request<v1::StopContainerRequest>,
+    ) -> Result<Response<v1::StopContainerResponse>, Status> {
+        let daemon = self.daemon.clone();
+        instrument("StopContainer", request, |req| {
+            stop_container::stop_container(daemon, req)
+        })
+        .await
+    }
+
+    async fn remove_container(
+        &self,
+        request: Request<v1::RemoveContainerRequest>,
+    ) -> Result<Response<v1::RemoveContainerResponse>, Status> {
+        let daemon = self.daemon.clone();
+        instrument("RemoveContainer", request, |req| {
+            remove_container::remove_container(daemon, req)
+        })
+        .await
+    }
+
+    async fn container_status(
+        &self,
+        request: Request<v1::ContainerStatusRequest>,
+    ) -> Result<Response<v1::ContainerStatusResponse>, Status> {
+        let daemon = self.daemon.clone();
+        instrument("ContainerStatus", request, |req| {
+            container_status::container_status(daemon, req)
+        })
+        .await
+    }
+
+    async fn list_containers(
+        &self,
+        request: Request<v1::ListContainersRequest>,
+    ) -> Result<Response<v1::ListContainersResponse>, Status> {
+        let daemon = self.daemon.clone();
+        instrument("ListContainers", request, |req| {
+            list_containers::list_containers(daemon, req)
+        })
+        .await
+    }
+
+    async fn exec_sync(
+        &self,
+        request: Request<v1::ExecSyncRequest>,
+    ) -> Result<Response<v1::ExecSyncResponse>, Status> {
+        let daemon = self.daemon.clone();
+        instrument("ExecSync", request, |req| exec_sync::exec_sync(daemon, req)).await
+    }
+
+    async fn reopen_container_log(
+        &self,
+        request: Request<v1::ReopenContainerLogRequest>,
+    ) -> Result<Response<v1::ReopenContainerLogResponse>, Status> {
+        let daemon = self.daemon.clone();
+        instrument("ReopenContainerLog", request, |req| {
+            reopen_container_log::reopen_container_log(daemon, req)
+        })
+        .await
+    }
+
+    async fn container_stats(
+        &self,
+        request: Request<v1::ContainerStatsRequest>,
+    ) -> Result<Response<v1::ContainerStatsResponse>, Status> {
+        let daemon = self.daemon.clone();
+        instrument("ContainerStats", request, |req| {
+            container_stats::container_stats(daemon, req)
+        })
+        .await
+    }
+
+    async fn list_container_stats(
+        &self,
+        request: Request<v1::ListContainerStatsRequest>,
+    ) -> Result<Response<v1::ListContainerStatsResponse>, Status> {
+        let daemon = self.daemon.clone();
+        instrument("ListContainerStats", request, |req| {
+            list_container_stats::list_container_stats(daemon, req)
+        })
+        .await
+    }
+
     unbuilt_rpcs! {
         stream_pod_sandboxes("StreamPodSandboxes", StreamPodSandboxesRequest) -> Self::StreamPodSandboxesStream;
-        create_container("CreateContainer", CreateContainerRequest) -> v1::CreateContainerResponse;
-        start_container("StartContainer", StartContainerRequest) -> v1::StartContainerResponse;
-        stop_container("StopContainer", StopContainerRequest) -> v1::StopContainerResponse;
-        remove_container("RemoveContainer", RemoveContainerRequest) -> v1::RemoveContainerResponse;
-        list_containers("ListContainers", ListContainersRequest) -> v1::ListContainersResponse;
         stream_containers("StreamContainers", StreamContainersRequest) -> Self::StreamContainersStream;
-        container_status("ContainerStatus", ContainerStatusRequest) -> v1::ContainerStatusResponse;
         update_container_resources("UpdateContainerResources", UpdateContainerResourcesRequest) -> v1::UpdateContainerResourcesResponse;
-        reopen_container_log("ReopenContainerLog", ReopenContainerLogRequest) -> v1::ReopenContainerLogResponse;
-        exec_sync("ExecSync", ExecSyncRequest) -> v1::ExecSyncResponse;
         exec("Exec", ExecRequest) -> v1::ExecResponse;
         attach("Attach", AttachRequest) -> v1::AttachResponse;
         port_forward("PortForward", PortForwardRequest) -> v1::PortForwardResponse;
-        container_stats("ContainerStats", ContainerStatsRequest) -> v1::ContainerStatsResponse;
-        list_container_stats("ListContainerStats", ListContainerStatsRequest) -> v1::ListContainerStatsResponse;
         stream_container_stats("StreamContainerStats", StreamContainerStatsRequest) -> Self::StreamContainerStatsStream;
         pod_sandbox_stats("PodSandboxStats", PodSandboxStatsRequest) -> v1::PodSandboxStatsResponse;
         list_pod_sandbox_stats("ListPodSandboxStats", ListPodSandboxStatsRequest) -> v1::ListPodSandboxStatsResponse;

@@ -8,9 +8,9 @@ use cri_api::v1;
 use crate::daemon::Daemon;
 use crate::error::{FieldProblem, ServiceError};
 use crate::ids::new_id;
+use crate::names::pod_key;
 use crate::pod::create::{create_sandbox, SandboxSpec};
 use crate::pod::files::dns_is_safe;
-use crate::pod::names::pod_key;
 
 /// Longest pod name, namespace or UID accepted (Kubernetes names are at most 253 bytes).
 const MAX_NAME_LEN: usize = 253;
@@ -45,7 +45,15 @@ pub(super) async fn run_pod_sandbox(
         &metadata.uid,
         metadata.attempt,
     );
-    let reservation = daemon.pod_names.reserve(&daemon.store, &key, &id)?;
+    let reservation = daemon.pod_names.reserve(&key, &id, || {
+        Ok(daemon
+            .store
+            .sandboxes()
+            .list()?
+            .into_iter()
+            .find(|s| pod_key(&s.name, &s.namespace, &s.uid, s.attempt) == key)
+            .map(|s| s.id))
+    })?;
     let spec = SandboxSpec {
         id,
         config,

@@ -1,0 +1,215 @@
+//! Creating a container (CreateContainer's work): rootfs overlay, OCI spec, bundle, and the
+//! shim that runs `runc create` and holds the container's stdio — each step with its undo,
+//! the record last.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use berth_oci::{build_spec, ImageView, SandboxView, SpecInputs, UserDb};
+use berth_shim::ShimSpawn;
+use berth_store::{ContainerRecord, ImageRecord, SandboxRecord};
+use cri_api::v1;
+use prost::Message as _;
+
+use crate::clock::now_nanos;
+use crate::container::paths::ContainerPaths;
+use crate::container::rootfs::{mount_rootfs, unmount_rootfs};
+use crate::container::userdb::read_in_root;
+use crate::daemon::Daemon;
+use crate::error::ServiceError;
+use crate::pod::convert::stored_config;
+use crate::pod::create::{ns_dir, sandbox_dir};
+use crate::pod::undo::Undo;
+
+/// How long the shim may take to report `runc create`'s outcome.
+const SHIM_READY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// What CreateContainer asked for, checked.
+pub struct ContainerSpec {
+    /// The new container's ID.
+    pub id: String,
+    /// Its sandbox.
+    pub sandbox: SandboxRecord,
+    /// The image it runs.
+    pub image: ImageRecord,
+    /// The name the user gave the image.
+    pub image_name: String,
+    /// The CRI config.
+    pub config: v1::ContainerConfig,
+}
+
+/// Creates the container; blocking (mounts, spawns the shim, waits for runc create).
+pub fn create_container(
+    daemon: &Arc<Daemon>,
+    spec: ContainerSpec,
+) -> Result<ContainerRecord, ServiceError> {
+    let ContainerSpec {
+        id,
+        sandbox,
+        image,
+        image_name,
+        config,
+    } = spec;
+    let metadata = config.metadata.clone().unwrap_or_default();
+    let paths = ContainerPaths::new(daemon, &id);
+    let mut undo = Undo::default();
+    for dir in [&paths.state, &paths.layer] {
+        std::fs::create_dir_all(dir).map_err(io("create", dir))?;
+        let dir = dir.clone();
+        undo.push("container directory", move || {
+            let _ = std::fs::remove_dir_all(dir);
+        });
+    }
+
+    let lowers: Vec<PathBuf> = image
+        .chain_ids
+        .iter()
+        .map(|chain| {
+            berth_image::Digest::parse(chain)
+                .map(|d| daemon.images.snapshot_fs(&d))
+                .map_err(|err| ServiceError::Image(err.into()))
+        })
+        .collect::<Result<_, _>>()?;
+    let rootfs = paths.rootfs();
+    mount_rootfs(&lowers, &paths.upper(), &paths.work(), &rootfs)
+        .map_err(io("mount rootfs at", &rootfs))?;
+    {
+        let rootfs = rootfs.clone();
+        undo.push("rootfs mount", move || {
+            let _ = unmount_rootfs(&rootfs);
+        });
+    }
+
+    for mount in &config.mounts {
+        create_missing_host_path(&mount.host_path)?;
+    }
+
+    let sandbox_config = stored_config(&sandbox);
+    let pod_dir = sandbox_dir(daemon, &sandbox.id);
+    let pins = ns_dir(daemon, &sandbox.id);
+    let existing = |name: &str| Some(pins.join(name)).filter(|p| p.exists());
+    let (net, ipc, uts) = (existing("net"), existing("ipc"), existing("uts"));
+    let shm = Some(pod_dir.join("shm")).filter(|p| p.exists());
+    let users = UserDb {
+        passwd: read_in_root(&rootfs, "/etc/passwd"),
+        group: read_in_root(&rootfs, "/etc/group"),
+    };
+    let oci_spec = build_spec(&SpecInputs {
+        container_id: &id,
+        container: &config,
+        sandbox: SandboxView {
+            id: &sandbox.id,
+            config: &sandbox_config,
+            netns: net.as_deref(),
+            ipc_ns: ipc.as_deref(),
+            uts_ns: uts.as_deref(),
+            pid_ns: None,
+            hostname: &sandbox.hostname,
+            resolv_conf: &pod_dir.join("resolv.conf"),
+            hosts: &pod_dir.join("hosts"),
+            hostname_file: &pod_dir.join("hostname"),
+            shm: shm.as_deref(),
+            cgroup_parent: &sandbox.cgroup_parent,
+        },
+        image: ImageView {
+            config: &image.config,
+            image_ref: &image.id,
+        },
+        rootfs: &rootfs,
+        users: &users,
+        cgroup_driver: daemon.oci_cgroup_driver(),
+        host: &daemon.host_features,
+    })?;
+    let bundle = paths.bundle();
+    let config_json = serde_json::to_vec_pretty(&oci_spec).map_err(|err| ServiceError::Io {
+        action: "encode",
+        path: bundle.join("config.json"),
+        source: err.into(),
+    })?;
+    std::fs::write(bundle.join("config.json"), config_json)
+        .map_err(io("write", &bundle.join("config.json")))?;
+
+    let log_path = log_path(&sandbox, &config, &paths);
+    let runc = daemon.runc()?;
+    let spawned = berth_shim::spawn(
+        &ShimSpawn {
+            shim_binary: daemon.shim_binary(),
+            id: id.clone(),
+            bundle: bundle.clone(),
+            runc: runc.binary.clone(),
+            runc_root: runc.root.clone(),
+            state_dir: paths.shim(),
+            log_path: log_path.clone(),
+            stdin: config.stdin,
+            stdin_once: config.stdin_once,
+            tty: config.tty,
+        },
+        SHIM_READY_TIMEOUT,
+    )?;
+    {
+        let daemon = daemon.clone();
+        let id = id.clone();
+        undo.push("runc container", move || {
+            let runc = daemon.runc();
+            if let Ok(runc) = runc {
+                let _ = futures_lite_block_on(runc.delete(&id));
+            }
+        });
+    }
+
+    let record = ContainerRecord {
+        id: id.clone(),
+        sandbox_id: sandbox.id.clone(),
+        name: metadata.name.clone(),
+        attempt: metadata.attempt,
+        created_at: now_nanos(),
+        image_ref: image.id.clone(),
+        image_name,
+        labels: config.labels.clone().into_iter().collect(),
+        annotations: config.annotations.clone().into_iter().collect(),
+        log_path: log_path.display().to_string(),
+        bundle_dir: bundle.display().to_string(),
+        config: config.encode_to_vec(),
+    };
+    daemon.store.containers().insert(&record)?;
+    tracing::info!(container = %id, sandbox = %sandbox.id, init_pid = spawned.init_pid, "container created");
+    undo.dismiss();
+    Ok(record)
+}
+
+/// The container's log file: `<sandbox log_directory>/<log_path>`, or a file in its state
+/// directory when kubelet gave none.
+fn log_path(
+    sandbox: &SandboxRecord,
+    config: &v1::ContainerConfig,
+    paths: &ContainerPaths,
+) -> PathBuf {
+    if sandbox.log_directory.is_empty() || config.log_path.is_empty() {
+        return paths.state.join("container.log");
+    }
+    Path::new(&sandbox.log_directory).join(&config.log_path)
+}
+
+/// Kubelet expects the runtime to create a missing host path of a bind mount as a directory.
+fn create_missing_host_path(host_path: &str) -> Result<(), ServiceError> {
+    let path = Path::new(host_path);
+    if host_path.is_empty() || std::fs::symlink_metadata(path).is_ok() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(path).map_err(io("create host path", path))
+}
+
+/// Runs a future to completion on the current thread (undo steps run on blocking threads).
+fn futures_lite_block_on<F: std::future::Future>(future: F) -> F::Output {
+    tokio::runtime::Handle::current().block_on(future)
+}
+
+fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> ServiceError {
+    let path = path.to_owned();
+    move |source| ServiceError::Io {
+        action,
+        path,
+        source,
+    }
+}
