@@ -37,6 +37,11 @@ cleanup() {
   { grep -F " $work/" /proc/self/mountinfo || true; } | awk '{print $5}' | sort -r |
     while read -r mnt; do umount -l "$mnt" 2>/dev/null || true; done
   rm -rf "$work"
+  # runc removes each container's cgroup but not the shared parent berth puts them under
+  # (`/berth` when kubelet gives no cgroup parent); remove it when empty.
+  for dir in /sys/fs/cgroup/*/berth /sys/fs/cgroup/berth; do
+    [[ -d $dir ]] && rmdir "$dir" 2>/dev/null || true
+  done
   exit "$rc"
 }
 trap cleanup EXIT

@@ -24,6 +24,7 @@ mod client;
 mod error;
 mod exitfile;
 pub mod paths;
+pub mod podinit;
 pub mod protocol;
 pub mod server;
 mod sockpath;

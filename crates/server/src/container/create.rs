@@ -20,6 +20,7 @@ use crate::daemon::Daemon;
 use crate::error::ServiceError;
 use crate::pod::convert::stored_config;
 use crate::pod::create::{ns_dir, sandbox_dir};
+use crate::pod::pidns::pid_namespace;
 use crate::pod::undo::Undo;
 
 /// How long the shim may take to report `runc create`'s outcome.
@@ -91,6 +92,7 @@ pub fn create_container(
     let existing = |name: &str| Some(pins.join(name)).filter(|p| p.exists());
     let (net, ipc, uts) = (existing("net"), existing("ipc"), existing("uts"));
     let shm = Some(pod_dir.join("shm")).filter(|p| p.exists());
+    let pid_ns = pid_namespace(&pod_dir);
     let users = UserDb {
         passwd: read_in_root(&rootfs, "/etc/passwd"),
         group: read_in_root(&rootfs, "/etc/group"),
@@ -104,7 +106,7 @@ pub fn create_container(
             netns: net.as_deref(),
             ipc_ns: ipc.as_deref(),
             uts_ns: uts.as_deref(),
-            pid_ns: None,
+            pid_ns: pid_ns.as_deref(),
             hostname: &sandbox.hostname,
             resolv_conf: &pod_dir.join("resolv.conf"),
             hosts: &pod_dir.join("hosts"),

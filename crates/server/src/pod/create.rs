@@ -13,6 +13,7 @@ use crate::clock::now_nanos;
 use crate::daemon::Daemon;
 use crate::error::ServiceError;
 use crate::pod::files;
+use crate::pod::pidns::{start_pid_init, stop_pid_init};
 use crate::pod::shm::{mount_shm, unmount_shm};
 use crate::pod::undo::Undo;
 
@@ -43,6 +44,16 @@ pub fn namespace_modes(config: &v1::PodSandboxConfig) -> (bool, bool, bool) {
     }
 }
 
+/// The pod's PID namespace mode (POD when unset, as the CRI's zero value says).
+pub fn pid_mode(config: &v1::PodSandboxConfig) -> i32 {
+    config
+        .linux
+        .as_ref()
+        .and_then(|l| l.security_context.as_ref())
+        .and_then(|s| s.namespace_options.as_ref())
+        .map_or(v1::NamespaceMode::Pod as i32, |o| o.pid)
+}
+
 /// Directory of a sandbox's files.
 pub fn sandbox_dir(daemon: &Daemon, id: &str) -> PathBuf {
     daemon.config.state.join("sandboxes").join(id)
@@ -65,6 +76,7 @@ pub fn create_sandbox(
     } = spec;
     let metadata = config.metadata.clone().unwrap_or_default();
     let (host_network, host_ipc, _host_pid) = namespace_modes(&config);
+    let shared_pid = pid_mode(&config) == v1::NamespaceMode::Pod as i32;
     let mut undo = Undo::default();
 
     let dir = sandbox_dir(daemon, &id);
@@ -96,6 +108,12 @@ pub fn create_sandbox(
         undo.push("shm mount", move || {
             let _ = unmount_shm(&shm);
         });
+    }
+
+    if shared_pid {
+        start_pid_init(&daemon.shim_binary(), &dir)?;
+        let dir = dir.clone();
+        undo.push("pod PID namespace init", move || stop_pid_init(&dir));
     }
 
     let sysctls: Vec<(String, String)> = config

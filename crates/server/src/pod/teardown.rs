@@ -9,6 +9,7 @@ use berth_store::{SandboxRecord, SandboxState};
 use crate::daemon::Daemon;
 use crate::error::ServiceError;
 use crate::pod::create::{ns_dir, sandbox_dir};
+use crate::pod::pidns::stop_pid_init;
 use crate::pod::shm::unmount_shm;
 
 /// Releases the sandbox's network and marks it NotReady.
@@ -17,6 +18,7 @@ pub fn stop_sandbox(daemon: &Daemon, record: &SandboxRecord) -> Result<(), Servi
     daemon
         .cni
         .teardown(&record.id, netns.filter(|p| p.exists()))?;
+    stop_pid_init(&sandbox_dir(daemon, &record.id));
     if record.state != SandboxState::NotReady {
         daemon.store.sandboxes().update(&record.id, |mut current| {
             current.state = SandboxState::NotReady;

@@ -1,0 +1,103 @@
+//! The shared PID namespace of a pod (PID mode POD): `unshare --pid --fork -- berth-shim
+//! pod-init` makes a tiny init process PID 1 of a new namespace; the pod's containers join
+//! it through `/proc/<pid>/ns/pid`. Its host PID is kept in the sandbox directory, and it is
+//! only ever signalled after checking that the PID still names a `berth-shim`.
+
+use std::os::unix::process::CommandExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::error::ServiceError;
+
+/// File in the sandbox directory holding the init's host PID.
+const HOLDER_FILE: &str = "pid-init";
+
+/// How long the init may take to appear.
+const START_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// `comm` of the init process (the shim binary's name).
+const HOLDER_COMM: &str = "berth-shim";
+
+/// Starts the pod's PID namespace init and records its PID in `sandbox_dir`.
+pub fn start_pid_init(shim: &Path, sandbox_dir: &Path) -> Result<u32, ServiceError> {
+    let io = |action, source| ServiceError::Io {
+        action,
+        path: shim.to_owned(),
+        source,
+    };
+    let mut unshare = Command::new("unshare")
+        .args(["--pid", "--fork", "--"])
+        .arg(shim)
+        .arg("pod-init")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        // Its own process group: a signal to berthd's group does not reach it.
+        .process_group(0)
+        .spawn()
+        .map_err(|source| io("start the pod PID namespace init with", source))?;
+    let parent = unshare.id();
+    // `unshare` waits for the init; reap it whenever it ends.
+    std::thread::spawn(move || {
+        let _ = unshare.wait();
+    });
+    let children = PathBuf::from(format!("/proc/{parent}/task/{parent}/children"));
+    let deadline = Instant::now() + START_TIMEOUT;
+    let pid = loop {
+        let found = std::fs::read_to_string(&children)
+            .ok()
+            .and_then(|text| {
+                text.split_whitespace()
+                    .next()
+                    .and_then(|p| p.parse::<u32>().ok())
+            })
+            .filter(|pid| is_holder(*pid));
+        if let Some(pid) = found {
+            break pid;
+        }
+        if Instant::now() > deadline {
+            return Err(ServiceError::FailedPrecondition {
+                what: format!(
+                    "the pod PID namespace init did not start within {} s",
+                    START_TIMEOUT.as_secs()
+                ),
+            });
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let file = sandbox_dir.join(HOLDER_FILE);
+    std::fs::write(&file, pid.to_string()).map_err(|source| ServiceError::Io {
+        action: "write",
+        path: file,
+        source,
+    })?;
+    Ok(pid)
+}
+
+fn is_holder(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .is_ok_and(|comm| comm.trim() == HOLDER_COMM)
+}
+
+fn holder_pid(sandbox_dir: &Path) -> Option<u32> {
+    std::fs::read_to_string(sandbox_dir.join(HOLDER_FILE))
+        .ok()
+        .and_then(|p| p.trim().parse().ok())
+        .filter(|pid| is_holder(*pid))
+}
+
+/// The pod's PID namespace (`/proc/<init>/ns/pid`), when it has one that is alive.
+pub fn pid_namespace(sandbox_dir: &Path) -> Option<PathBuf> {
+    holder_pid(sandbox_dir).map(|pid| PathBuf::from(format!("/proc/{pid}/ns/pid")))
+}
+
+/// Ends the pod's PID namespace init, if it runs. Idempotent.
+pub fn stop_pid_init(sandbox_dir: &Path) {
+    if let Some(pid) = holder_pid(sandbox_dir) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+    }
+}
