@@ -7,6 +7,7 @@
 //! [`registry`] has the helpers of the image tests: the shared test registry, extra
 //! registries started per test, and remote image facts read with skopeo.
 
+pub mod pods;
 pub mod registry;
 
 use std::path::{Path, PathBuf};
@@ -107,6 +108,14 @@ impl Layout {
             config,
             dir,
         }
+    }
+
+    /// Adds `keys` (TOML lines, e.g. `bin_dirs = ["/x", "/y"]`) to the config file's `[cni]`
+    /// table, whose `conf_dir` stays `<dir>/net.d`. Call before starting the daemon.
+    pub fn add_cni_keys(&self, keys: &str) {
+        let text = std::fs::read_to_string(&self.config).unwrap();
+        let text = text.replacen("[cni]\n", &format!("[cni]\n{}\n", keys.trim_end()), 1);
+        std::fs::write(&self.config, text).unwrap();
     }
 
     /// The `[registry] config_path` of this layout: `<certs_dir>/<host>/hosts.toml` files.
@@ -251,6 +260,23 @@ impl Berthd {
         let pid = nix::unistd::Pid::from_raw(child.id() as i32);
         nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
         wait_timeout(&mut child, Duration::from_secs(20))
+    }
+
+    /// Whether the daemon process was started and has not been stopped or reaped yet.
+    pub fn is_running(&mut self) -> bool {
+        match self.child.as_mut() {
+            Some(child) => matches!(child.try_wait(), Ok(None)),
+            None => false,
+        }
+    }
+
+    /// Kills the daemon (SIGKILL, by its PID) and reaps it, if it is still running.
+    /// Idempotent; [`Berthd::restart`] may follow.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 
     /// Starts a new daemon on the same config, socket, root and state (after

@@ -212,6 +212,16 @@ impl Cni {
         }
     }
 
+    /// Forgets the sandbox `id` after one more teardown attempt: for a sandbox that will
+    /// never exist (its creation failed and its netns is going away), so nothing would retry
+    /// a DEL that failed. Returns that last teardown's error, if any; the cache is gone
+    /// either way.
+    pub fn abandon(&self, id: &str, netns: Option<&Path>) -> Result<(), CniError> {
+        let result = self.teardown(id, netns);
+        cache::remove(&self.cache_dir, id)?;
+        result
+    }
+
     /// The status cached for the sandbox `id` by a completed [`Cni::setup`], e.g. to
     /// answer `PodSandboxStatus` after a restart; `None` when not attached.
     pub fn cached_status(&self, id: &str) -> Result<Option<NetworkStatus>, CniError> {

@@ -152,15 +152,24 @@ pub fn create_sandbox(
                 .filter(|p| p.host_port > 0)
                 .map(port_mapping)
                 .collect::<Result<Vec<_>, _>>()?;
-            let status = daemon.cni.setup(&Attachment {
-                id: &id,
-                netns,
-                ifname: POD_IFNAME,
-                pod_name: &metadata.name,
-                pod_namespace: &metadata.namespace,
-                pod_uid: &metadata.uid,
-                port_mappings,
-            })?;
+            let status = daemon
+                .cni
+                .setup(&Attachment {
+                    id: &id,
+                    netns,
+                    ifname: POD_IFNAME,
+                    pod_name: &metadata.name,
+                    pod_namespace: &metadata.namespace,
+                    pod_uid: &metadata.uid,
+                    port_mappings,
+                })
+                .inspect_err(|_| {
+                    // setup rolled back what it could; a DEL that failed there is kept for
+                    // a retry that can never come for a sandbox that will not exist.
+                    if let Err(err) = daemon.cni.abandon(&id, Some(netns)) {
+                        tracing::warn!(sandbox = %id, error = %err, "CNI cleanup after a failed setup");
+                    }
+                })?;
             {
                 let daemon = daemon.clone();
                 let id = id.clone();
