@@ -32,8 +32,6 @@ check "crictl imagefsinfo reports usage" \
   bash -c '"$@" imagefsinfo | jq -e ".status.imageFilesystems[0].usedBytes.value != null" >/dev/null' _ "${crictl[@]}"
 check "crictl runtime-config reports the cgroup driver" \
   bash -c '"$@" runtime-config | grep -Eiq "cgroup.?driver.*(systemd|cgroupfs)"' _ "${crictl[@]}"
-check "crictl statsp says Unimplemented, naming the RPC" \
-  bash -c '! out=$("$@" statsp 2>&1) && grep -q "ListPodSandboxStats is not implemented" <<<"$out"' _ "${crictl[@]}"
 
 # A pod's life through crictl: runp, pods, inspectp, stopp, rmp.
 pod_config=$(mktemp /tmp/berth-smoke-pod.XXXXXX.json)
@@ -74,6 +72,9 @@ check "crictl exec -s runs a command in it" \
   bash -c '[[ $("$@" exec -s "$ctr" sh -c "echo -n \$((6*7))") == 42 ]]' _ "${crictl[@]}"
 check "crictl inspect shows its pid and log path" \
   bash -c 'out=$("$@" inspect "$ctr") && jq -e ".info.pid > 0 and (.status.logPath | endswith(\"smoke-ctr.log\"))" <<<"$out" >/dev/null' _ "${crictl[@]}"
+check "crictl stats and statsp report it" \
+  bash -c '"$@" stats -o json --id "$ctr" | jq -e ".stats[0].memory.workingSetBytes.value | tonumber > 0" >/dev/null &&
+           "$@" statsp -o json --id "$pod" | jq -e ".stats[0].linux.network.defaultInterface.name == \"eth0\"" >/dev/null' _ "${crictl[@]}"
 check "crictl stop and rm remove it" \
   bash -c '"$@" stop -t 1 "$ctr" >/dev/null && "$@" rm "$ctr" >/dev/null && [[ -z $("$@" ps -a -q --id "$ctr") ]]' _ "${crictl[@]}"
 check "crictl stopp stops it" \

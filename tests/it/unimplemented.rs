@@ -35,30 +35,13 @@ async fn unbuilt_runtime_rpcs_answer_unimplemented() {
     let daemon = Berthd::start();
     let mut rt = daemon.runtime().await;
     let sandbox = || ID.to_owned();
-    check!(rt.stream_pod_sandboxes(v1::StreamPodSandboxesRequest::default()) as "StreamPodSandboxes");
-    check!(rt.stream_containers(v1::StreamContainersRequest::default()) as "StreamContainers");
-    check!(rt.update_container_resources(v1::UpdateContainerResourcesRequest { container_id: ID.into(), ..Default::default() }) as "UpdateContainerResources");
-    check!(rt.exec(v1::ExecRequest { container_id: ID.into(), cmd: vec!["sh".into()], stdout: true, ..Default::default() }) as "Exec");
-    check!(rt.attach(v1::AttachRequest { container_id: ID.into(), stdout: true, ..Default::default() }) as "Attach");
-    check!(rt.port_forward(v1::PortForwardRequest { pod_sandbox_id: sandbox(), port: vec![80] }) as "PortForward");
-    check!(rt.stream_container_stats(v1::StreamContainerStatsRequest::default()) as "StreamContainerStats");
-    check!(rt.pod_sandbox_stats(v1::PodSandboxStatsRequest { pod_sandbox_id: sandbox() }) as "PodSandboxStats");
-    check!(rt.list_pod_sandbox_stats(v1::ListPodSandboxStatsRequest::default()) as "ListPodSandboxStats");
     check!(rt.stream_pod_sandbox_stats(v1::StreamPodSandboxStatsRequest::default()) as "StreamPodSandboxStats");
     check!(rt.update_runtime_config(v1::UpdateRuntimeConfigRequest::default()) as "UpdateRuntimeConfig");
     check!(rt.checkpoint_container(v1::CheckpointContainerRequest { container_id: ID.into(), ..Default::default() }) as "CheckpointContainer");
     check!(rt.checkpoint_pod(v1::CheckpointPodRequest { pod_sandbox_id: sandbox(), ..Default::default() }) as "CheckpointPod");
     check!(rt.restore_pod(v1::RestorePodRequest::default()) as "RestorePod");
-    check!(rt.get_container_events(v1::GetEventsRequest {}) as "GetContainerEvents");
     check!(rt.list_metric_descriptors(v1::ListMetricDescriptorsRequest {}) as "ListMetricDescriptors");
     check!(rt.list_pod_sandbox_metrics(v1::ListPodSandboxMetricsRequest {}) as "ListPodSandboxMetrics");
     check!(rt.stream_pod_sandbox_metrics(v1::StreamPodSandboxMetricsRequest {}) as "StreamPodSandboxMetrics");
     check!(rt.update_pod_sandbox_resources(v1::UpdatePodSandboxResourcesRequest { pod_sandbox_id: sandbox(), ..Default::default() }) as "UpdatePodSandboxResources");
-}
-
-#[tokio::test]
-async fn unbuilt_image_rpcs_answer_unimplemented() {
-    let daemon = Berthd::start();
-    let mut im = daemon.images().await;
-    check!(im.stream_images(v1::StreamImagesRequest::default()) as "StreamImages");
 }

@@ -69,6 +69,11 @@ enum DaemonError {
     Images(#[from] berth_image::ImageError),
     #[error("cannot install signal handler: {0}")]
     Signal(std::io::Error),
+    #[error("cannot listen for streaming on {address}: {source}")]
+    Stream {
+        address: String,
+        source: std::io::Error,
+    },
     #[error("gRPC server: {0}")]
     Serve(#[from] tonic::transport::Error),
 }
@@ -83,7 +88,12 @@ async fn serve(config: Config) -> Result<(), DaemonError> {
     let store = Store::open(&config.root)?;
     let (listener, socket_guard) = listener::bind(&config.listen)?;
     let listen = config.listen.clone();
+    let stream_server = bind_stream(&config.stream).await?;
     let daemon = Arc::new(Daemon::new(config, store)?);
+    let _ = daemon.stream.set(stream_server.handle());
+    let stream_url = stream_server.handle().base_url().to_owned();
+    let streaming = tokio::spawn(stream_server.serve());
+    berth_server::start_background_tasks(&daemon);
     let (runtime_service, image_service) = berth_server::services(daemon.clone());
 
     let mut sigterm = signal(SignalKind::terminate()).map_err(DaemonError::Signal)?;
@@ -105,6 +115,7 @@ async fn serve(config: Config) -> Result<(), DaemonError> {
         state = %daemon.config.state.display(),
         cgroup_driver = daemon.cgroup_driver.name(),
         cgroup_mode = daemon.cgroup_mode.name(),
+        streaming = %stream_url,
         "berthd serving the CRI"
     );
     let server = tonic::transport::Server::builder()
@@ -127,12 +138,31 @@ async fn serve(config: Config) -> Result<(), DaemonError> {
             Ok(())
         }
     };
+    streaming.abort();
     drop(socket_guard);
     match daemon.store.flush() {
         Ok(_) => tracing::info!("metadata flushed; stopped"),
         Err(err) => tracing::error!(error = %err, "cannot flush metadata"),
     }
     result.map_err(DaemonError::from)
+}
+
+/// Binds the streaming server that Exec, Attach and PortForward URLs point to.
+async fn bind_stream(
+    config: &berth_config::StreamConfig,
+) -> Result<berth_stream::Server, DaemonError> {
+    let address = format!("{}:{}", config.address, config.port);
+    let ip = config.address.parse().map_err(|_| DaemonError::Stream {
+        address: address.clone(),
+        source: std::io::ErrorKind::InvalidInput.into(),
+    })?;
+    berth_stream::Server::bind(berth_stream::ServerConfig {
+        address: ip,
+        port: config.port,
+        token_ttl: std::time::Duration::from_secs(config.token_ttl_seconds),
+    })
+    .await
+    .map_err(|source| DaemonError::Stream { address, source })
 }
 
 fn init_logging(filter: &str) -> Result<(), tracing_subscriber::filter::ParseError> {

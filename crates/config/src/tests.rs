@@ -132,3 +132,24 @@ fn json_view_carries_every_section() {
     assert_eq!(json["cni"]["bin_dirs"][0], "/usr/lib/cni");
     assert_eq!(json["state"], "/run/berth");
 }
+
+#[test]
+fn stream_section_has_defaults_and_is_validated() {
+    let config = Config::embedded().unwrap();
+    assert_eq!(config.stream.address, "127.0.0.1");
+    assert_eq!(config.stream.port, 0);
+    assert_eq!(config.stream.token_ttl_seconds, 60);
+
+    let file = write_config("[stream]\naddress = \"localhost\"\n");
+    let err = Config::load(Some(file.path()), &Overrides::default()).unwrap_err();
+    assert!(err.to_string().contains("stream.address"), "{err}");
+    let file = write_config("[stream]\ntoken_ttl_seconds = 0\n");
+    let err = Config::load(Some(file.path()), &Overrides::default()).unwrap_err();
+    assert!(
+        err.to_string().contains("stream.token_ttl_seconds"),
+        "{err}"
+    );
+    let file = write_config("[stream]\naddress = \"::1\"\nport = 10010\n");
+    let config = Config::load(Some(file.path()), &Overrides::default()).unwrap();
+    assert_eq!(config.stream.port, 10010);
+}

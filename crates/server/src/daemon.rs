@@ -35,10 +35,14 @@ pub struct Daemon {
     pub(crate) pod_names: Names,
     /// What the host supports, for the OCI spec builder.
     pub host_features: berth_oci::HostFeatures,
+    /// Container lifecycle events.
+    pub(crate) events: crate::container::events::Events,
     /// One lock per container ID.
     pub(crate) container_locks: KeyedLocks,
     /// Container names being created.
     pub(crate) container_names: Names,
+    /// The streaming server's handle (Exec, Attach, PortForward URLs); set once at startup.
+    pub stream: std::sync::OnceLock<berth_stream::Handle>,
 }
 
 impl Daemon {
@@ -74,8 +78,10 @@ impl Daemon {
             sandbox_locks: KeyedLocks::default(),
             pod_names: Names::new("pod sandbox"),
             host_features: berth_oci::HostFeatures::detect(),
+            events: Default::default(),
             container_locks: KeyedLocks::default(),
             container_names: Names::new("container"),
+            stream: std::sync::OnceLock::new(),
         })
     }
 }
@@ -130,6 +136,11 @@ impl Daemon {
             Err(ServiceError::NotFound { .. }) => Ok(None),
             Err(err) => Err(err),
         }
+    }
+
+    /// The streaming server, or Unavailable when berthd runs without one.
+    pub fn stream(&self) -> Result<&berth_stream::Handle, ServiceError> {
+        self.stream.get().ok_or(ServiceError::StreamingUnavailable)
     }
 
     /// runc with berth's state root, or FailedPrecondition when the binary is missing.

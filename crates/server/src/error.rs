@@ -105,6 +105,9 @@ pub enum ServiceError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// The streaming server is not running.
+    #[error("the streaming server is not running")]
+    StreamingUnavailable,
     /// A blocking task panicked or was cancelled.
     #[error("internal task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
@@ -146,6 +149,19 @@ impl fmt::Display for FieldProblem {
 }
 
 impl ServiceError {
+    /// Maps an I/O error of `action` on `path` (for `map_err`).
+    pub fn io(
+        action: &'static str,
+        path: &std::path::Path,
+    ) -> impl FnOnce(std::io::Error) -> ServiceError {
+        let path = path.to_owned();
+        move |source| ServiceError::Io {
+            action,
+            path,
+            source,
+        }
+    }
+
     /// The gRPC code this error is reported with.
     pub fn code(&self) -> Code {
         match self {
@@ -168,6 +184,7 @@ impl ServiceError {
             }
             ServiceError::Spec(_) => Code::InvalidArgument,
             ServiceError::Shim(_) | ServiceError::Runc(_) => Code::Unknown,
+            ServiceError::StreamingUnavailable => Code::Unavailable,
             ServiceError::Store(_) | ServiceError::Io { .. } | ServiceError::Task(_) => {
                 Code::Internal
             }

@@ -56,7 +56,7 @@ pub fn create_container(
     let paths = ContainerPaths::new(daemon, &id);
     let mut undo = Undo::default();
     for dir in [&paths.state, &paths.layer] {
-        std::fs::create_dir_all(dir).map_err(io("create", dir))?;
+        std::fs::create_dir_all(dir).map_err(ServiceError::io("create", dir))?;
         let dir = dir.clone();
         undo.push("container directory", move || {
             let _ = std::fs::remove_dir_all(dir);
@@ -74,7 +74,7 @@ pub fn create_container(
         .collect::<Result<_, _>>()?;
     let rootfs = paths.rootfs();
     mount_rootfs(&lowers, &paths.upper(), &paths.work(), &rootfs)
-        .map_err(io("mount rootfs at", &rootfs))?;
+        .map_err(ServiceError::io("mount rootfs at", &rootfs))?;
     {
         let rootfs = rootfs.clone();
         undo.push("rootfs mount", move || {
@@ -130,7 +130,7 @@ pub fn create_container(
         source: err.into(),
     })?;
     std::fs::write(bundle.join("config.json"), config_json)
-        .map_err(io("write", &bundle.join("config.json")))?;
+        .map_err(ServiceError::io("write", &bundle.join("config.json")))?;
 
     let log_path = log_path(&sandbox, &config, &paths);
     let runc = daemon.runc()?;
@@ -199,19 +199,10 @@ fn create_missing_host_path(host_path: &str) -> Result<(), ServiceError> {
     if host_path.is_empty() || std::fs::symlink_metadata(path).is_ok() {
         return Ok(());
     }
-    std::fs::create_dir_all(path).map_err(io("create host path", path))
+    std::fs::create_dir_all(path).map_err(ServiceError::io("create host path", path))
 }
 
 /// Runs a future to completion on the current thread (undo steps run on blocking threads).
 fn futures_lite_block_on<F: std::future::Future>(future: F) -> F::Output {
     tokio::runtime::Handle::current().block_on(future)
-}
-
-fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> ServiceError {
-    let path = path.to_owned();
-    move |source| ServiceError::Io {
-        action,
-        path,
-        source,
-    }
 }

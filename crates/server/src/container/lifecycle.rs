@@ -4,6 +4,7 @@
 use std::time::{Duration, Instant};
 
 use berth_store::{ContainerRecord, ContainerState};
+use cri_api::v1;
 
 use crate::container::paths::ContainerPaths;
 use crate::container::rootfs::unmount_rootfs;
@@ -35,6 +36,7 @@ pub async fn stop_container(
         match runc.kill(&record.id, signal, false).await {
             Ok(()) => {
                 if wait_for_exit(&paths, timeout).await {
+                    stopped(daemon, record);
                     return Ok(());
                 }
             }
@@ -52,7 +54,17 @@ pub async fn stop_container(
             seconds: (timeout + KILL_WAIT).as_secs(),
         });
     }
+    stopped(daemon, record);
     Ok(())
+}
+
+/// Publishes the stopped event (once per container).
+fn stopped(daemon: &Daemon, record: &ContainerRecord) {
+    daemon.events.emit(
+        daemon,
+        v1::ContainerEventType::ContainerStoppedEvent,
+        &record.id,
+    );
 }
 
 async fn wait_for_exit(paths: &ContainerPaths, timeout: Duration) -> bool {
@@ -104,6 +116,11 @@ pub async fn remove_container(
     }
     daemon.store.containers().remove(&record.id)?;
     tracing::info!(container = %record.id, "container removed");
+    daemon.events.emit(
+        daemon,
+        v1::ContainerEventType::ContainerDeletedEvent,
+        &record.id,
+    );
     Ok(())
 }
 

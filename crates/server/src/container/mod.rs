@@ -5,6 +5,7 @@
 
 pub mod convert;
 pub mod create;
+pub mod events;
 pub mod lifecycle;
 pub mod paths;
 pub mod rootfs;

@@ -1,6 +1,5 @@
 //! `runtime.v1.ImageService`: each RPC in a file of its own over the image manager
-//! (`berth-image`). `StreamImages` answers `Unimplemented` (clients fall back to
-//! `ListImages`).
+//! (`berth-image`); `StreamImages` pages the result of `ListImages`.
 
 mod convert;
 mod image_fs_info;
@@ -16,7 +15,8 @@ use cri_api::ImageService;
 use tonic::{Request, Response, Status};
 
 use crate::daemon::Daemon;
-use crate::instrument::{instrument, unbuilt};
+use crate::instrument::instrument;
+use crate::runtime::list_streams;
 use crate::runtime::BoxStream;
 
 /// berth's ImageService.
@@ -62,7 +62,14 @@ impl ImageService for CriImageService {
         &self,
         request: Request<v1::StreamImagesRequest>,
     ) -> Result<Response<Self::StreamImagesStream>, Status> {
-        instrument("StreamImages", request, |req| unbuilt("StreamImages", req)).await
+        let daemon = self.daemon.clone();
+        instrument("StreamImages", request, |req| async move {
+            let list =
+                list_images::list_images(daemon, v1::ListImagesRequest { filter: req.filter })
+                    .await?;
+            Ok(list_streams::paged(list.images, list_streams::images))
+        })
+        .await
     }
 
     async fn image_status(

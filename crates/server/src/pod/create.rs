@@ -80,7 +80,7 @@ pub fn create_sandbox(
     let mut undo = Undo::default();
 
     let dir = sandbox_dir(daemon, &id);
-    std::fs::create_dir_all(&dir).map_err(io("create", &dir))?;
+    std::fs::create_dir_all(&dir).map_err(ServiceError::io("create", &dir))?;
     {
         let dir = dir.clone();
         undo.push("sandbox directory", move || {
@@ -104,7 +104,7 @@ pub fn create_sandbox(
 
     if !host_ipc {
         let shm = dir.join("shm");
-        mount_shm(&shm).map_err(io("mount shm tmpfs at", &shm))?;
+        mount_shm(&shm).map_err(ServiceError::io("mount shm tmpfs at", &shm))?;
         undo.push("shm mount", move || {
             let _ = unmount_shm(&shm);
         });
@@ -245,14 +245,5 @@ fn port_mapping(mapping: &v1::PortMapping) -> Result<PortMapping, ServiceError> 
 }
 
 fn write(path: &std::path::Path, text: &str) -> Result<(), ServiceError> {
-    std::fs::write(path, text).map_err(io("write", path))
-}
-
-fn io(action: &'static str, path: &std::path::Path) -> impl FnOnce(std::io::Error) -> ServiceError {
-    let path = path.to_owned();
-    move |source| ServiceError::Io {
-        action,
-        path,
-        source,
-    }
+    std::fs::write(path, text).map_err(ServiceError::io("write", path))
 }

@@ -15,5 +15,6 @@ pub mod create;
 pub mod files;
 pub mod pidns;
 pub mod shm;
+pub mod stats;
 pub mod teardown;
 pub mod undo;

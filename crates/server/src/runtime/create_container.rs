@@ -79,6 +79,11 @@ pub(super) async fn create_container(
     })
     .await??;
     drop(reservation);
+    daemon.events.emit(
+        &daemon,
+        v1::ContainerEventType::ContainerCreatedEvent,
+        &record.id,
+    );
     Ok(v1::CreateContainerResponse {
         container_id: record.id,
     })

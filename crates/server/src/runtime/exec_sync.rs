@@ -45,13 +45,14 @@ pub(super) async fn exec_sync(
         source,
     })?;
     let exec_dir = paths.state.join("exec");
-    std::fs::create_dir_all(&exec_dir).map_err(io("create", &exec_dir))?;
+    std::fs::create_dir_all(&exec_dir).map_err(ServiceError::io("create", &exec_dir))?;
     let process_file = exec_dir.join(format!("{}.json", &exec_id[..16]));
     let pid_file = exec_dir.join(format!("{}.pid", &exec_id[..16]));
     let _cleanup = RemoveOnDrop(vec![process_file.clone(), pid_file.clone()]);
 
-    let spec_text = std::fs::read_to_string(paths.bundle().join("config.json"))
-        .map_err(io("read", &paths.bundle().join("config.json")))?;
+    let spec_text = std::fs::read_to_string(paths.bundle().join("config.json")).map_err(
+        ServiceError::io("read", &paths.bundle().join("config.json")),
+    )?;
     let spec: serde_json::Value =
         serde_json::from_str(&spec_text).map_err(|err| ServiceError::Io {
             action: "parse",
@@ -61,7 +62,8 @@ pub(super) async fn exec_sync(
     let mut process = spec.get("process").cloned().unwrap_or_default();
     process["args"] = serde_json::json!(request.cmd);
     process["terminal"] = serde_json::json!(false);
-    std::fs::write(&process_file, process.to_string()).map_err(io("write", &process_file))?;
+    std::fs::write(&process_file, process.to_string())
+        .map_err(ServiceError::io("write", &process_file))?;
 
     let mut child = daemon
         .runc()?
@@ -143,14 +145,5 @@ impl Drop for RemoveOnDrop {
         for path in &self.0 {
             let _ = std::fs::remove_file(path);
         }
-    }
-}
-
-fn io(action: &'static str, path: &std::path::Path) -> impl FnOnce(std::io::Error) -> ServiceError {
-    let path = path.to_owned();
-    move |source| ServiceError::Io {
-        action,
-        path,
-        source,
     }
 }

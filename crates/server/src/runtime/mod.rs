@@ -1,14 +1,21 @@
 //! `runtime.v1.RuntimeService`. Built RPCs have a file each; the others answer
 //! `Unimplemented` naming the RPC until their area lands.
 
+mod attach;
 mod container_stats;
 mod container_status;
 mod create_container;
+mod exec;
 mod exec_sync;
+mod get_container_events;
 mod list_container_stats;
 mod list_containers;
 mod list_pod_sandbox;
+mod list_pod_sandbox_stats;
+pub(crate) mod list_streams;
+mod pod_sandbox_stats;
 mod pod_sandbox_status;
+mod port_forward;
 mod remove_container;
 mod remove_pod_sandbox;
 mod reopen_container_log;
@@ -18,6 +25,7 @@ mod start_container;
 mod status;
 mod stop_container;
 mod stop_pod_sandbox;
+mod update_container_resources;
 mod version;
 
 use std::future::Future;
@@ -266,22 +274,137 @@ impl RuntimeService for CriRuntimeService {
         .await
     }
 
+    async fn update_container_resources(
+        &self,
+        request: Request<v1::UpdateContainerResourcesRequest>,
+    ) -> Result<Response<v1::UpdateContainerResourcesResponse>, Status> {
+        let daemon = self.daemon.clone();
+        instrument("UpdateContainerResources", request, |req| {
+            update_container_resources::update_container_resources(daemon, req)
+        })
+        .await
+    }
+
+    async fn exec(
+        &self,
+        request: Request<v1::ExecRequest>,
+    ) -> Result<Response<v1::ExecResponse>, Status> {
+        let daemon = self.daemon.clone();
+        instrument("Exec", request, |req| exec::exec(daemon, req)).await
+    }
+
+    async fn attach(
+        &self,
+        request: Request<v1::AttachRequest>,
+    ) -> Result<Response<v1::AttachResponse>, Status> {
+        let daemon = self.daemon.clone();
+        instrument("Attach", request, |req| attach::attach(daemon, req)).await
+    }
+
+    async fn port_forward(
+        &self,
+        request: Request<v1::PortForwardRequest>,
+    ) -> Result<Response<v1::PortForwardResponse>, Status> {
+        let daemon = self.daemon.clone();
+        instrument("PortForward", request, |req| {
+            port_forward::port_forward(daemon, req)
+        })
+        .await
+    }
+
+    async fn stream_pod_sandboxes(
+        &self,
+        request: Request<v1::StreamPodSandboxesRequest>,
+    ) -> Result<Response<Self::StreamPodSandboxesStream>, Status> {
+        let daemon = self.daemon.clone();
+        instrument("StreamPodSandboxes", request, |req| async move {
+            let list = list_pod_sandbox::list_pod_sandbox(
+                daemon,
+                v1::ListPodSandboxRequest { filter: req.filter },
+            )
+            .await?;
+            Ok(list_streams::paged(list.items, list_streams::pod_sandboxes))
+        })
+        .await
+    }
+
+    async fn stream_containers(
+        &self,
+        request: Request<v1::StreamContainersRequest>,
+    ) -> Result<Response<Self::StreamContainersStream>, Status> {
+        let daemon = self.daemon.clone();
+        instrument("StreamContainers", request, |req| async move {
+            let list = list_containers::list_containers(
+                daemon,
+                v1::ListContainersRequest { filter: req.filter },
+            )
+            .await?;
+            Ok(list_streams::paged(
+                list.containers,
+                list_streams::containers,
+            ))
+        })
+        .await
+    }
+
+    async fn stream_container_stats(
+        &self,
+        request: Request<v1::StreamContainerStatsRequest>,
+    ) -> Result<Response<Self::StreamContainerStatsStream>, Status> {
+        let daemon = self.daemon.clone();
+        instrument("StreamContainerStats", request, |req| async move {
+            let list = list_container_stats::list_container_stats(
+                daemon,
+                v1::ListContainerStatsRequest { filter: req.filter },
+            )
+            .await?;
+            Ok(list_streams::paged(
+                list.stats,
+                list_streams::container_stats,
+            ))
+        })
+        .await
+    }
+
+    async fn pod_sandbox_stats(
+        &self,
+        request: Request<v1::PodSandboxStatsRequest>,
+    ) -> Result<Response<v1::PodSandboxStatsResponse>, Status> {
+        let daemon = self.daemon.clone();
+        instrument("PodSandboxStats", request, |req| {
+            pod_sandbox_stats::pod_sandbox_stats(daemon, req)
+        })
+        .await
+    }
+
+    async fn list_pod_sandbox_stats(
+        &self,
+        request: Request<v1::ListPodSandboxStatsRequest>,
+    ) -> Result<Response<v1::ListPodSandboxStatsResponse>, Status> {
+        let daemon = self.daemon.clone();
+        instrument("ListPodSandboxStats", request, |req| {
+            list_pod_sandbox_stats::list_pod_sandbox_stats(daemon, req)
+        })
+        .await
+    }
+
+    async fn get_container_events(
+        &self,
+        request: Request<v1::GetEventsRequest>,
+    ) -> Result<Response<Self::GetContainerEventsStream>, Status> {
+        let daemon = self.daemon.clone();
+        instrument("GetContainerEvents", request, |req| {
+            get_container_events::get_container_events(daemon, req)
+        })
+        .await
+    }
+
     unbuilt_rpcs! {
-        stream_pod_sandboxes("StreamPodSandboxes", StreamPodSandboxesRequest) -> Self::StreamPodSandboxesStream;
-        stream_containers("StreamContainers", StreamContainersRequest) -> Self::StreamContainersStream;
-        update_container_resources("UpdateContainerResources", UpdateContainerResourcesRequest) -> v1::UpdateContainerResourcesResponse;
-        exec("Exec", ExecRequest) -> v1::ExecResponse;
-        attach("Attach", AttachRequest) -> v1::AttachResponse;
-        port_forward("PortForward", PortForwardRequest) -> v1::PortForwardResponse;
-        stream_container_stats("StreamContainerStats", StreamContainerStatsRequest) -> Self::StreamContainerStatsStream;
-        pod_sandbox_stats("PodSandboxStats", PodSandboxStatsRequest) -> v1::PodSandboxStatsResponse;
-        list_pod_sandbox_stats("ListPodSandboxStats", ListPodSandboxStatsRequest) -> v1::ListPodSandboxStatsResponse;
         stream_pod_sandbox_stats("StreamPodSandboxStats", StreamPodSandboxStatsRequest) -> Self::StreamPodSandboxStatsStream;
         update_runtime_config("UpdateRuntimeConfig", UpdateRuntimeConfigRequest) -> v1::UpdateRuntimeConfigResponse;
         checkpoint_container("CheckpointContainer", CheckpointContainerRequest) -> v1::CheckpointContainerResponse;
         checkpoint_pod("CheckpointPod", CheckpointPodRequest) -> v1::CheckpointPodResponse;
         restore_pod("RestorePod", RestorePodRequest) -> v1::RestorePodResponse;
-        get_container_events("GetContainerEvents", GetEventsRequest) -> Self::GetContainerEventsStream;
         list_metric_descriptors("ListMetricDescriptors", ListMetricDescriptorsRequest) -> v1::ListMetricDescriptorsResponse;
         list_pod_sandbox_metrics("ListPodSandboxMetrics", ListPodSandboxMetricsRequest) -> v1::ListPodSandboxMetricsResponse;
         stream_pod_sandbox_metrics("StreamPodSandboxMetrics", StreamPodSandboxMetricsRequest) -> Self::StreamPodSandboxMetricsStream;

@@ -24,12 +24,20 @@ pub(super) async fn start_container(
             what: format!("container {} is {state:?}, not created", record.id),
         });
     }
+    // Taken before runc start: a process that exits at once must not look started after
+    // it finished.
+    let started_at = now_nanos();
     daemon.runc()?.start(&record.id).await?;
-    mark_started(&paths, now_nanos()).map_err(|source| ServiceError::Io {
+    mark_started(&paths, started_at).map_err(|source| ServiceError::Io {
         action: "record start of",
         path: paths.started(),
         source,
     })?;
     tracing::info!(container = %record.id, "container started");
+    daemon.events.emit(
+        &daemon,
+        v1::ContainerEventType::ContainerStartedEvent,
+        &record.id,
+    );
     Ok(v1::StartContainerResponse {})
 }

@@ -1,0 +1,287 @@
+//! The TCP listener: reads each connection's request head, checks the upgrade, redeems the
+//! token and hands the upgraded connection to the protocol.
+//!
+//! Answers: a request that is not an upgrade to SPDY/3.1 (or names no protocol version)
+//! gets 400; an unknown, used or expired token 404; no common protocol version 403. Each
+//! connection is its own task, so none of this touches other sessions.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::http::{read_head, respond, HEAD_TIMEOUT};
+use crate::remotecommand::Protocol;
+use crate::spdy::session::Session;
+use crate::tokens::TokenStore;
+use crate::{portforward, remotecommand, StreamRequest};
+
+/// Where the server listens and how long URLs stay valid.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Listening address.
+    pub address: IpAddr,
+    /// Listening port; 0 picks a free one.
+    pub port: u16,
+    /// How long a token stays valid.
+    pub token_ttl: Duration,
+}
+
+/// A bound streaming server, not yet serving.
+#[derive(Debug)]
+pub struct Server {
+    listener: TcpListener,
+    handle: Handle,
+}
+
+/// What RPCs need: the base URL and the token store. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Handle {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    base_url: String,
+    tokens: TokenStore,
+}
+
+impl Handle {
+    /// `http://<address>:<port>`
+    pub fn base_url(&self) -> &str {
+        &self.inner.base_url
+    }
+
+    /// Stores `request` under a fresh token and returns its URL.
+    pub fn register(&self, request: StreamRequest) -> std::io::Result<String> {
+        let kind = request.kind();
+        let token = self.inner.tokens.insert(request)?;
+        Ok(format!("{}/{kind}/{token}", self.inner.base_url))
+    }
+}
+
+impl Server {
+    /// Binds the listener.
+    pub async fn bind(config: ServerConfig) -> std::io::Result<Server> {
+        let listener = TcpListener::bind(SocketAddr::new(config.address, config.port)).await?;
+        let local = listener.local_addr()?;
+        Ok(Server {
+            listener,
+            handle: Handle {
+                inner: Arc::new(Inner {
+                    base_url: format!("http://{local}"),
+                    tokens: TokenStore::new(config.token_ttl),
+                }),
+            },
+        })
+    }
+
+    /// The address actually bound.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// The handle RPCs register requests with.
+    pub fn handle(&self) -> Handle {
+        self.handle.clone()
+    }
+
+    /// Accepts connections until the task is dropped.
+    pub async fn serve(self) {
+        loop {
+            match self.listener.accept().await {
+                Ok((socket, peer)) => {
+                    let handle = self.handle.clone();
+                    tokio::spawn(async move {
+                        tracing::debug!(%peer, "streaming connection");
+                        connection(handle, socket).await;
+                    });
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, "streaming server cannot accept");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+    }
+}
+
+async fn connection(handle: Handle, mut socket: TcpStream) {
+    let _ = socket.set_nodelay(true);
+    let (head, leftover) = match tokio::time::timeout(HEAD_TIMEOUT, read_head(&mut socket)).await {
+        Ok(Ok(parsed)) => parsed,
+        Ok(Err(crate::http::HeadError::Malformed(what))) => {
+            respond(&mut socket, 400, "Bad Request", &format!("{what}\n")).await;
+            return;
+        }
+        Ok(Err(_)) | Err(_) => return,
+    };
+    let Some((kind, token)) = route(&head.path) else {
+        respond(&mut socket, 404, "Not Found", "not found\n").await;
+        return;
+    };
+    if head.has_token("upgrade", "websocket") {
+        respond(
+            &mut socket,
+            400,
+            "Bad Request",
+            "WebSocket streaming is not supported by berth yet; use SPDY/3.1\n",
+        )
+        .await;
+        return;
+    }
+    if !head.has_token("connection", "upgrade") || !head.has_token("upgrade", "SPDY/3.1") {
+        respond(
+            &mut socket,
+            400,
+            "Bad Request",
+            "expected an upgrade to SPDY/3.1 (Connection: Upgrade, Upgrade: SPDY/3.1)\n",
+        )
+        .await;
+        return;
+    }
+    let offered = head.values("x-stream-protocol-version");
+    if offered.is_empty() {
+        respond(
+            &mut socket,
+            400,
+            "Bad Request",
+            "X-Stream-Protocol-Version is required\n",
+        )
+        .await;
+        return;
+    }
+    let request = match handle.inner.tokens.take(token) {
+        Some(request) if request.kind() == kind => request,
+        _ => {
+            respond(&mut socket, 404, "Not Found", "unknown or expired token\n").await;
+            return;
+        }
+    };
+    match request {
+        StreamRequest::Exec { options, runner } | StreamRequest::Attach { options, runner } => {
+            let Some(protocol) = Protocol::negotiate(&offered) else {
+                refuse_protocol(&mut socket, &offered, &Protocol::SPDY.map(Protocol::name)).await;
+                return;
+            };
+            if !upgrade(&mut socket, protocol.name()).await {
+                return;
+            }
+            let (session, incoming) = Session::start(socket, leftover);
+            remotecommand::serve(session, incoming, protocol, options, runner).await;
+        }
+        StreamRequest::PortForward { dialer } => {
+            if !offered.iter().any(|p| p == portforward::PROTOCOL) {
+                refuse_protocol(&mut socket, &offered, &[portforward::PROTOCOL]).await;
+                return;
+            }
+            if !upgrade(&mut socket, portforward::PROTOCOL).await {
+                return;
+            }
+            let (session, incoming) = Session::start(socket, leftover);
+            portforward::serve(session, incoming, dialer).await;
+        }
+    }
+}
+
+/// `(kind, token)` of `/exec/<token>`, `/attach/<token>` or `/portforward/<token>`.
+fn route(path: &str) -> Option<(&'static str, &str)> {
+    let rest = path.strip_prefix('/')?;
+    let (kind, token) = rest.split_once('/')?;
+    let kind = ["exec", "attach", "portforward"]
+        .into_iter()
+        .find(|k| *k == kind)?;
+    if token.is_empty() || token.contains('/') {
+        return None;
+    }
+    Some((kind, token))
+}
+
+async fn refuse_protocol(socket: &mut TcpStream, offered: &[String], served: &[&str]) {
+    let body = format!(
+        "unable to upgrade: no common protocol version: offered {offered:?}, served {served:?}\n"
+    );
+    respond(socket, 403, "Forbidden", &body).await;
+}
+
+async fn upgrade(socket: &mut TcpStream, protocol: &str) -> bool {
+    let response = format!(
+        "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\nX-Stream-Protocol-Version: {protocol}\r\n\r\n"
+    );
+    socket.write_all(response.as_bytes()).await.is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncReadExt;
+
+    #[test]
+    fn routes() {
+        assert_eq!(route("/exec/abc"), Some(("exec", "abc")));
+        assert_eq!(route("/portforward/x"), Some(("portforward", "x")));
+        assert_eq!(route("/exec/"), None);
+        assert_eq!(route("/other/abc"), None);
+        assert_eq!(route("/exec/a/b"), None);
+    }
+
+    async fn exchange(addr: SocketAddr, request: &str) -> String {
+        let mut socket = TcpStream::connect(addr).await.unwrap();
+        socket.write_all(request.as_bytes()).await.unwrap();
+        let mut response = String::new();
+        socket.read_to_string(&mut response).await.unwrap();
+        response
+    }
+
+    #[tokio::test]
+    async fn bad_requests_get_400_404_403_and_do_not_use_the_token() {
+        let server = Server::bind(ServerConfig {
+            address: "127.0.0.1".parse().unwrap(),
+            port: 0,
+            token_ttl: Duration::from_secs(60),
+        })
+        .await
+        .unwrap();
+        let addr = server.local_addr().unwrap();
+        let handle = server.handle();
+        let serving = tokio::spawn(server.serve());
+
+        struct Nop;
+        impl crate::PortDialer for Nop {
+            fn dial(&self, _port: u16) -> crate::BoxFuture<std::io::Result<tokio::net::TcpStream>> {
+                Box::pin(async { Err(std::io::ErrorKind::ConnectionRefused.into()) })
+            }
+        }
+        let url = handle
+            .register(StreamRequest::PortForward {
+                dialer: Box::new(Nop),
+            })
+            .unwrap();
+        assert!(url.starts_with(&format!("http://{addr}/portforward/")));
+        let path = url.trim_start_matches(handle.base_url());
+        let token = path.rsplit('/').next().unwrap();
+
+        let plain = exchange(addr, &format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n")).await;
+        assert!(plain.starts_with("HTTP/1.1 400 "), "{plain}");
+        let garbage = exchange(addr, "NONSENSE\r\n\r\n").await;
+        assert!(garbage.starts_with("HTTP/1.1 400 "), "{garbage}");
+        let upgrade = "Connection: Upgrade\r\nUpgrade: SPDY/3.1\r\n";
+        let unknown = exchange(
+            addr,
+            &format!("POST /portforward/nope HTTP/1.1\r\n{upgrade}X-Stream-Protocol-Version: portforward.k8s.io\r\n\r\n"),
+        )
+        .await;
+        assert!(unknown.starts_with("HTTP/1.1 404 "), "{unknown}");
+        let wrong_kind = exchange(
+            addr,
+            &format!("POST /exec/{token} HTTP/1.1\r\n{upgrade}X-Stream-Protocol-Version: v4.channel.k8s.io\r\n\r\n"),
+        )
+        .await;
+        assert!(wrong_kind.starts_with("HTTP/1.1 404 "), "{wrong_kind}");
+        // The wrong-kind attempt used the token up.
+        assert!(!handle.inner.tokens.contains(token));
+        serving.abort();
+    }
+}

@@ -1,0 +1,251 @@
+//! Streaming against a real berthd, as root, with crictl (SPDY/3.1): `crictl exec` without
+//! a TTY (output, exit code 7, stdin), `crictl port-forward` to a web server in the pod's
+//! network namespace, and the streaming server's answers to a bad token (404) and to a
+//! request that is no SPDY upgrade (400).
+//!
+//! Needs root, the shared test registry (`BERTH_TEST_REGISTRY`) and crictl on PATH (as
+//! tests/run.sh arranges); otherwise each test prints a note and passes (or fails when
+//! `BERTH_REQUIRE_REGISTRY=1`).
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use berth_integration::pods::{is_root, PodEnv};
+use berth_integration::registry::{shared_registry, skip_or_panic};
+use berth_integration::Layout;
+
+const BUSYBOX: &str = "registry.k8s.io/e2e-test-images/busybox:1.29-2";
+/// Network slot of this test in its binary (see `TestNet`).
+const SLOT: u8 = 0;
+
+fn crictl(socket: &Path, args: &[&str], stdin: Option<&[u8]>) -> Output {
+    let mut child = Command::new("crictl")
+        .arg("--runtime-endpoint")
+        .arg(format!("unix://{}", socket.display()))
+        .arg("--timeout")
+        .arg("60s")
+        .args(args)
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run crictl");
+    if let Some(input) = stdin {
+        let mut pipe = child.stdin.take().unwrap();
+        pipe.write_all(input).unwrap();
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn ok(socket: &Path, args: &[&str]) -> String {
+    let out = crictl(socket, args, None);
+    assert!(
+        out.status.success(),
+        "crictl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Sends `request` raw and returns the status line of the answer.
+fn status_line(base: &str, request: &str) -> String {
+    let addr = base.trim_start_matches("http://");
+    let mut socket = TcpStream::connect(addr).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    socket.write_all(request.as_bytes()).unwrap();
+    let mut answer = String::new();
+    let _ = socket.read_to_string(&mut answer);
+    answer.lines().next().unwrap_or_default().to_owned()
+}
+
+fn http_get(port: u16, path: &str) -> Vec<u8> {
+    let mut socket = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(socket, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
+    let mut answer = Vec::new();
+    socket.read_to_end(&mut answer).unwrap();
+    answer
+}
+
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn exec_and_port_forward_over_spdy() {
+    let test = "exec_and_port_forward_over_spdy";
+    if !is_root() {
+        eprintln!("note: {test} skipped: pods need root");
+        return;
+    }
+    let Some(registry) = shared_registry(test) else {
+        return;
+    };
+    if Command::new("crictl").arg("--version").output().is_err() {
+        skip_or_panic(test, "crictl is not on PATH");
+        return;
+    }
+    let layout = Layout::new();
+    layout.mirror_to(&registry);
+    let env = PodEnv::start_in(layout, SLOT);
+    let socket = env.daemon.socket.clone();
+    let dir = env.daemon.dir.path().to_owned();
+
+    let pod_json = dir.join("pod.json");
+    std::fs::write(
+        &pod_json,
+        format!(
+            r#"{{"metadata":{{"name":"streaming","namespace":"berth-it","uid":"uid-streaming"}},"log_directory":"{}","linux":{{}}}}"#,
+            dir.join("logs").display()
+        ),
+    )
+    .unwrap();
+    let ctr_json = dir.join("ctr.json");
+    std::fs::write(
+        &ctr_json,
+        format!(r#"{{"metadata":{{"name":"box"}},"image":{{"image":"{BUSYBOX}"}},"command":["top"],"log_path":"box.log","linux":{{}}}}"#),
+    )
+    .unwrap();
+    ok(&socket, &["pull", BUSYBOX]);
+    let pod = ok(&socket, &["runp", pod_json.to_str().unwrap()])
+        .trim()
+        .to_owned();
+    let result = std::panic::catch_unwind(|| {
+        let ctr = ok(
+            &socket,
+            &[
+                "create",
+                &pod,
+                ctr_json.to_str().unwrap(),
+                pod_json.to_str().unwrap(),
+            ],
+        )
+        .trim()
+        .to_owned();
+        ok(&socket, &["start", &ctr]);
+
+        // Exec without a TTY: output only on stdout.
+        let hello = crictl(&socket, &["exec", &ctr, "echo", "hello"], None);
+        assert!(hello.status.success());
+        assert_eq!(String::from_utf8_lossy(&hello.stdout), "hello\n");
+
+        // A non-zero exit reaches the client as exit code 7 through the v4 status.
+        let seven = crictl(&socket, &["exec", &ctr, "sh", "-c", "exit 7"], None);
+        assert!(!seven.status.success());
+        let stderr = String::from_utf8_lossy(&seven.stderr);
+        assert!(stderr.contains("exit code 7"), "{stderr}");
+
+        // stdin, 300 KB through SPDY flow, and stdout back.
+        let payload: Vec<u8> = (0..300_000u32).map(|i| (i * 31 % 251) as u8).collect();
+        let piped = crictl(
+            &socket,
+            &[
+                "exec",
+                "-i",
+                &ctr,
+                "sh",
+                "-c",
+                "mkdir -p /www && cat > /www/big && wc -c < /www/big",
+            ],
+            Some(&payload),
+        );
+        assert!(piped.status.success());
+        assert_eq!(String::from_utf8_lossy(&piped.stdout).trim(), "300000");
+        let back = crictl(&socket, &["exec", &ctr, "cat", "/www/big"], None);
+        assert_eq!(back.stdout, payload);
+
+        // Port-forward to a web server on the pod's loopback.
+        ok(
+            &socket,
+            &[
+                "exec",
+                &ctr,
+                "sh",
+                "-c",
+                "echo hi-from-pod > /www/index.html && httpd -p 8080 -h /www",
+            ],
+        );
+        let forward = KillOnDrop(
+            Command::new("crictl")
+                .arg("--runtime-endpoint")
+                .arg(format!("unix://{}", socket.display()))
+                .args(["port-forward", &pod, "18047:8080"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(("127.0.0.1", 18047)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "crictl port-forward did not listen"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        for _ in 0..3 {
+            let answer = String::from_utf8(http_get(18047, "/")).unwrap();
+            assert!(
+                answer.lines().next().unwrap_or_default().contains(" 200 "),
+                "{answer}"
+            );
+            assert!(answer.ends_with("hi-from-pod\n"), "{answer}");
+        }
+        let big = http_get(18047, "/big");
+        assert!(big.ends_with(&payload), "{} bytes", big.len());
+        drop(forward);
+
+        // Bad input to the streaming server.
+        let log = env.daemon.log_text();
+        let base = log
+            .split("streaming=")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .expect("berthd logs its streaming URL")
+            .to_owned();
+        let upgrade = "Connection: Upgrade\r\nUpgrade: SPDY/3.1\r\nX-Stream-Protocol-Version: v4.channel.k8s.io\r\n";
+        assert_eq!(
+            status_line(
+                &base,
+                &format!("POST /exec/0123456789abcdef HTTP/1.1\r\nHost: x\r\n{upgrade}\r\n")
+            ),
+            "HTTP/1.1 404 Not Found"
+        );
+        assert_eq!(
+            status_line(
+                &base,
+                "POST /exec/0123456789abcdef HTTP/1.1\r\nHost: x\r\n\r\n"
+            ),
+            "HTTP/1.1 400 Bad Request"
+        );
+        assert_eq!(
+            status_line(&base, "nonsense\r\n\r\n"),
+            "HTTP/1.1 400 Bad Request"
+        );
+        // The server still serves sessions afterwards.
+        let again = crictl(&socket, &["exec", &ctr, "echo", "-n", "hello"], None);
+        assert_eq!(String::from_utf8_lossy(&again.stdout), "hello");
+    });
+    let removed = crictl(&socket, &["rmp", "--force", &pod], None);
+    if let Err(panic) = result {
+        std::panic::resume_unwind(panic);
+    }
+    assert!(removed.status.success());
+    drop(env);
+}
