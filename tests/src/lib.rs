@@ -5,8 +5,11 @@
 //! `cargo build` before the tests run, as `make test` does).
 //!
 //! [`registry`] has the helpers of the image tests: the shared test registry, extra
-//! registries started per test, and remote image facts read with skopeo.
+//! registries started per test, and remote image facts read with skopeo. [`pods`] has the
+//! test CNI networks of the pod tests, [`containers`] the cleanup guard and log parsing of
+//! the container tests.
 
+pub mod containers;
 pub mod pods;
 pub mod registry;
 
