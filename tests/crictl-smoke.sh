@@ -75,6 +75,9 @@ check "crictl inspect shows its pid and log path" \
 check "crictl stats and statsp report it" \
   bash -c '"$@" stats -o json --id "$ctr" | jq -e ".stats[0].memory.workingSetBytes.value | tonumber > 0" >/dev/null &&
            "$@" statsp -o json --id "$pod" | jq -e ".stats[0].linux.network.defaultInterface.name == \"eth0\"" >/dev/null' _ "${crictl[@]}"
+check "crictl metricdescs and metricsp report pod metrics" \
+  bash -c '"$@" metricdescs | grep -q container_memory_working_set_bytes &&
+           "$@" metricsp | grep -q "$pod"' _ "${crictl[@]}"
 check "crictl stop and rm remove it" \
   bash -c '"$@" stop -t 1 "$ctr" >/dev/null && "$@" rm "$ctr" >/dev/null && [[ -z $("$@" ps -a -q --id "$ctr") ]]' _ "${crictl[@]}"
 check "crictl stopp stops it" \

@@ -40,8 +40,5 @@ async fn unbuilt_runtime_rpcs_answer_unimplemented() {
     check!(rt.checkpoint_container(v1::CheckpointContainerRequest { container_id: ID.into(), ..Default::default() }) as "CheckpointContainer");
     check!(rt.checkpoint_pod(v1::CheckpointPodRequest { pod_sandbox_id: sandbox(), ..Default::default() }) as "CheckpointPod");
     check!(rt.restore_pod(v1::RestorePodRequest::default()) as "RestorePod");
-    check!(rt.list_metric_descriptors(v1::ListMetricDescriptorsRequest {}) as "ListMetricDescriptors");
-    check!(rt.list_pod_sandbox_metrics(v1::ListPodSandboxMetricsRequest {}) as "ListPodSandboxMetrics");
     check!(rt.stream_pod_sandbox_metrics(v1::StreamPodSandboxMetricsRequest {}) as "StreamPodSandboxMetrics");
-    check!(rt.update_pod_sandbox_resources(v1::UpdatePodSandboxResourcesRequest { pod_sandbox_id: sandbox(), ..Default::default() }) as "UpdatePodSandboxResources");
 }

@@ -13,6 +13,7 @@
 pub mod convert;
 pub mod create;
 pub mod files;
+pub mod metrics;
 pub mod pidns;
 pub mod shm;
 pub mod stats;

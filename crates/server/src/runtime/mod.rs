@@ -10,7 +10,9 @@ mod exec_sync;
 mod get_container_events;
 mod list_container_stats;
 mod list_containers;
+mod list_metric_descriptors;
 mod list_pod_sandbox;
+mod list_pod_sandbox_metrics;
 mod list_pod_sandbox_stats;
 pub(crate) mod list_streams;
 mod pod_sandbox_stats;
@@ -26,6 +28,7 @@ mod status;
 mod stop_container;
 mod stop_pod_sandbox;
 mod update_container_resources;
+mod update_pod_sandbox_resources;
 mod version;
 
 use std::future::Future;
@@ -399,15 +402,46 @@ impl RuntimeService for CriRuntimeService {
         .await
     }
 
+    async fn list_metric_descriptors(
+        &self,
+        request: Request<v1::ListMetricDescriptorsRequest>,
+    ) -> Result<Response<v1::ListMetricDescriptorsResponse>, Status> {
+        instrument(
+            "ListMetricDescriptors",
+            request,
+            list_metric_descriptors::list_metric_descriptors,
+        )
+        .await
+    }
+
+    async fn list_pod_sandbox_metrics(
+        &self,
+        request: Request<v1::ListPodSandboxMetricsRequest>,
+    ) -> Result<Response<v1::ListPodSandboxMetricsResponse>, Status> {
+        let daemon = self.daemon.clone();
+        instrument("ListPodSandboxMetrics", request, |req| {
+            list_pod_sandbox_metrics::list_pod_sandbox_metrics(daemon, req)
+        })
+        .await
+    }
+
+    async fn update_pod_sandbox_resources(
+        &self,
+        request: Request<v1::UpdatePodSandboxResourcesRequest>,
+    ) -> Result<Response<v1::UpdatePodSandboxResourcesResponse>, Status> {
+        let daemon = self.daemon.clone();
+        instrument("UpdatePodSandboxResources", request, |req| {
+            update_pod_sandbox_resources::update_pod_sandbox_resources(daemon, req)
+        })
+        .await
+    }
+
     unbuilt_rpcs! {
         stream_pod_sandbox_stats("StreamPodSandboxStats", StreamPodSandboxStatsRequest) -> Self::StreamPodSandboxStatsStream;
         update_runtime_config("UpdateRuntimeConfig", UpdateRuntimeConfigRequest) -> v1::UpdateRuntimeConfigResponse;
         checkpoint_container("CheckpointContainer", CheckpointContainerRequest) -> v1::CheckpointContainerResponse;
         checkpoint_pod("CheckpointPod", CheckpointPodRequest) -> v1::CheckpointPodResponse;
         restore_pod("RestorePod", RestorePodRequest) -> v1::RestorePodResponse;
-        list_metric_descriptors("ListMetricDescriptors", ListMetricDescriptorsRequest) -> v1::ListMetricDescriptorsResponse;
-        list_pod_sandbox_metrics("ListPodSandboxMetrics", ListPodSandboxMetricsRequest) -> v1::ListPodSandboxMetricsResponse;
         stream_pod_sandbox_metrics("StreamPodSandboxMetrics", StreamPodSandboxMetricsRequest) -> Self::StreamPodSandboxMetricsStream;
-        update_pod_sandbox_resources("UpdatePodSandboxResources", UpdatePodSandboxResourcesRequest) -> v1::UpdatePodSandboxResourcesResponse;
     }
 }
