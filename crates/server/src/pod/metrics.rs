@@ -137,7 +137,7 @@ pub fn pod_metrics(stats: &v1::PodSandboxStats) -> v1::PodSandboxMetrics {
                 .as_ref()
                 .and_then(|c| c.usage_core_nano_seconds.as_ref())
                 .map(|v| v.value);
-            let memory = container.memory.clone().unwrap_or_default();
+            let memory = container.memory.unwrap_or_default();
             let metrics = [
                 metric(&CPU, now, labels.clone(), cpu),
                 metric(
