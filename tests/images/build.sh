@@ -374,15 +374,20 @@ PUSH_TMP=$(mktemp -d)
 trap 'rm -rf "$PUSH_TMP"' EXIT
 
 push_one() { # index local-tag ref
-  local i=$1 tag=$2 ref=$3
-  if skopeo --insecure-policy copy --quiet --retry-times 2 "${SKOPEO_DEST[@]}" \
-      --digestfile "$PUSH_TMP/$i.digest" \
-      "oci:$OCI:$tag" "docker://$REGISTRY/$ref" > "$PUSH_TMP/$i.log" 2>&1; then
-    echo "pushed $REGISTRY/$ref@$(cat "$PUSH_TMP/$i.digest")" > "$PUSH_TMP/$i.out"
-  else
-    { echo "$PROG: error: pushing $tag to $REGISTRY/$ref failed:"; cat "$PUSH_TMP/$i.log"; } > "$PUSH_TMP/$i.out"
-    return 1
-  fi
+  local i=$1 tag=$2 ref=$3 attempt
+  # docker-registry's filesystem driver can answer 500 when pushes to one repository (the
+  # three test-image-tags tags) race on a shared blob; such a push is simply tried again.
+  for attempt in 1 2 3; do
+    if skopeo --insecure-policy copy --quiet --retry-times 2 "${SKOPEO_DEST[@]}" \
+        --digestfile "$PUSH_TMP/$i.digest" \
+        "oci:$OCI:$tag" "docker://$REGISTRY/$ref" > "$PUSH_TMP/$i.log" 2>&1; then
+      echo "pushed $REGISTRY/$ref@$(cat "$PUSH_TMP/$i.digest")" > "$PUSH_TMP/$i.out"
+      return 0
+    fi
+    sleep "$attempt"
+  done
+  { echo "$PROG: error: pushing $tag to $REGISTRY/$ref failed:"; cat "$PUSH_TMP/$i.log"; } > "$PUSH_TMP/$i.out"
+  return 1
 }
 
 running=0

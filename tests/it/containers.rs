@@ -999,6 +999,32 @@ async fn exit_codes_and_reasons() {
     )
     .await;
     let ok = create(&mut rt, &pod, &pod_cfg, container_config("ok", &["true"])).await;
+
+    // The image of a container is kept while the container exists.
+    let mut images = env.pod.daemon.images().await;
+    let refused = images
+        .remove_image(v1::RemoveImageRequest {
+            image: Some(image_spec(&env.image_id)),
+        })
+        .await;
+    let refusal = assert_code(
+        refused,
+        Code::FailedPrecondition,
+        "RemoveImage of an image in use",
+    );
+    assert!(
+        refusal.message().contains("used by container"),
+        "{refusal:?}"
+    );
+    let still = images
+        .image_status(v1::ImageStatusRequest {
+            image: Some(image_spec(BUSYBOX)),
+            verbose: false,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(still.image.map(|i| i.id), Some(env.image_id.clone()));
     start(&mut rt, &three).await;
     start(&mut rt, &ok).await;
 

@@ -151,6 +151,14 @@ pub enum ImageError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// A container still uses the image.
+    #[error("image {image} is used by container {container}; remove the container first")]
+    InUse {
+        /// The image ID.
+        image: String,
+        /// A container using it.
+        container: String,
+    },
     /// The metadata store failed.
     #[error("metadata store: {0}")]
     Store(#[from] berth_store::StoreError),

@@ -129,11 +129,25 @@ impl ImageManager {
 
     /// Removes the image `name` names, with all its tags and digests, and then its blobs and
     /// snapshots that no other image uses. An unknown name is not an error.
-    pub async fn remove(&self, name: &str) -> Result<bool, ImageError> {
+    ///
+    /// `user_of` says which container, if any, still runs on an image ID: such an image is
+    /// kept (its snapshots are that container's root filesystem) and the call fails with
+    /// [`ImageError::InUse`].
+    pub async fn remove(
+        &self,
+        name: &str,
+        user_of: impl FnOnce(&str) -> Option<String>,
+    ) -> Result<bool, ImageError> {
         let _exclusive = self.gc_lock.write().await;
         let Some(id) = self.resolve(name)? else {
             return Ok(false);
         };
+        if let Some(container) = user_of(&id) {
+            return Err(ImageError::InUse {
+                image: id,
+                container,
+            });
+        }
         let existed = self.store.remove_image(&id)?;
         tracing::info!(image = %id, name, "image removed");
         self.collect_garbage()?;

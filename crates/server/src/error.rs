@@ -209,6 +209,7 @@ fn image_code(err: &ImageError) -> Code {
         | ImageError::Hosts(_)
         | ImageError::NoEndpoint { .. } => Code::FailedPrecondition,
         ImageError::Stalled { .. } => Code::DeadlineExceeded,
+        ImageError::InUse { .. } => Code::FailedPrecondition,
         ImageError::Store(err) if err.is_not_found() => Code::NotFound,
         ImageError::Io { .. } | ImageError::Store(_) | ImageError::Task(_) => Code::Internal,
     }

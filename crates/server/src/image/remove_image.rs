@@ -1,6 +1,7 @@
 //! `RemoveImage`: removes an image with all its tags and digests (kubelet removes images,
 //! not single tags), then the blobs and snapshots no other image uses. Removing an image
-//! that does not exist succeeds, as the CRI requires.
+//! that does not exist succeeds, as the CRI requires; one a container still uses is kept
+//! (FailedPrecondition) until the container is removed.
 
 use std::sync::Arc;
 
@@ -14,6 +15,15 @@ pub(super) async fn remove_image(
     request: v1::RemoveImageRequest,
 ) -> Result<v1::RemoveImageResponse, ServiceError> {
     let name = request.image.map(|spec| spec.image).unwrap_or_default();
-    daemon.images.remove(&name).await?;
+    let containers = daemon.store.containers().list()?;
+    daemon
+        .images
+        .remove(&name, |id| {
+            containers
+                .iter()
+                .find(|c| c.image_ref == id)
+                .map(|c| c.id.clone())
+        })
+        .await?;
     Ok(v1::RemoveImageResponse {})
 }
