@@ -1,5 +1,6 @@
 //! Streaming against a real berthd, as root, with crictl (SPDY/3.1): `crictl exec` without
-//! a TTY (output, exit code 7, stdin), `crictl port-forward` to a web server in the pod's
+//! a TTY (output, exit code 7, stdin), `crictl exec -it` under a pty (`script`), `crictl
+//! attach -i` to a `stdin_once` shell, `crictl port-forward` to a web server in the pod's
 //! network namespace, and the streaming server's answers to a bad token (404) and to a
 //! request that is no SPDY upgrade (400).
 //!
@@ -169,6 +170,82 @@ fn exec_and_port_forward_over_spdy() {
         assert_eq!(String::from_utf8_lossy(&piped.stdout).trim(), "300000");
         let back = crictl(&socket, &["exec", &ctr, "cat", "/www/big"], None);
         assert_eq!(back.stdout, payload);
+
+        // Exec with a TTY, under a pty from `script`: the command sees a terminal, its
+        // output arrives and its exit code is reported.
+        let endpoint = format!("unix://{}", socket.display());
+        let tty_exec = Command::new("script")
+            .args(["-qec"])
+            .arg(format!(
+                "crictl --runtime-endpoint {endpoint} exec -it {ctr} sh -c 'tty; echo tty-ok; exit 3'"
+            ))
+            .arg("/dev/null")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run script");
+        let tty_out = tty_exec.wait_with_output().unwrap();
+        let text = String::from_utf8_lossy(&tty_out.stdout);
+        assert!(text.contains("/dev/pts/"), "{text}");
+        assert!(text.contains("tty-ok"), "{text}");
+        assert!(!tty_out.status.success(), "{text}");
+
+        // Attach to a shell started with stdin and stdin_once: what is written reaches it,
+        // its output comes back, and the end of the input ends the shell and the session.
+        let sh_json = dir.join("sh.json");
+        std::fs::write(
+            &sh_json,
+            format!(r#"{{"metadata":{{"name":"shell"}},"image":{{"image":"{BUSYBOX}"}},"command":["sh"],"stdin":true,"stdin_once":true,"log_path":"sh.log","linux":{{}}}}"#),
+        )
+        .unwrap();
+        let shell = ok(
+            &socket,
+            &[
+                "create",
+                &pod,
+                sh_json.to_str().unwrap(),
+                pod_json.to_str().unwrap(),
+            ],
+        )
+        .trim()
+        .to_owned();
+        ok(&socket, &["start", &shell]);
+        let attached = crictl(
+            &socket,
+            &["attach", "-i", &shell],
+            Some(b"echo attached-ok; echo to-stderr >&2\n"),
+        );
+        let out = String::from_utf8_lossy(&attached.stdout);
+        assert!(
+            attached.status.success(),
+            "{out} {}",
+            String::from_utf8_lossy(&attached.stderr)
+        );
+        assert_eq!(out, "attached-ok\n");
+        assert!(String::from_utf8_lossy(&attached.stderr).contains("to-stderr"));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let state = ok(
+                &socket,
+                &[
+                    "inspect",
+                    "-o",
+                    "go-template",
+                    "--template",
+                    "{{.status.state}}",
+                    &shell,
+                ],
+            );
+            if state.trim() == "CONTAINER_EXITED" {
+                break;
+            }
+            assert!(Instant::now() < deadline, "attached shell still {state}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        // The shell's output went to its log as well.
+        let logs = crictl(&socket, &["logs", &shell], None);
+        assert!(String::from_utf8_lossy(&logs.stdout).contains("attached-ok"));
 
         // Port-forward to a web server on the pod's loopback.
         ok(

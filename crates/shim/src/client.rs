@@ -88,6 +88,64 @@ impl ShimClient {
         self.call(&Request::CloseStdin).map(drop)
     }
 
+    /// Attaches to the container's stdio: returns the connection, now carrying
+    /// [`crate::protocol::frame`]s (see [`crate::protocol`]), in blocking mode without
+    /// timeouts.
+    pub fn attach(&self, stdin: bool, stdout: bool, stderr: bool) -> Result<UnixStream, ShimError> {
+        let sock = self.state_dir.join(CONTROL_SOCKET);
+        let io_err = |e: io::Error| self.map_io(&sock, e);
+        let addr = SocketPath::new(&self.state_dir, CONTROL_SOCKET).map_err(io_err)?;
+        let mut stream = UnixStream::connect(addr.path()).map_err(io_err)?;
+        stream
+            .set_read_timeout(Some(self.timeout))
+            .and_then(|_| stream.set_write_timeout(Some(self.timeout)))
+            .map_err(io_err)?;
+        let request = Request::Attach {
+            stdin,
+            stdout,
+            stderr,
+        };
+        stream.write_all(&encode(&request)).map_err(io_err)?;
+        // Byte by byte: frames follow the reply line at once.
+        let mut reply = Vec::with_capacity(64);
+        let mut byte = [0u8; 1];
+        loop {
+            let n = stream.read(&mut byte).map_err(io_err)?;
+            if n == 0 {
+                if reply.is_empty() {
+                    return Err(ShimError::NotRunning {
+                        state_dir: self.state_dir.clone(),
+                    });
+                }
+                return Err(ShimError::Protocol {
+                    message: "reply without newline".into(),
+                });
+            }
+            if byte[0] == b'\n' {
+                break;
+            }
+            reply.push(byte[0]);
+            if reply.len() > MAX_LINE {
+                return Err(ShimError::Protocol {
+                    message: "reply too long".into(),
+                });
+            }
+        }
+        let resp: Response = decode(&reply).map_err(|e| ShimError::Protocol {
+            message: format!("bad reply: {e}"),
+        })?;
+        if !resp.ok {
+            return Err(ShimError::Rejected {
+                message: resp.error.unwrap_or_else(|| "unspecified error".into()),
+            });
+        }
+        stream
+            .set_read_timeout(None)
+            .and_then(|_| stream.set_write_timeout(None))
+            .map_err(io_err)?;
+        Ok(stream)
+    }
+
     /// Sends one request and returns the successful reply.
     fn call(&self, req: &Request) -> Result<Response, ShimError> {
         let sock = self.state_dir.join(CONTROL_SOCKET);

@@ -26,6 +26,7 @@ mod exitfile;
 pub mod paths;
 pub mod podinit;
 pub mod protocol;
+pub mod pty;
 pub mod server;
 mod sockpath;
 mod spawn;

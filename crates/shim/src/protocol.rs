@@ -9,8 +9,19 @@
 //! {"op":"reopen_log"}                   → {"ok":true}
 //! {"op":"resize","width":80,"height":24}→ {"ok":true}  (TTY only, else ok:false)
 //! {"op":"close_stdin"}                  → {"ok":true}
+//! {"op":"attach","stdin":true,"stdout":true,"stderr":true}
+//!                                       → {"ok":true}, then framed streams (below)
 //! anything else                         → {"ok":false,"error":"..."}
 //! ```
+//!
+//! **Attach**: after the `{"ok":true}` line the connection stays open and carries
+//! [`frame`]s both ways: the shim sends the container's output (`stdout`, `stderr`; a TTY's
+//! output is `stdout`) to every attached client that asked for it, as well as to the log; the
+//! client sends `stdin` bytes for the container and `eof` when its input ended. With
+//! `--stdin-once`, the end of a client's input (an `eof` frame or a closed connection) closes
+//! the container's stdin. When the container has exited and its output is drained, the shim
+//! closes the connection. A client that falls more than [`frame::OUTPUT_LIMIT`] bytes behind
+//! is disconnected, so the container is never slowed down by it.
 //!
 //! New operations (signal, attach, exec) add variants to [`Request`] and optional fields to
 //! [`Response`]; an old shim answers an unknown op with `ok:false`, so a newer berthd can tell.
@@ -36,6 +47,68 @@ pub enum Request {
     Resize { width: u16, height: u16 },
     /// Close the shim's end of the container's stdin.
     CloseStdin,
+    /// Switch the connection to framed streams (see the module docs).
+    Attach {
+        #[serde(default)]
+        stdin: bool,
+        #[serde(default)]
+        stdout: bool,
+        #[serde(default)]
+        stderr: bool,
+    },
+}
+
+/// The framing of an attach connection: a 1-byte stream id, the payload length as a
+/// big-endian `u32`, the payload.
+pub mod frame {
+    /// Client → shim: bytes for the container's stdin.
+    pub const STDIN: u8 = 0;
+    /// Shim → client: the container's stdout (or the TTY's output).
+    pub const STDOUT: u8 = 1;
+    /// Shim → client: the container's stderr.
+    pub const STDERR: u8 = 2;
+    /// Client → shim: the client's input ended (empty payload).
+    pub const EOF: u8 = 3;
+    /// Header length.
+    pub const HEADER: usize = 5;
+    /// Largest payload either side sends or accepts.
+    pub const MAX_PAYLOAD: usize = 16 * 1024;
+    /// Output bytes the shim queues for one client before disconnecting it.
+    pub const OUTPUT_LIMIT: usize = 64 * 1024;
+
+    /// The header of a frame.
+    pub fn header(id: u8, len: usize) -> [u8; HEADER] {
+        let n = (len as u32).to_be_bytes();
+        [id, n[0], n[1], n[2], n[3]]
+    }
+
+    /// Appends frames carrying `data` (split at [`MAX_PAYLOAD`]) to `out`.
+    pub fn push(out: &mut Vec<u8>, id: u8, data: &[u8]) {
+        if data.is_empty() {
+            out.extend_from_slice(&header(id, 0));
+        }
+        for chunk in data.chunks(MAX_PAYLOAD) {
+            out.extend_from_slice(&header(id, chunk.len()));
+            out.extend_from_slice(chunk);
+        }
+    }
+
+    /// A complete frame at the front of `buf`: `Ok(Some((id, payload range end)))`, `Ok(None)`
+    /// when more bytes are needed, `Err(())` for a payload over [`MAX_PAYLOAD`].
+    #[allow(clippy::result_unit_err)]
+    pub fn parse(buf: &[u8]) -> Result<Option<(u8, usize)>, ()> {
+        if buf.len() < HEADER {
+            return Ok(None);
+        }
+        let len = u32::from_be_bytes([buf[1], buf[2], buf[3], buf[4]]) as usize;
+        if len > MAX_PAYLOAD {
+            return Err(());
+        }
+        if buf.len() < HEADER + len {
+            return Ok(None);
+        }
+        Ok(Some((buf[0], HEADER + len)))
+    }
 }
 
 /// Container state as the shim sees it.
@@ -154,6 +227,14 @@ mod tests {
                 r#"{"op":"resize","width":80,"height":24}"#,
             ),
             (Request::CloseStdin, r#"{"op":"close_stdin"}"#),
+            (
+                Request::Attach {
+                    stdin: true,
+                    stdout: true,
+                    stderr: false,
+                },
+                r#"{"op":"attach","stdin":true,"stdout":true,"stderr":false}"#,
+            ),
         ];
         for (req, wire) in cases {
             let enc = encode(&req);
@@ -188,6 +269,23 @@ mod tests {
         // Fields a newer shim adds are ignored by an older client.
         let newer: Response = decode(br#"{"ok":true,"attach":"x"}"#).unwrap();
         assert_eq!(newer, Response::ok());
+    }
+
+    #[test]
+    fn frames_round_trip() {
+        let mut out = Vec::new();
+        frame::push(&mut out, frame::STDOUT, b"hello");
+        frame::push(&mut out, frame::EOF, b"");
+        assert_eq!(&out[..5], &[1, 0, 0, 0, 5]);
+        let (id, end) = frame::parse(&out).unwrap().unwrap();
+        assert_eq!((id, &out[5..end]), (frame::STDOUT, &b"hello"[..]));
+        assert_eq!(frame::parse(&out[end..]).unwrap(), Some((frame::EOF, 5)));
+        assert_eq!(frame::parse(&out[..7]).unwrap(), None);
+        let big = frame::header(frame::STDIN, frame::MAX_PAYLOAD + 1);
+        assert!(frame::parse(&big).is_err());
+        let mut split = Vec::new();
+        frame::push(&mut split, frame::STDIN, &vec![7u8; frame::MAX_PAYLOAD + 3]);
+        assert_eq!(split.len(), frame::MAX_PAYLOAD + 3 + 2 * frame::HEADER);
     }
 
     #[test]

@@ -30,12 +30,6 @@ pub(super) async fn exec(
         });
     }
     let options = stream_options(request.stdin, request.stdout, request.stderr, request.tty)?;
-    if options.tty {
-        return Err(ServiceError::Unsupported {
-            field: "tty",
-            reason: "streaming exec with a TTY is not implemented by berth yet".into(),
-        });
-    }
     let record = daemon.find_container(&request.container_id)?;
     let paths = ContainerPaths::new(&daemon, &record.id);
     if observe(&paths).state != ContainerState::Running {
@@ -47,6 +41,7 @@ pub(super) async fn exec(
         daemon: daemon.clone(),
         container_id: record.id,
         cmd: request.cmd,
+        tty: options.tty,
     };
     let url = daemon.stream()?.register(StreamRequest::Exec {
         options,
@@ -97,17 +92,32 @@ struct ExecRunner {
     daemon: Arc<Daemon>,
     container_id: String,
     cmd: Vec<String>,
+    tty: bool,
 }
 
 impl Runner for ExecRunner {
     fn run(self: Box<Self>, io: ExecIo) -> BoxFuture<Result<i32, String>> {
-        Box::pin(async move { self.run_piped(io).await.map_err(|e| e.to_string()) })
+        Box::pin(async move {
+            let result = if io.resize.is_some() || self.tty {
+                self.run_tty(io).await
+            } else {
+                self.run_piped(io).await
+            };
+            result.map_err(|e| e.to_string())
+        })
     }
 }
 
+/// The files of one exec: the process JSON and runc's pid file, removed when dropped.
+struct ExecFiles {
+    process: PathBuf,
+    pid: PathBuf,
+    _cleanup: RemoveOnDrop,
+}
+
 impl ExecRunner {
-    async fn run_piped(self, io: ExecIo) -> Result<i32, ServiceError> {
-        let paths = ContainerPaths::new(&self.daemon, &self.container_id);
+    /// Writes the process JSON: the container's process settings with this exec's argv.
+    fn prepare(&self, paths: &ContainerPaths, terminal: bool) -> Result<ExecFiles, ServiceError> {
         let exec_id = new_id().map_err(|source| ServiceError::Io {
             action: "read random bytes from",
             path: "/dev/urandom".into(),
@@ -117,7 +127,7 @@ impl ExecRunner {
         std::fs::create_dir_all(&exec_dir).map_err(io_err("create", &exec_dir))?;
         let process_file = exec_dir.join(format!("{}.json", &exec_id[..16]));
         let pid_file = exec_dir.join(format!("{}.pid", &exec_id[..16]));
-        let _cleanup = RemoveOnDrop(vec![process_file.clone(), pid_file.clone()]);
+        let cleanup = RemoveOnDrop(vec![process_file.clone(), pid_file.clone()]);
 
         let config = paths.bundle().join("config.json");
         let spec_text = std::fs::read_to_string(&config).map_err(io_err("read", &config))?;
@@ -129,9 +139,134 @@ impl ExecRunner {
             })?;
         let mut process = spec.get("process").cloned().unwrap_or_default();
         process["args"] = serde_json::json!(self.cmd);
-        process["terminal"] = serde_json::json!(false);
+        process["terminal"] = serde_json::json!(terminal);
+        if !terminal {
+            if let Some(p) = process.as_object_mut() {
+                p.remove("consoleSize");
+            }
+        }
         std::fs::write(&process_file, process.to_string())
             .map_err(io_err("write", &process_file))?;
+        Ok(ExecFiles {
+            process: process_file,
+            pid: pid_file,
+            _cleanup: cleanup,
+        })
+    }
+
+    /// A TTY exec. runc (in the foreground, without `--detach`) gets the slave side of a pty
+    /// berthd opens as its stdio: it creates the container-side terminal itself, copies
+    /// between the two and exits with the command's status, so berthd needs to be no
+    /// subreaper. Resize events set the size on berthd's pty and SIGWINCH tells runc to
+    /// pass it on.
+    async fn run_tty(self, io: ExecIo) -> Result<i32, ServiceError> {
+        let paths = ContainerPaths::new(&self.daemon, &self.container_id);
+        let files = self.prepare(&paths, true)?;
+        let pty = nix::pty::openpty(None, None).map_err(|errno| ServiceError::Io {
+            action: "open a pty for",
+            path: paths.bundle(),
+            source: errno.into(),
+        })?;
+        let master = std::fs::File::from(pty.master);
+        let slave = pty.slave;
+        let dup_err = |source: std::io::Error| ServiceError::Io {
+            action: "duplicate the pty of",
+            path: paths.bundle(),
+            source,
+        };
+        let slave_out = slave.try_clone().map_err(dup_err)?;
+        let slave_err = slave.try_clone().map_err(dup_err)?;
+        let mut resize = io.resize;
+        // A size sent before the command starts is applied first; runc reads it at start.
+        if let Some(events) = resize.as_mut() {
+            if let Ok(Some(size)) =
+                tokio::time::timeout(std::time::Duration::from_millis(200), events.recv()).await
+            {
+                let _ = berth_shim::pty::resize(&master, size.width, size.height);
+            }
+        }
+        let mut child = self
+            .daemon
+            .runc()?
+            .exec_command(&self.container_id, &files.process, &files.pid)
+            .stdin(Stdio::from(slave))
+            .stdout(Stdio::from(slave_out))
+            .stderr(Stdio::from(slave_err))
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|source| ServiceError::Io {
+                action: "run runc exec for",
+                path: paths.bundle(),
+                source,
+            })?;
+        let runc_pid = child.id().and_then(|pid| i32::try_from(pid).ok());
+
+        let reader = master.try_clone().map_err(dup_err)?;
+        let writer = master.try_clone().map_err(dup_err)?;
+        // Blocking pty I/O on plain threads: each ends at EOF/EIO (runc closed the slave) or
+        // when its channel closes.
+        let stdout = io.stdout;
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+        std::thread::spawn(move || {
+            use std::io::Read;
+            let mut reader = reader;
+            let mut buffer = vec![0u8; 32 * 1024];
+            loop {
+                match reader.read(&mut buffer) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        if let Some(sink) = &stdout {
+                            // A gone client: keep reading so runc is never blocked.
+                            let _ = sink.blocking_send(buffer[..n].to_vec());
+                        }
+                    }
+                }
+            }
+            let _ = done_tx.send(());
+        });
+        if let Some(mut input) = io.stdin {
+            std::thread::spawn(move || {
+                use std::io::Write;
+                let mut writer = writer;
+                while let Some(chunk) = input.blocking_recv() {
+                    if writer.write_all(&chunk).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        if let Some(mut events) = resize {
+            tokio::spawn(async move {
+                while let Some(size) = events.recv().await {
+                    if berth_shim::pty::resize(&master, size.width, size.height).is_err() {
+                        return;
+                    }
+                    if let Some(pid) = runc_pid {
+                        let _ = nix::sys::signal::kill(
+                            nix::unistd::Pid::from_raw(pid),
+                            nix::sys::signal::Signal::SIGWINCH,
+                        );
+                    }
+                }
+            });
+        }
+        let status = child.wait().await.map_err(|source| ServiceError::Io {
+            action: "wait for runc exec in",
+            path: paths.bundle(),
+            source,
+        })?;
+        // runc copied the command's output before it exited; what is left in the pty is
+        // read until EIO (something outside could hold the slave: do not wait forever).
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), done_rx).await;
+        Ok(status
+            .code()
+            .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
+    }
+
+    async fn run_piped(self, io: ExecIo) -> Result<i32, ServiceError> {
+        let paths = ContainerPaths::new(&self.daemon, &self.container_id);
+        let files = self.prepare(&paths, false)?;
+        let (process_file, pid_file) = (&files.process, &files.pid);
 
         let piped = |wanted: bool| {
             if wanted {
@@ -143,7 +278,7 @@ impl ExecRunner {
         let mut child = self
             .daemon
             .runc()?
-            .exec_command(&self.container_id, &process_file, &pid_file)
+            .exec_command(&self.container_id, process_file, pid_file)
             .stdin(piped(io.stdin.is_some()))
             .stdout(piped(io.stdout.is_some()))
             .stderr(piped(io.stderr.is_some()))

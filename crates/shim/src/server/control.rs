@@ -109,6 +109,13 @@ impl Conn {
         decode(line).map_err(|e| format!("unsupported request: {e}"))
     }
 
+    /// Sends the reply and keeps the connection (attach).
+    pub(crate) fn reply_and_keep(mut self, resp: &Response) -> io::Result<UnixStream> {
+        self.stream.write_all(&encode(resp))?;
+        self.stream.set_nonblocking(true)?;
+        Ok(self.stream)
+    }
+
     /// Sends the reply and closes the connection.
     pub(crate) fn reply(mut self, resp: &Response) -> io::Result<()> {
         self.stream.write_all(&encode(resp))

@@ -23,7 +23,7 @@ mod monitor;
 mod oom;
 mod reaper;
 mod runc;
-mod tty;
+pub(crate) mod tty;
 
 use std::ffi::OsString;
 use std::fs::{self, DirBuilder, File};
@@ -233,12 +233,15 @@ fn start(args: &ShimArgs, runc: &Runc, diag: &mut Diag) -> Result<Started, Failu
             sources: vec![Source::new(Stream::Stdout, reader)],
             stdin: None,
             tty: Some(master),
+            stdin_once: args.stdin_once,
         }
     } else {
         let (out_r, out_w) = nonblocking_pipe().map_err(|e| shim_err("create pipe", e))?;
         let (err_r, err_w) = nonblocking_pipe().map_err(|e| shim_err("create pipe", e))?;
         let (stdin_r, stdin_w) = if args.stdin {
             let (r, w) = pipe2(OFlag::O_CLOEXEC).map_err(|e| shim_err("create pipe", e))?;
+            // Only the shim's end: writes from attached clients must never block the loop.
+            set_nonblocking(&w).map_err(|e| shim_err("stdin pipe", e))?;
             (Stdio::from(r), Some(w))
         } else {
             (Stdio::null(), None)
@@ -257,6 +260,7 @@ fn start(args: &ShimArgs, runc: &Runc, diag: &mut Diag) -> Result<Started, Failu
             ],
             stdin: stdin_w,
             tty: None,
+            stdin_once: args.stdin_once,
         }
     };
 

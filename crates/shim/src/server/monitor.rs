@@ -1,12 +1,18 @@
-//! The main loop: one thread, one `poll(2)` over the signalfd, the control socket and the
-//! container's output (two pipes, or the pty master).
+//! The main loop: one thread, one `poll(2)` over the signalfd, the control socket, the
+//! container's output (two pipes, or the pty master) and attached clients.
+//!
+//! Attached clients (see [`crate::protocol`]) get the output as it is read, in addition to
+//! the log, through a bounded per-client queue; their stdin bytes go to the container's stdin
+//! pipe or the pty master, which are non-blocking. While bytes wait for the container to read
+//! them, no client's input is read, so at most one frame is held.
 //!
 //! When the init is reaped the exit time is taken, and output is drained until every stream
 //! reaches EOF or [`DRAIN_TIMEOUT`] passes (something outside the container's PID namespace may
 //! hold a pipe open). Then the loop ends; the caller checks OOM and writes the exit file.
 
-use std::io;
+use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
@@ -18,7 +24,7 @@ use super::diag::Diag;
 use super::log::{CriLog, LineBuffer, Stream, PARTIAL_LIMIT};
 use super::reaper::{reap_all, Reaper};
 use super::tty;
-use crate::protocol::{Request, Response, Status};
+use crate::protocol::{frame, Request, Response, Status};
 use crate::time::Timestamp;
 
 /// How long output is drained after the init exited.
@@ -32,15 +38,38 @@ const READS_PER_WAKEUP: usize = 8;
 pub(crate) struct Source {
     fd: OwnedFd,
     lines: LineBuffer,
+    /// Frame id for attached clients.
+    frame_id: u8,
 }
 
 impl Source {
     pub(crate) fn new(stream: Stream, fd: OwnedFd) -> Self {
+        let frame_id = match stream {
+            Stream::Stdout => frame::STDOUT,
+            Stream::Stderr => frame::STDERR,
+        };
         Source {
             fd,
             lines: LineBuffer::new(stream, PARTIAL_LIMIT),
+            frame_id,
         }
     }
+}
+
+/// One attached client.
+struct Client {
+    stream: UnixStream,
+    stdin: bool,
+    stdout: bool,
+    stderr: bool,
+    /// Received bytes not yet forming a whole frame.
+    input: Vec<u8>,
+    /// Frames not yet written to the client.
+    output: Vec<u8>,
+    /// Set when the client is to be dropped at the end of the round.
+    gone: bool,
+    /// poll reported a hang-up.
+    hung_up: bool,
 }
 
 /// The shim's side of the container's stdio.
@@ -51,6 +80,8 @@ pub(crate) struct ContainerIo {
     pub stdin: Option<OwnedFd>,
     /// The pty master (TTY containers).
     pub tty: Option<OwnedFd>,
+    /// Close stdin when the first attached client's input ends (`--stdin-once`).
+    pub stdin_once: bool,
 }
 
 /// Everything the loop watches.
@@ -66,6 +97,12 @@ pub(crate) struct Monitor<'a> {
     stdin: Option<OwnedFd>,
     /// The pty master (TTY containers), for resize.
     tty: Option<OwnedFd>,
+    stdin_once: bool,
+    /// Client input the container has not read yet (at most one frame).
+    stdin_pending: Vec<u8>,
+    /// Close stdin once `stdin_pending` is written (`--stdin-once` and an input ended).
+    close_stdin: bool,
+    clients: Vec<Client>,
     exited: Option<(i32, Timestamp)>,
     drain_until: Option<Instant>,
     records: Vec<u8>,
@@ -84,6 +121,8 @@ enum Tag {
     Signals,
     Control,
     Output(usize),
+    Client(usize),
+    Stdin,
 }
 
 impl<'a> Monitor<'a> {
@@ -104,6 +143,10 @@ impl<'a> Monitor<'a> {
             sources: io.sources.into_iter().map(Some).collect(),
             stdin: io.stdin,
             tty: io.tty,
+            stdin_once: io.stdin_once,
+            stdin_pending: Vec::new(),
+            close_stdin: false,
+            clients: Vec::new(),
             exited: None,
             drain_until: None,
             records: Vec::new(),
@@ -134,9 +177,12 @@ impl<'a> Monitor<'a> {
                     Tag::Signals => self.on_signals(),
                     Tag::Control => self.on_control(),
                     Tag::Output(i) => self.on_output(i),
+                    Tag::Client(i) => self.on_client(i),
+                    Tag::Stdin => self.write_stdin(&[]),
                 }
             }
             self.sources.retain(Option::is_some);
+            self.clients.retain(|c| !c.gone);
         }
         // Whatever is left without a newline becomes a partial record.
         let mut clock = Timestamp::now;
@@ -144,6 +190,7 @@ impl<'a> Monitor<'a> {
             s.lines.finish(&mut self.records, &mut clock);
         }
         self.flush();
+        self.detach_all();
         let (code, at) = self.exited.unwrap_or((255, Timestamp::now()));
         InitExit { code, at }
     }
@@ -169,16 +216,48 @@ impl<'a> Monitor<'a> {
                 fds.push(PollFd::new(s.fd.as_fd(), PollFlags::POLLIN));
             }
         }
+        let reading = self.stdin_pending.is_empty();
+        for (i, c) in self.clients.iter().enumerate() {
+            let mut events = PollFlags::empty();
+            if reading {
+                events |= PollFlags::POLLIN;
+            }
+            if !c.output.is_empty() {
+                events |= PollFlags::POLLOUT;
+            }
+            tags.push(Tag::Client(i));
+            fds.push(PollFd::new(c.stream.as_fd(), events));
+        }
+        if !reading {
+            if let Some(fd) = self.stdin_target() {
+                tags.push(Tag::Stdin);
+                fds.push(PollFd::new(fd.as_fd(), PollFlags::POLLOUT));
+            }
+        }
         match poll(&mut fds, timeout) {
             Ok(_) | Err(Errno::EINTR) => {}
             Err(e) => return Err(e.into()),
         }
-        Ok(tags
+        let hup = PollFlags::POLLHUP | PollFlags::POLLERR;
+        let mut hung_up = Vec::new();
+        let ready: Vec<Tag> = tags
             .into_iter()
             .zip(fds.iter())
             .filter(|(_, f)| f.revents().is_some_and(|r| !r.is_empty()))
-            .map(|(t, _)| t)
-            .collect())
+            .map(|(t, f)| {
+                if let (Tag::Client(i), Some(r)) = (t, f.revents()) {
+                    if r.intersects(hup) {
+                        hung_up.push(i);
+                    }
+                }
+                t
+            })
+            .collect();
+        drop(fds);
+        for i in hung_up {
+            self.clients[i].hung_up = true;
+        }
+        Ok(ready)
     }
 
     fn on_signals(&mut self) {
@@ -221,6 +300,31 @@ impl<'a> Monitor<'a> {
                 }
             };
             let resp = match conn.read_request() {
+                Ok(Request::Attach {
+                    stdin,
+                    stdout,
+                    stderr,
+                }) => {
+                    match conn.reply_and_keep(&Response::ok()) {
+                        Ok(stream) => {
+                            self.diag.log(format_args!(
+                                "client attached (stdin {stdin}, stdout {stdout}, stderr {stderr})"
+                            ));
+                            self.clients.push(Client {
+                                stream,
+                                stdin,
+                                stdout,
+                                stderr,
+                                input: Vec::new(),
+                                output: Vec::new(),
+                                gone: false,
+                                hung_up: false,
+                            });
+                        }
+                        Err(e) => self.diag.log(format_args!("attach reply failed: {e}")),
+                    }
+                    continue;
+                }
                 Ok(req) => self.handle(req),
                 Err(msg) => Response::err(msg),
             };
@@ -263,6 +367,8 @@ impl<'a> Monitor<'a> {
                 },
                 None => Response::err("container has no terminal"),
             },
+            // Handled in `on_control`, which keeps the connection.
+            Request::Attach { .. } => Response::err("attach is not a one-shot request"),
             Request::CloseStdin => {
                 // Dropping the write end gives the container EOF. On a TTY there is no separate
                 // stdin to close; the request is accepted and has no effect.
@@ -287,7 +393,13 @@ impl<'a> Monitor<'a> {
                     eof = true;
                     break;
                 }
-                Ok(n) => src.lines.feed(&buf[..n], &mut self.records, &mut clock),
+                Ok(n) => {
+                    src.lines.feed(&buf[..n], &mut self.records, &mut clock);
+                    let id = src.frame_id;
+                    for c in self.clients.iter_mut() {
+                        c.send(id, &buf[..n]);
+                    }
+                }
                 Err(Errno::EAGAIN) => break,
                 Err(Errno::EINTR) => {}
                 // EIO: the pty's last slave fd was closed. Anything else: give the stream up.
@@ -308,6 +420,120 @@ impl<'a> Monitor<'a> {
         self.flush();
     }
 
+    /// Where client input goes: the pty master or the stdin pipe.
+    fn stdin_target(&self) -> Option<&OwnedFd> {
+        self.tty.as_ref().or(self.stdin.as_ref())
+    }
+
+    /// Reads and writes what an attached client is ready for.
+    fn on_client(&mut self, i: usize) {
+        if self.clients[i].gone {
+            return;
+        }
+        self.clients[i].flush();
+        let mut ended = false;
+        if self.stdin_pending.is_empty() {
+            let mut buf = [0u8; 4096];
+            // Stops after one frame's worth when the container does not read its input.
+            while self.stdin_pending.is_empty() && !ended {
+                let c = &mut self.clients[i];
+                match c.stream.read(&mut buf) {
+                    Ok(0) => ended = true,
+                    Ok(n) => {
+                        c.input.extend_from_slice(&buf[..n]);
+                        ended = self.take_frames(i);
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(_) => ended = true,
+                }
+            }
+        } else if self.clients[i].hung_up {
+            // Not reading its input, and it hung up: poll would report that forever.
+            ended = true;
+        }
+        if ended {
+            let c = &mut self.clients[i];
+            c.gone = true;
+            if c.stdin {
+                self.input_ended();
+            }
+            self.diag.log(format_args!("client detached"));
+        }
+    }
+
+    /// Handles the whole frames in client `i`'s input; true when the client is to go.
+    fn take_frames(&mut self, i: usize) -> bool {
+        loop {
+            let (id, end) = match frame::parse(&self.clients[i].input) {
+                Ok(Some(f)) => f,
+                Ok(None) => return false,
+                Err(()) => return true,
+            };
+            let c = &mut self.clients[i];
+            let wants_stdin = c.stdin;
+            let payload: Vec<u8> = c.input[frame::HEADER..end].to_vec();
+            c.input.drain(..end);
+            match id {
+                frame::STDIN if wants_stdin => self.write_stdin(&payload),
+                frame::EOF if wants_stdin => {
+                    self.clients[i].stdin = false;
+                    self.input_ended();
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// A client's input ended: with `--stdin-once` the container's stdin is closed (once
+    /// what is pending has been written).
+    fn input_ended(&mut self) {
+        if self.stdin_once && self.tty.is_none() {
+            self.close_stdin = true;
+            self.write_stdin(&[]);
+        }
+    }
+
+    /// Writes `data` (after anything pending) to the container's input without blocking.
+    fn write_stdin(&mut self, data: &[u8]) {
+        self.stdin_pending.extend_from_slice(data);
+        let Some(fd) = self.stdin_target() else {
+            // No input to write to: the bytes are dropped.
+            self.stdin_pending.clear();
+            return;
+        };
+        let mut written = 0;
+        while written < self.stdin_pending.len() {
+            match nix::unistd::write(fd, &self.stdin_pending[written..]) {
+                Ok(n) => written += n,
+                Err(Errno::EINTR) => {}
+                Err(Errno::EAGAIN) => break,
+                Err(_) => {
+                    // The reader is gone (EPIPE): nothing will read it.
+                    written = self.stdin_pending.len();
+                }
+            }
+        }
+        self.stdin_pending.drain(..written);
+        if self.stdin_pending.is_empty() {
+            self.stdin_pending = Vec::new();
+            if self.close_stdin && self.stdin.take().is_some() {
+                self.diag.log(format_args!("stdin closed (stdin_once)"));
+            }
+        }
+    }
+
+    /// Writes what is queued for each client (briefly blocking) and disconnects them all.
+    fn detach_all(&mut self) {
+        for mut c in self.clients.drain(..) {
+            let _ = c.stream.set_nonblocking(false);
+            let _ = c
+                .stream
+                .set_write_timeout(Some(super::control::CONN_TIMEOUT));
+            let _ = c.stream.write_all(&c.output);
+        }
+    }
+
     /// Writes the collected records; on failure the output is dropped (logged once), never
     /// allowed to back up into the container.
     fn flush(&mut self) {
@@ -326,6 +552,51 @@ impl<'a> Monitor<'a> {
         self.records.clear();
         if self.records.capacity() > 64 * 1024 {
             self.records = Vec::new();
+        }
+    }
+}
+
+impl Client {
+    /// Queues output for the client if it asked for stream `id`; a client too far behind is
+    /// dropped.
+    fn send(&mut self, id: u8, data: &[u8]) {
+        let wanted = match id {
+            frame::STDOUT => self.stdout,
+            frame::STDERR => self.stderr,
+            _ => false,
+        };
+        if !wanted || self.gone {
+            return;
+        }
+        if self.output.len() + data.len() > frame::OUTPUT_LIMIT {
+            self.gone = true;
+            return;
+        }
+        frame::push(&mut self.output, id, data);
+        self.flush();
+    }
+
+    /// Writes as much queued output as the socket takes.
+    fn flush(&mut self) {
+        let mut written = 0;
+        while written < self.output.len() {
+            match self.stream.write(&self.output[written..]) {
+                Ok(0) => {
+                    self.gone = true;
+                    break;
+                }
+                Ok(n) => written += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => {
+                    self.gone = true;
+                    break;
+                }
+            }
+        }
+        self.output.drain(..written);
+        if self.output.is_empty() && self.output.capacity() > 4096 {
+            self.output = Vec::new();
         }
     }
 }

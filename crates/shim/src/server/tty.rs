@@ -96,17 +96,17 @@ impl Drop for ConsoleSocket {
     }
 }
 
-/// Sets the terminal size of the pty behind `master`.
-pub(crate) fn resize(master: &OwnedFd, width: u16, height: u16) -> io::Result<()> {
+/// Sets the terminal size of the pty behind `master` (public as [`crate::pty::resize`]).
+pub fn resize(master: impl AsFd, width: u16, height: u16) -> io::Result<()> {
     let ws = Winsize {
         ws_row: height,
         ws_col: width,
         ws_xpixel: 0,
         ws_ypixel: 0,
     };
-    // SAFETY: `master` is an open fd we own for the duration of the call and `ws` is a valid,
+    // SAFETY: `master` is an open fd borrowed for the duration of the call and `ws` is a valid,
     // initialised winsize that the kernel only reads.
-    unsafe { tiocswinsz(master.as_raw_fd(), &ws) }?;
+    unsafe { tiocswinsz(master.as_fd().as_raw_fd(), &ws) }?;
     Ok(())
 }
 
