@@ -433,7 +433,9 @@ impl TestNet {
                     .iter()
                     .filter(|r| r.starts_with(&format!("-A {chain} ")))
                     .collect::<Vec<_>>();
-                if owned.is_empty() || owned.iter().any(|r| self.mentions_us(r)) {
+                // An empty chain may be one another test's plugin has just created and not
+                // filled yet (tests run in parallel): only chains with rules of ours go.
+                if owned.iter().any(|r| self.mentions_us(r)) {
                     found.push(format!("{}: chain {chain}", table.name));
                 }
             }
@@ -490,7 +492,9 @@ impl TestNet {
                     .iter()
                     .filter(|r| r.starts_with(&format!("-A {chain} ")))
                     .collect();
-                if owned.is_empty() || owned.iter().any(|r| self.mentions_us(r)) {
+                // An empty chain may be one another test's plugin has just created and not
+                // filled yet (tests run in parallel): only chains with rules of ours go.
+                if owned.iter().any(|r| self.mentions_us(r)) {
                     chains.insert(chain.clone());
                 }
             }
