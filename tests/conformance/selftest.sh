@@ -167,8 +167,10 @@ lacks "no spec with this name"
 lacks "malformed"
 lacks "duplicate"
 contains "gate: unexpected failure (failed): [k8s.io] Runtime info runtime should support returning runtime info runtime should return version info [Conformance]"
-t "dry run: every known failure 'passes'" 1 --report "$fx/critest-v1.36.0-dry-run.json" --known "$here/known-failures.txt"
-n_known=$(grep -cvE '^[[:space:]]*(#|$)' "$here/known-failures.txt")
+n_known=$(grep -cvE '^[[:space:]]*(#|$)' "$here/known-failures.txt" || true)
+# Every listed spec "passes" in the dry run: a violation each, none when the list is empty.
+want=$((n_known > 0 ? 1 : 0))
+t "dry run: every known failure 'passes'" "$want" --report "$fx/critest-v1.36.0-dry-run.json" --known "$here/known-failures.txt"
 count "$n_known" "gate: now passes, remove it from"
 has "critest: passed 116, failed 0 (known 0), skipped 6, total 122"
 
