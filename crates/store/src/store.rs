@@ -83,6 +83,9 @@ impl fmt::Debug for Store {
     }
 }
 
+/// How long opening waits for sled's file lock to be released.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 impl Store {
     /// Open (or create) the store in `<root>/metadata` with default options.
     pub fn open(root: &Path) -> Result<Store, StoreError> {
@@ -97,14 +100,31 @@ impl Store {
     pub fn open_with(root: &Path, options: &StoreOptions) -> Result<Store, StoreError> {
         let path = root.join(METADATA_DIR);
         create_private_dir(&path)?;
-        let db = sled::Config::new()
-            .path(&path)
-            .cache_capacity(options.cache_capacity)
-            .open()
-            .map_err(|source| StoreError::Open {
-                path: path.clone(),
-                source,
-            })?;
+        // sled releases its file lock when the last handle goes, which its flusher thread
+        // may hold a moment after a store is dropped: a reopen in the same process waits
+        // for it briefly. Another live process keeps the lock, and the open then fails.
+        let deadline = std::time::Instant::now() + LOCK_WAIT;
+        let db = loop {
+            match sled::Config::new()
+                .path(&path)
+                .cache_capacity(options.cache_capacity)
+                .open()
+            {
+                Ok(db) => break db,
+                Err(sled::Error::Io(err))
+                    if err.to_string().contains("could not acquire lock")
+                        && std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(source) => {
+                    return Err(StoreError::Open {
+                        path: path.clone(),
+                        source,
+                    })
+                }
+            }
+        };
         check_schema(&db.open_tree(trees::META)?, &path)?;
         let flush = options.flush_each_write;
         let inner = Inner {
