@@ -12,6 +12,7 @@ mod clock;
 mod container;
 mod daemon;
 mod error;
+mod filter;
 mod fsusage;
 mod ids;
 mod image;

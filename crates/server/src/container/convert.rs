@@ -6,6 +6,7 @@ use cri_api::v1;
 use prost::Message as _;
 
 use crate::container::state::Observed;
+use crate::filter::id_and_labels_match;
 
 /// The CRI state.
 pub fn cri_state(state: ContainerState) -> v1::ContainerState {
@@ -104,19 +105,16 @@ pub fn matches(
     observed: &Observed,
     filter: &v1::ContainerFilter,
 ) -> bool {
-    if !filter.id.is_empty() && !record.id.starts_with(&filter.id) {
-        return false;
-    }
-    if !filter.pod_sandbox_id.is_empty() && !record.sandbox_id.starts_with(&filter.pod_sandbox_id) {
-        return false;
-    }
-    if let Some(state) = &filter.state {
-        if cri_state(observed.state) as i32 != state.state {
-            return false;
-        }
-    }
-    filter
-        .label_selector
-        .iter()
-        .all(|(key, value)| record.labels.get(key) == Some(value))
+    let state_ok = filter
+        .state
+        .as_ref()
+        .is_none_or(|state| cri_state(observed.state) as i32 == state.state);
+    state_ok
+        && record.sandbox_id.starts_with(&filter.pod_sandbox_id)
+        && id_and_labels_match(
+            &record.id,
+            &record.labels,
+            &filter.id,
+            &filter.label_selector,
+        )
 }

@@ -4,6 +4,8 @@ use berth_store::{SandboxRecord, SandboxState};
 use cri_api::v1;
 use prost::Message as _;
 
+use crate::filter::id_and_labels_match;
+
 /// The CRI state of a record.
 pub fn cri_state(state: SandboxState) -> v1::PodSandboxState {
     match state {
@@ -73,16 +75,15 @@ pub fn to_status(record: &SandboxRecord) -> v1::PodSandboxStatus {
 
 /// Whether `record` passes `filter` (ID prefix, state, all selector labels equal).
 pub fn matches(record: &SandboxRecord, filter: &v1::PodSandboxFilter) -> bool {
-    if !filter.id.is_empty() && !record.id.starts_with(&filter.id) {
-        return false;
-    }
-    if let Some(state) = &filter.state {
-        if cri_state(record.state) as i32 != state.state {
-            return false;
-        }
-    }
-    filter
-        .label_selector
-        .iter()
-        .all(|(key, value)| record.labels.get(key) == Some(value))
+    let state_ok = filter
+        .state
+        .as_ref()
+        .is_none_or(|state| cri_state(record.state) as i32 == state.state);
+    state_ok
+        && id_and_labels_match(
+            &record.id,
+            &record.labels,
+            &filter.id,
+            &filter.label_selector,
+        )
 }

@@ -8,6 +8,7 @@ use cri_api::v1;
 use crate::container::stats::container_stats;
 use crate::daemon::Daemon;
 use crate::error::ServiceError;
+use crate::filter::id_and_labels_match;
 
 pub(super) async fn list_container_stats(
     daemon: Arc<Daemon>,
@@ -19,16 +20,8 @@ pub(super) async fn list_container_stats(
         .containers()
         .list()?
         .into_iter()
-        .filter(|r| filter.id.is_empty() || r.id.starts_with(&filter.id))
-        .filter(|r| {
-            filter.pod_sandbox_id.is_empty() || r.sandbox_id.starts_with(&filter.pod_sandbox_id)
-        })
-        .filter(|r| {
-            filter
-                .label_selector
-                .iter()
-                .all(|(k, v)| r.labels.get(k) == Some(v))
-        })
+        .filter(|r| id_and_labels_match(&r.id, &r.labels, &filter.id, &filter.label_selector))
+        .filter(|r| r.sandbox_id.starts_with(&filter.pod_sandbox_id))
         .collect();
     let stats = tokio::task::spawn_blocking(move || {
         records

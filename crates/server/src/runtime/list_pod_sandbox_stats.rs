@@ -6,6 +6,7 @@ use cri_api::v1;
 
 use crate::daemon::Daemon;
 use crate::error::ServiceError;
+use crate::filter::id_and_labels_match;
 use crate::pod::stats::pod_stats;
 
 pub(super) async fn list_pod_sandbox_stats(
@@ -18,13 +19,7 @@ pub(super) async fn list_pod_sandbox_stats(
         .sandboxes()
         .list()?
         .into_iter()
-        .filter(|r| filter.id.is_empty() || r.id.starts_with(&filter.id))
-        .filter(|r| {
-            filter
-                .label_selector
-                .iter()
-                .all(|(k, v)| r.labels.get(k) == Some(v))
-        })
+        .filter(|r| id_and_labels_match(&r.id, &r.labels, &filter.id, &filter.label_selector))
         .collect();
     let stats = tokio::task::spawn_blocking(move || {
         records
