@@ -6,9 +6,12 @@ use std::sync::Arc;
 
 use cri_api::v1;
 
-use crate::container::convert::to_status;
+use berth_oci::{resolve_user, ImageView, UserDb};
+
+use crate::container::convert::{stored_config, to_status};
 use crate::container::paths::ContainerPaths;
 use crate::container::state::observe;
+use crate::container::userdb::read_in_root;
 use crate::daemon::Daemon;
 use crate::error::ServiceError;
 
@@ -19,6 +22,7 @@ pub(super) async fn container_status(
     let record = daemon.find_container(&request.container_id)?;
     let paths = ContainerPaths::new(&daemon, &record.id);
     let observed = observe(&paths);
+    let user = container_user(&daemon, &record, &paths)?;
     let mut info = HashMap::new();
     if request.verbose {
         let spec: serde_json::Value = std::fs::read_to_string(paths.bundle().join("config.json"))
@@ -36,8 +40,53 @@ pub(super) async fn container_status(
         });
         info.insert("info".to_owned(), verbose.to_string());
     }
+    let mut status = to_status(&record, &observed);
+    status.user = user;
     Ok(v1::ContainerStatusResponse {
-        status: Some(to_status(&record, &observed)),
+        status: Some(status),
         info,
     })
+}
+
+/// The user the container's process runs as (uid, gid, supplemental groups), resolved as
+/// its spec was: from the CRI config, the pod, the image's `User` and the rootfs's
+/// passwd/group files. `None` once the rootfs is gone (files no longer readable).
+fn container_user(
+    daemon: &Daemon,
+    record: &berth_store::ContainerRecord,
+    paths: &ContainerPaths,
+) -> Result<Option<v1::ContainerUser>, ServiceError> {
+    let rootfs = paths.rootfs();
+    if !rootfs.join("etc").exists() {
+        return Ok(None);
+    }
+    let users = UserDb {
+        passwd: read_in_root(&rootfs, "/etc/passwd"),
+        group: read_in_root(&rootfs, "/etc/group"),
+    };
+    let image_config = daemon
+        .images
+        .status(&record.image_ref)?
+        .map(|image| image.config)
+        .unwrap_or_default();
+    let pod = daemon
+        .store
+        .sandboxes()
+        .try_get(&record.sandbox_id)?
+        .map(|sandbox| crate::pod::convert::stored_config(&sandbox))
+        .unwrap_or_default();
+    let image = ImageView {
+        config: &image_config,
+        image_ref: &record.image_ref,
+    };
+    let Ok(user) = resolve_user(&stored_config(record), &pod, &image, &users) else {
+        return Ok(None);
+    };
+    Ok(Some(v1::ContainerUser {
+        linux: Some(v1::LinuxContainerUser {
+            uid: i64::from(user.uid),
+            gid: i64::from(user.gid),
+            supplemental_groups: user.additional_gids.iter().map(|&g| i64::from(g)).collect(),
+        }),
+    }))
 }

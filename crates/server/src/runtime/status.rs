@@ -46,7 +46,9 @@ pub(super) async fn status(
             }),
         }],
         features: Some(v1::RuntimeFeatures {
-            supplemental_groups_policy: false,
+            // ContainerStatus.user reports the resolved groups; the spec builder applies
+            // the Merge and Strict policies.
+            supplemental_groups_policy: true,
             user_namespaces_host_network: false,
             mount_options: false,
         }),
