@@ -41,7 +41,11 @@ pub(super) async fn status(
             // The default handler. Features are advertised as each area lands.
             name: String::new(),
             features: Some(v1::RuntimeHandlerFeatures {
-                recursive_read_only_mounts: false,
+                // berth-oci emits runc's `rro` option, which needs mount_setattr(2).
+                recursive_read_only_mounts: daemon
+                    .host_features
+                    .kernel
+                    .is_some_and(|version| version >= (5, 12)),
                 user_namespaces: false,
             }),
         }],
