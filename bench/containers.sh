@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Containers: (a) the resident set of berth-shim for 20 idle containers in one pod, per shim
-# and mean/max; (b) pod start time: RunPodSandbox + CreateContainer + StartContainer through
-# a direct gRPC client (tests/examples/podstart.rs), p50/p90 over 20 runs.
+# and mean/max; (c) exec round trip of `true` (ExecSync and streaming exec through crictl),
+# p50/p90 over 50 runs each; (b) pod start time: RunPodSandbox + CreateContainer +
+# StartContainer through a direct gRPC client (tests/examples/podstart.rs), p50/p90 over 20
+# runs.
 # See bench/README.md.
 #
 #   bench/containers.sh [--runs N] [--idle N] [--shim static|dynamic|PATH] [--no-build]
@@ -38,6 +40,7 @@ die() { echo "$PROG: error: $*" >&2; exit 1; }
 usage() { sed -n '7,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
 RUNS=20
+EXEC_RUNS=50
 IDLE=20
 SHIM=static
 BUILD=1
@@ -265,6 +268,38 @@ awk -v n="$n" '
       n, rss / n, rss / n / 1024, max, max / 1024, pss / n
   }' "$WORK/rss"
 echo "berthd VmRSS with $n containers: $(awk '/^VmRSS:/ {print $2 " " $3}' "/proc/$BERTHD_PID/status")"
+
+# --- (c) Exec round trip in one of the idle containers, through crictl: ExecSync
+# (`exec -s`) and streaming exec over SPDY (`exec`), each EXEC_RUNS times; `crictl version`
+# (one Version RPC) gives crictl's own start-up cost, included in both.
+echo
+echo "== (c) exec round trip of \`true\`, $EXEC_RUNS runs each (crictl, so its start-up is included)"
+if command -v crictl >/dev/null; then
+  crictl_bin=$(command -v crictl)
+else
+  crictl_bin=$("$REPO/scripts/build-cri-tools.sh" 2>/dev/null | tail -n 1)/crictl
+fi
+[ -x "$crictl_bin" ] || die "crictl not found (scripts/build-cri-tools.sh builds it)"
+target=$(awk '$1 == "container" {print $2; exit}' "$WORK/idle.out")
+time_runs() { # label command...
+  local label=$1 start end
+  shift
+  : > "$WORK/times"
+  for ((r = 0; r < EXEC_RUNS; r++)); do
+    start=$(date +%s%N)
+    "$@" >/dev/null 2>&1 || die "$label failed: $*"
+    end=$(date +%s%N)
+    echo $(((end - start) / 1000)) >> "$WORK/times"
+  done
+  sort -n "$WORK/times" | awk -v label="$label" '{ v[NR] = $1 } END {
+    p50 = v[int((NR + 1) / 2)]; p90 = v[int((NR * 9 + 9) / 10)]
+    printf "%-36s p50 %6.1f ms  p90 %6.1f ms\n", label, p50 / 1000, p90 / 1000 }'
+}
+crictl_cmd=("$crictl_bin" --runtime-endpoint "unix://$SOCKET" --timeout 10s)
+time_runs "crictl version (baseline)" "${crictl_cmd[@]}" version
+time_runs "ExecSync: crictl exec -s true" "${crictl_cmd[@]}" exec -s "$target" true
+time_runs "streaming exec: crictl exec true" "${crictl_cmd[@]}" exec "$target" true
+
 "$PODSTART" remove --socket "$SOCKET" --pod "$pod" >/dev/null
 left=$(bench_shims | wc -l)
 ((left == 0)) || die "$left shim(s) still run after the pod was removed"
