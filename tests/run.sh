@@ -10,7 +10,8 @@
 #      from extra registries they start on 127.0.0.1:5001.. for auth and corruption cases);
 #   5. one berthd on a temporary socket/root/state, with the registry as mirror of the
 #      upstream registries (hosts.toml), driven by crictl (tests/crictl-smoke.sh) and then
-#      by critest, gated on tests/conformance/known-failures.txt.
+#      by critest (and its streaming specs once more over WebSocket), gated on
+#      tests/conformance/known-failures.txt.
 # Everything started is stopped by PID and every temporary directory removed on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -100,6 +101,13 @@ step "critest"
 critest_rc=0
 tests/conformance/run-critest.sh --critest "$bin/critest" --endpoint "$endpoint" \
   --known tests/conformance/known-failures.txt --out "$out/critest" || critest_rc=$?
+
+step "critest streaming specs over WebSocket"
+# The default run above uses SPDY; critest offers WebSocket for exec, attach and port-forward.
+tests/conformance/run-critest.sh --critest "$bin/critest" --endpoint "$endpoint" \
+  --known tests/conformance/known-failures.txt --out "$out/critest-websocket" \
+  --extra-critest-args -ginkgo.focus Streaming -websocket-exec -websocket-attach -websocket-portforward ||
+  critest_rc=$?
 
 # critest leaves the pods of specs that failed half-way; remove them through the CRI so
 # their namespaces, mounts, veths and IP allocations go too.

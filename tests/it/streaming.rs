@@ -1,8 +1,9 @@
-//! Streaming against a real berthd, as root, with crictl (SPDY/3.1): `crictl exec` without
-//! a TTY (output, exit code 7, stdin), `crictl exec -it` under a pty (`script`), `crictl
-//! attach -i` to a `stdin_once` shell, `crictl port-forward` to a web server in the pod's
-//! network namespace, and the streaming server's answers to a bad token (404) and to a
-//! request that is no SPDY upgrade (400).
+//! Streaming against a real berthd, as root, with crictl (SPDY/3.1, and WebSocket where
+//! marked): `crictl exec` without a TTY (output, exit code 7, stdin; also over WebSocket),
+//! `crictl exec -it` under a pty (`script`), `crictl attach -i` to a `stdin_once` shell,
+//! `crictl port-forward` (also over WebSocket) to a web server in the pod's network
+//! namespace, and the streaming server's answers to a bad token (404) and to a request that
+//! is no SPDY upgrade (400).
 //!
 //! Needs root, the shared test registry (`BERTH_TEST_REGISTRY`) and crictl on PATH (as
 //! tests/run.sh arranges); otherwise each test prints a note and passes (or fails when
@@ -152,6 +153,32 @@ fn exec_and_port_forward_over_spdy() {
         let stderr = String::from_utf8_lossy(&seven.stderr);
         assert!(stderr.contains("exit code 7"), "{stderr}");
 
+        // The same over WebSocket (v5.channel.k8s.io): output, the exit code through the
+        // status on the error channel, and stdin closed by the v5 close signal.
+        let ws = ["exec", "--transport", "websocket"];
+        let hello = crictl(&socket, &[&ws[..], &[&ctr, "echo", "hello"]].concat(), None);
+        assert!(
+            hello.status.success(),
+            "{}",
+            String::from_utf8_lossy(&hello.stderr)
+        );
+        assert_eq!(String::from_utf8_lossy(&hello.stdout), "hello\n");
+        let seven = crictl(
+            &socket,
+            &[&ws[..], &[&ctr, "sh", "-c", "exit 7"]].concat(),
+            None,
+        );
+        assert!(!seven.status.success());
+        let stderr = String::from_utf8_lossy(&seven.stderr);
+        assert!(stderr.contains("exit code 7"), "{stderr}");
+        let piped = crictl(
+            &socket,
+            &[&ws[..], &["-i", &ctr, "wc", "-c"]].concat(),
+            Some(b"twelve bytes"),
+        );
+        assert!(piped.status.success());
+        assert_eq!(String::from_utf8_lossy(&piped.stdout).trim(), "12");
+
         // stdin, 300 KB through SPDY flow, and stdout back.
         let payload: Vec<u8> = (0..300_000u32).map(|i| (i * 31 % 251) as u8).collect();
         let piped = crictl(
@@ -258,35 +285,39 @@ fn exec_and_port_forward_over_spdy() {
                 "echo hi-from-pod > /www/index.html && httpd -p 8080 -h /www",
             ],
         );
-        let forward = KillOnDrop(
-            Command::new("crictl")
-                .arg("--runtime-endpoint")
-                .arg(format!("unix://{}", socket.display()))
-                .args(["port-forward", &pod, "18047:8080"])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap(),
-        );
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(("127.0.0.1", 18047)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "crictl port-forward did not listen"
+        // Over SPDY, then tunnelled through WebSocket (SPDY/3.1+portforward.k8s.io).
+        for (transport, local) in [("spdy", 18047u16), ("websocket", 18048)] {
+            let forward = KillOnDrop(
+                Command::new("crictl")
+                    .arg("--runtime-endpoint")
+                    .arg(format!("unix://{}", socket.display()))
+                    .args(["port-forward", "--transport", transport, &pod])
+                    .arg(format!("{local}:8080"))
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .unwrap(),
             );
-            std::thread::sleep(Duration::from_millis(100));
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while TcpStream::connect(("127.0.0.1", local)).is_err() {
+                assert!(
+                    Instant::now() < deadline,
+                    "crictl port-forward ({transport}) did not listen"
+                );
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            for _ in 0..3 {
+                let answer = String::from_utf8(http_get(local, "/")).unwrap();
+                assert!(
+                    answer.lines().next().unwrap_or_default().contains(" 200 "),
+                    "{transport}: {answer}"
+                );
+                assert!(answer.ends_with("hi-from-pod\n"), "{transport}: {answer}");
+            }
+            let big = http_get(local, "/big");
+            assert!(big.ends_with(&payload), "{transport}: {} bytes", big.len());
+            drop(forward);
         }
-        for _ in 0..3 {
-            let answer = String::from_utf8(http_get(18047, "/")).unwrap();
-            assert!(
-                answer.lines().next().unwrap_or_default().contains(" 200 "),
-                "{answer}"
-            );
-            assert!(answer.ends_with("hi-from-pod\n"), "{answer}");
-        }
-        let big = http_get(18047, "/big");
-        assert!(big.ends_with(&payload), "{} bytes", big.len());
-        drop(forward);
 
         // Bad input to the streaming server.
         let log = env.daemon.log_text();

@@ -2,7 +2,8 @@
 //! here. Each URL carries a single-use random token ([`tokens`]) standing for the request
 //! the RPC validated; the client upgrades the HTTP connection to SPDY/3.1 ([`spdy`]) and
 //! speaks the Kubernetes remotecommand ([`remotecommand`]) or portforward ([`portforward`])
-//! protocol on it.
+//! protocol on it, or to WebSocket ([`websocket`]: channel-prefixed messages for exec and
+//! attach, SPDY tunnelled in binary messages for port forwarding).
 //!
 //! The server knows nothing about containers: an RPC registers a [`StreamRequest`] whose
 //! [`Runner`] (exec, attach) or [`PortDialer`] (port forward) does the container side.
@@ -15,6 +16,7 @@ pub mod remotecommand;
 mod server;
 pub mod spdy;
 pub mod tokens;
+pub mod websocket;
 
 use std::future::Future;
 use std::pin::Pin;

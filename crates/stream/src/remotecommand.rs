@@ -264,7 +264,7 @@ pub async fn serve(
 }
 
 /// Removes every complete JSON terminal size from the front of `pending`.
-fn drain_sizes(pending: &mut Vec<u8>) -> Vec<TerminalSize> {
+pub(crate) fn drain_sizes(pending: &mut Vec<u8>) -> Vec<TerminalSize> {
     let mut sizes = Vec::new();
     let mut consumed = 0;
     let mut values = serde_json::Deserializer::from_slice(pending).into_iter::<TerminalSize>();

@@ -1,8 +1,8 @@
 //! The TCP listener: reads each connection's request head, checks the upgrade, redeems the
 //! token and hands the upgraded connection to the protocol.
 //!
-//! Answers: a request that is not an upgrade to SPDY/3.1 (or names no protocol version)
-//! gets 400; an unknown, used or expired token 404; no common protocol version 403. Each
+//! Answers: a request that is not an upgrade to SPDY/3.1 or WebSocket (or names no protocol
+//! version) gets 400; an unknown, used or expired token 404; no common protocol version 403. Each
 //! connection is its own task, so none of this touches other sessions.
 
 use std::net::{IpAddr, SocketAddr};
@@ -16,7 +16,8 @@ use crate::http::{read_head, respond, HEAD_TIMEOUT};
 use crate::remotecommand::Protocol;
 use crate::spdy::session::Session;
 use crate::tokens::TokenStore;
-use crate::{portforward, remotecommand, StreamRequest};
+use crate::{portforward, remotecommand, websocket, StreamRequest};
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
 /// Where the server listens and how long URLs stay valid.
 #[derive(Debug, Clone)]
@@ -123,13 +124,7 @@ async fn connection(handle: Handle, mut socket: TcpStream) {
         return;
     };
     if head.has_token("upgrade", "websocket") {
-        respond(
-            &mut socket,
-            400,
-            "Bad Request",
-            "WebSocket streaming is not supported by berth yet; use SPDY/3.1\n",
-        )
-        .await;
+        websocket_connection(handle, socket, &head, leftover, kind, token).await;
         return;
     }
     if !head.has_token("connection", "upgrade") || !head.has_token("upgrade", "SPDY/3.1") {
@@ -182,6 +177,79 @@ async fn connection(handle: Handle, mut socket: TcpStream) {
             }
             let (session, incoming) = Session::start(socket, leftover);
             portforward::serve(session, incoming, dialer).await;
+        }
+    }
+}
+
+/// An exec or attach session over WebSocket (`v5.channel.k8s.io` or `v4.channel.k8s.io`).
+async fn websocket_connection(
+    handle: Handle,
+    mut socket: TcpStream,
+    head: &crate::http::RequestHead,
+    leftover: Vec<u8>,
+    kind: &'static str,
+    token: &str,
+) {
+    let key = head.values("sec-websocket-key");
+    let (true, true, [key]) = (
+        head.method.eq_ignore_ascii_case("GET"),
+        head.has_token("connection", "upgrade"),
+        key.as_slice(),
+    ) else {
+        respond(
+            &mut socket,
+            400,
+            "Bad Request",
+            "expected a WebSocket upgrade (GET, Connection: Upgrade, one Sec-WebSocket-Key)\n",
+        )
+        .await;
+        return;
+    };
+    let offered = head.values("sec-websocket-protocol");
+    let request = match handle.inner.tokens.take(token) {
+        Some(request) if request.kind() == kind => request,
+        _ => {
+            respond(&mut socket, 404, "Not Found", "unknown or expired token\n").await;
+            return;
+        }
+    };
+    let accept = derive_accept_key(key.as_bytes());
+    let switching = |protocol: &str| {
+        format!(
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\nSec-WebSocket-Protocol: {protocol}\r\n\r\n"
+        )
+    };
+    match request {
+        StreamRequest::Exec { options, runner } | StreamRequest::Attach { options, runner } => {
+            let Some(protocol) = websocket::negotiate(&offered) else {
+                refuse_protocol(&mut socket, &offered, &websocket::PROTOCOLS).await;
+                return;
+            };
+            if socket
+                .write_all(switching(protocol).as_bytes())
+                .await
+                .is_err()
+            {
+                return;
+            }
+            tracing::debug!(protocol, kind, "WebSocket session");
+            websocket::serve(socket, leftover, protocol, options, runner).await;
+        }
+        StreamRequest::PortForward { dialer } => {
+            let protocol = websocket::PORTFORWARD_TUNNEL;
+            if !offered.iter().any(|p| p == protocol) {
+                refuse_protocol(&mut socket, &offered, &[protocol]).await;
+                return;
+            }
+            if socket
+                .write_all(switching(protocol).as_bytes())
+                .await
+                .is_err()
+            {
+                return;
+            }
+            tracing::debug!(protocol, kind, "WebSocket session");
+            websocket::serve_portforward(socket, leftover, dialer).await;
         }
     }
 }
@@ -282,6 +350,42 @@ mod tests {
         assert!(wrong_kind.starts_with("HTTP/1.1 404 "), "{wrong_kind}");
         // The wrong-kind attempt used the token up.
         assert!(!handle.inner.tokens.contains(token));
+
+        // A WebSocket upgrade without a key is malformed; one with a key is accepted for
+        // the SPDY tunnel.
+        let ws = "Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n";
+        let keyless = exchange(addr, &format!("GET /exec/x HTTP/1.1\r\n{ws}\r\n")).await;
+        assert!(keyless.starts_with("HTTP/1.1 400 "), "{keyless}");
+        let url = handle
+            .register(StreamRequest::PortForward {
+                dialer: Box::new(Nop),
+            })
+            .unwrap();
+        let path = url.trim_start_matches(handle.base_url());
+        let mut socket = TcpStream::connect(addr).await.unwrap();
+        socket
+            .write_all(
+                format!(
+                    "GET {path} HTTP/1.1\r\n{ws}Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Protocol: SPDY/3.1+portforward.k8s.io\r\n\r\n"
+                )
+                .as_bytes(),
+            )
+            .await
+            .unwrap();
+        let mut answer = Vec::new();
+        while !answer.ends_with(b"\r\n\r\n") {
+            let mut byte = [0u8];
+            socket.read_exact(&mut byte).await.unwrap();
+            answer.push(byte[0]);
+        }
+        let answer = String::from_utf8(answer).unwrap();
+        assert!(answer.starts_with("HTTP/1.1 101 "), "{answer}");
+        // RFC 6455's example key and its answer.
+        assert!(
+            answer.contains("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"),
+            "{answer}"
+        );
+        assert!(answer.contains("Sec-WebSocket-Protocol: SPDY/3.1+portforward.k8s.io\r\n"));
         serving.abort();
     }
 }
