@@ -688,11 +688,42 @@ impl PodEnv {
 impl Drop for PodEnv {
     fn drop(&mut self) {
         self.daemon.kill();
+        for pid in stop_pod_inits(&self.daemon.state) {
+            eprintln!("cleanup: stopped pod PID-namespace init {pid}");
+        }
         for mount in unmount_all_under(self.daemon.dir.path()) {
             eprintln!("cleanup: unmounted {}", mount.display());
         }
         self.net.cleanup();
     }
+}
+
+/// Stops the `berth-shim pod-init` processes of the sandboxes under `state` that a test left
+/// (a pod it could not remove through the daemon): their PIDs are in
+/// `<state>/sandboxes/<id>/pid-init`, and each is checked to be a pod-init before SIGTERM.
+pub fn stop_pod_inits(state: &Path) -> Vec<u32> {
+    let Ok(sandboxes) = std::fs::read_dir(state.join("sandboxes")) else {
+        return Vec::new();
+    };
+    let mut stopped = Vec::new();
+    for sandbox in sandboxes.flatten() {
+        let Some(pid) = std::fs::read_to_string(sandbox.path().join("pid-init"))
+            .ok()
+            .and_then(|p| p.trim().parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        if comm.trim() == "berth-shim" && String::from_utf8_lossy(&cmdline).contains("pod-init") {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+            stopped.push(pid);
+        }
+    }
+    stopped
 }
 
 /// Unmounts what a daemon that failed to start left in a layout (nothing, normally).
