@@ -6,6 +6,7 @@
 pub mod convert;
 pub mod create;
 pub mod events;
+pub mod exec_files;
 pub mod lifecycle;
 pub mod paths;
 pub mod rootfs;

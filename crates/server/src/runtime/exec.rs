@@ -3,7 +3,6 @@
 //! client connects, its stdio wired to the client's streams.
 
 use std::os::unix::process::ExitStatusExt;
-use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::Arc;
 
@@ -13,11 +12,11 @@ use cri_api::v1;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
+use crate::container::exec_files::ExecFiles;
 use crate::container::paths::ContainerPaths;
 use crate::container::state::observe;
 use crate::daemon::Daemon;
 use crate::error::{FieldProblem, ServiceError};
-use crate::ids::new_id;
 
 pub(super) async fn exec(
     daemon: Arc<Daemon>,
@@ -108,52 +107,7 @@ impl Runner for ExecRunner {
     }
 }
 
-/// The files of one exec: the process JSON and runc's pid file, removed when dropped.
-struct ExecFiles {
-    process: PathBuf,
-    pid: PathBuf,
-    _cleanup: RemoveOnDrop,
-}
-
 impl ExecRunner {
-    /// Writes the process JSON: the container's process settings with this exec's argv.
-    fn prepare(&self, paths: &ContainerPaths, terminal: bool) -> Result<ExecFiles, ServiceError> {
-        let exec_id = new_id().map_err(|source| ServiceError::Io {
-            action: "read random bytes from",
-            path: "/dev/urandom".into(),
-            source,
-        })?;
-        let exec_dir = paths.state.join("exec");
-        std::fs::create_dir_all(&exec_dir).map_err(io_err("create", &exec_dir))?;
-        let process_file = exec_dir.join(format!("{}.json", &exec_id[..16]));
-        let pid_file = exec_dir.join(format!("{}.pid", &exec_id[..16]));
-        let cleanup = RemoveOnDrop(vec![process_file.clone(), pid_file.clone()]);
-
-        let config = paths.bundle().join("config.json");
-        let spec_text = std::fs::read_to_string(&config).map_err(io_err("read", &config))?;
-        let spec: serde_json::Value =
-            serde_json::from_str(&spec_text).map_err(|err| ServiceError::Io {
-                action: "parse",
-                path: config.clone(),
-                source: err.into(),
-            })?;
-        let mut process = spec.get("process").cloned().unwrap_or_default();
-        process["args"] = serde_json::json!(self.cmd);
-        process["terminal"] = serde_json::json!(terminal);
-        if !terminal {
-            if let Some(p) = process.as_object_mut() {
-                p.remove("consoleSize");
-            }
-        }
-        std::fs::write(&process_file, process.to_string())
-            .map_err(io_err("write", &process_file))?;
-        Ok(ExecFiles {
-            process: process_file,
-            pid: pid_file,
-            _cleanup: cleanup,
-        })
-    }
-
     /// A TTY exec. runc (in the foreground, without `--detach`) gets the slave side of a pty
     /// berthd opens as its stdio: it creates the container-side terminal itself, copies
     /// between the two and exits with the command's status, so berthd needs to be no
@@ -161,7 +115,7 @@ impl ExecRunner {
     /// pass it on.
     async fn run_tty(self, io: ExecIo) -> Result<i32, ServiceError> {
         let paths = ContainerPaths::new(&self.daemon, &self.container_id);
-        let files = self.prepare(&paths, true)?;
+        let files = ExecFiles::prepare(&paths, &self.cmd, true)?;
         let pty = nix::pty::openpty(None, None).map_err(|errno| ServiceError::Io {
             action: "open a pty for",
             path: paths.bundle(),
@@ -265,7 +219,7 @@ impl ExecRunner {
 
     async fn run_piped(self, io: ExecIo) -> Result<i32, ServiceError> {
         let paths = ContainerPaths::new(&self.daemon, &self.container_id);
-        let files = self.prepare(&paths, false)?;
+        let files = ExecFiles::prepare(&paths, &self.cmd, false)?;
         let (process_file, pid_file) = (&files.process, &files.pid);
 
         let piped = |wanted: bool| {
@@ -335,28 +289,5 @@ async fn pump(mut from: impl tokio::io::AsyncRead + Unpin, to: mpsc::Sender<Vec<
                 }
             }
         }
-    }
-}
-
-/// Removes the exec's temporary files however the call ends.
-struct RemoveOnDrop(Vec<PathBuf>);
-
-impl Drop for RemoveOnDrop {
-    fn drop(&mut self) {
-        for path in &self.0 {
-            let _ = std::fs::remove_file(path);
-        }
-    }
-}
-
-fn io_err(
-    action: &'static str,
-    path: &std::path::Path,
-) -> impl FnOnce(std::io::Error) -> ServiceError {
-    let path = path.to_owned();
-    move |source| ServiceError::Io {
-        action,
-        path,
-        source,
     }
 }

@@ -10,11 +10,11 @@ use berth_store::ContainerState;
 use cri_api::v1;
 use tokio::io::AsyncReadExt;
 
+use crate::container::exec_files::ExecFiles;
 use crate::container::paths::ContainerPaths;
 use crate::container::state::observe;
 use crate::daemon::Daemon;
 use crate::error::{FieldProblem, ServiceError};
-use crate::ids::new_id;
 
 /// Most bytes kept of each output stream.
 const MAX_OUTPUT: u64 = 16 << 20;
@@ -39,35 +39,11 @@ pub(super) async fn exec_sync(
             what: format!("container {} is not running", record.id),
         });
     }
-    let exec_id = new_id().map_err(|source| ServiceError::Io {
-        action: "read random bytes from",
-        path: "/dev/urandom".into(),
-        source,
-    })?;
-    let exec_dir = paths.state.join("exec");
-    std::fs::create_dir_all(&exec_dir).map_err(ServiceError::io("create", &exec_dir))?;
-    let process_file = exec_dir.join(format!("{}.json", &exec_id[..16]));
-    let pid_file = exec_dir.join(format!("{}.pid", &exec_id[..16]));
-    let _cleanup = RemoveOnDrop(vec![process_file.clone(), pid_file.clone()]);
-
-    let spec_text = std::fs::read_to_string(paths.bundle().join("config.json")).map_err(
-        ServiceError::io("read", &paths.bundle().join("config.json")),
-    )?;
-    let spec: serde_json::Value =
-        serde_json::from_str(&spec_text).map_err(|err| ServiceError::Io {
-            action: "parse",
-            path: paths.bundle().join("config.json"),
-            source: err.into(),
-        })?;
-    let mut process = spec.get("process").cloned().unwrap_or_default();
-    process["args"] = serde_json::json!(request.cmd);
-    process["terminal"] = serde_json::json!(false);
-    std::fs::write(&process_file, process.to_string())
-        .map_err(ServiceError::io("write", &process_file))?;
+    let files = ExecFiles::prepare(&paths, &request.cmd, false)?;
 
     let mut child = daemon
         .runc()?
-        .exec_command(&record.id, &process_file, &pid_file)
+        .exec_command(&record.id, &files.process, &files.pid)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -107,10 +83,7 @@ pub(super) async fn exec_sync(
         Err(_) => {
             // Kill the exec'd process and let runc exec reap it: killing runc first would
             // leave the process to the container's init, which may never reap it.
-            if let Some(pid) = std::fs::read_to_string(&pid_file)
-                .ok()
-                .and_then(|p| p.trim().parse::<i32>().ok())
-            {
+            if let Some(pid) = files.exec_pid() {
                 let _ = nix::sys::signal::kill(
                     nix::unistd::Pid::from_raw(pid),
                     nix::sys::signal::Signal::SIGKILL,
@@ -135,15 +108,4 @@ async fn read_capped(stream: impl tokio::io::AsyncRead + Unpin) -> Vec<u8> {
     // Drain the rest so the process is not blocked on a full pipe.
     let _ = tokio::io::copy(&mut limited.into_inner(), &mut tokio::io::sink()).await;
     buffer
-}
-
-/// Removes the exec's temporary files however the call ends.
-struct RemoveOnDrop(Vec<std::path::PathBuf>);
-
-impl Drop for RemoveOnDrop {
-    fn drop(&mut self) {
-        for path in &self.0 {
-            let _ = std::fs::remove_file(path);
-        }
-    }
 }
