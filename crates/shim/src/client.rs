@@ -8,7 +8,7 @@ use std::time::Duration;
 use crate::error::ShimError;
 use crate::exitfile::read_exit;
 use crate::paths::{CONTROL_SOCKET, INIT_PID_FILE};
-use crate::protocol::{decode, encode, Request, Response, Status, MAX_LINE};
+use crate::protocol::{decode, encode, ExecRequest, Request, Response, Status, MAX_LINE};
 use crate::sockpath::SocketPath;
 
 /// Default time allowed for one request (connect, write, reply).
@@ -92,20 +92,46 @@ impl ShimClient {
     /// [`crate::protocol::frame`]s (see [`crate::protocol`]), in blocking mode without
     /// timeouts.
     pub fn attach(&self, stdin: bool, stdout: bool, stderr: bool) -> Result<UnixStream, ShimError> {
-        let sock = self.state_dir.join(CONTROL_SOCKET);
-        let io_err = |e: io::Error| self.map_io(&sock, e);
-        let addr = SocketPath::new(&self.state_dir, CONTROL_SOCKET).map_err(io_err)?;
-        let mut stream = UnixStream::connect(addr.path()).map_err(io_err)?;
-        stream
-            .set_read_timeout(Some(self.timeout))
-            .and_then(|_| stream.set_write_timeout(Some(self.timeout)))
-            .map_err(io_err)?;
         let request = Request::Attach {
             stdin,
             stdout,
             stderr,
         };
-        stream.write_all(&encode(&request)).map_err(io_err)?;
+        self.open_stream(&request, self.timeout).map(|(s, _)| s)
+    }
+
+    /// Runs a process in the container under the shim (see [`crate::protocol`]): waits up to
+    /// `start_timeout` for runc to start it and returns its host PID and the connection, now
+    /// carrying frames, in blocking mode without timeouts. runc's failure to start the process
+    /// is [`ShimError::Rejected`] with runc's message.
+    pub fn exec(
+        &self,
+        request: ExecRequest,
+        start_timeout: Duration,
+    ) -> Result<(UnixStream, u32), ShimError> {
+        let (stream, reply) = self.open_stream(&Request::Exec(request), start_timeout)?;
+        let pid = reply.pid.ok_or_else(|| ShimError::Protocol {
+            message: "exec reply without pid".into(),
+        })?;
+        Ok((stream, pid))
+    }
+
+    /// Sends `request` and reads the reply line; on success the connection is switched to
+    /// frames (blocking, no timeouts).
+    fn open_stream(
+        &self,
+        request: &Request,
+        reply_timeout: Duration,
+    ) -> Result<(UnixStream, Response), ShimError> {
+        let sock = self.state_dir.join(CONTROL_SOCKET);
+        let io_err = |e: io::Error| self.map_io(&sock, e);
+        let addr = SocketPath::new(&self.state_dir, CONTROL_SOCKET).map_err(io_err)?;
+        let mut stream = UnixStream::connect(addr.path()).map_err(io_err)?;
+        stream
+            .set_read_timeout(Some(reply_timeout))
+            .and_then(|_| stream.set_write_timeout(Some(self.timeout)))
+            .map_err(io_err)?;
+        stream.write_all(&encode(request)).map_err(io_err)?;
         // Byte by byte: frames follow the reply line at once.
         let mut reply = Vec::with_capacity(64);
         let mut byte = [0u8; 1];
@@ -143,7 +169,7 @@ impl ShimClient {
             .set_read_timeout(None)
             .and_then(|_| stream.set_write_timeout(None))
             .map_err(io_err)?;
-        Ok(stream)
+        Ok((stream, resp))
     }
 
     /// Sends one request and returns the successful reply.

@@ -11,6 +11,10 @@
 //! {"op":"close_stdin"}                  → {"ok":true}
 //! {"op":"attach","stdin":true,"stdout":true,"stderr":true}
 //!                                       → {"ok":true}, then framed streams (below)
+//! {"op":"exec","exec_id":"ab12","process":"/path/process.json","tty":false,
+//!  "stdin":true,"stdout":true,"stderr":true}
+//!                                       → {"ok":true,"pid":77} once the process runs, then
+//!                                         framed streams; or {"ok":false,"error":"<runc's>"}
 //! anything else                         → {"ok":false,"error":"..."}
 //! ```
 //!
@@ -23,7 +27,18 @@
 //! closes the connection. A client that falls more than [`frame::OUTPUT_LIMIT`] bytes behind
 //! is disconnected, so the container is never slowed down by it.
 //!
-//! New operations (signal, attach, exec) add variants to [`Request`] and optional fields to
+//! **Exec**: the shim runs `runc exec --detach` with the given process JSON, so the command is
+//! the shim's child (not berthd's) and its stdio (pipes, or a pty master for `tty`) is held
+//! by the shim. The reply comes when runc has started the process (or failed: runc's message).
+//! Then the shim sends the command's `stdout`/`stderr` frames (never dropping output: a client
+//! that does not read holds the command back) and finally one `exit` frame carrying the exit
+//! code (128 + signal when killed) before closing. The client sends `stdin`, `eof` (closes the
+//! command's stdin), `resize` and `signal` frames. If the client goes away, the command keeps
+//! running under the shim: its stdin is closed (a TTY's master: the terminal hangs up) and its
+//! output is read and dropped until it ends. When the container's init exits, remaining exec
+//! processes are killed.
+//!
+//! New operations add variants to [`Request`] and optional fields to
 //! [`Response`]; an old shim answers an unknown op with `ok:false`, so a newer berthd can tell.
 //!
 //! **Readiness** (`--ready-fd`): exactly one [`Ready`] line, then the fd is closed:
@@ -56,6 +71,36 @@ pub enum Request {
         #[serde(default)]
         stderr: bool,
     },
+    /// Run a process in the container and switch the connection to its streams.
+    Exec(ExecRequest),
+}
+
+/// The parameters of an `exec` request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecRequest {
+    /// Names the session's files in the state dir: 1 to 64 of `[A-Za-z0-9_-]`.
+    pub exec_id: String,
+    /// The OCI process JSON for `runc exec --process` (absolute path).
+    pub process: std::path::PathBuf,
+    #[serde(default)]
+    pub tty: bool,
+    #[serde(default)]
+    pub stdin: bool,
+    #[serde(default)]
+    pub stdout: bool,
+    #[serde(default)]
+    pub stderr: bool,
+}
+
+impl ExecRequest {
+    /// Whether `exec_id` is safe to put in a file name.
+    pub fn valid_id(&self) -> bool {
+        (1..=64).contains(&self.exec_id.len())
+            && self
+                .exec_id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    }
 }
 
 /// The framing of an attach connection: a 1-byte stream id, the payload length as a
@@ -69,6 +114,13 @@ pub mod frame {
     pub const STDERR: u8 = 2;
     /// Client → shim: the client's input ended (empty payload).
     pub const EOF: u8 = 3;
+    /// Client → shim (exec with a TTY): new terminal size, width and height as big-endian
+    /// `u16`s.
+    pub const RESIZE: u8 = 4;
+    /// Client → shim (exec): send the signal numbered by the 1-byte payload to the command.
+    pub const SIGNAL: u8 = 5;
+    /// Shim → client (exec): the command's exit code as a big-endian `i32`; the last frame.
+    pub const EXIT: u8 = 6;
     /// Header length.
     pub const HEADER: usize = 5;
     /// Largest payload either side sends or accepts.
@@ -242,7 +294,19 @@ mod tests {
             assert_eq!(decode::<Request>(&enc).unwrap(), req);
             assert_eq!(decode::<Request>(wire.as_bytes()).unwrap(), req);
         }
+        let exec = Request::Exec(ExecRequest {
+            exec_id: "e1".into(),
+            process: "/s/e1.json".into(),
+            tty: true,
+            stdin: true,
+            stdout: true,
+            stderr: false,
+        });
+        let wire = r#"{"op":"exec","exec_id":"e1","process":"/s/e1.json","tty":true,"stdin":true,"stdout":true,"stderr":false}"#;
+        assert_eq!(encode(&exec), format!("{wire}\n").as_bytes());
+        assert_eq!(decode::<Request>(wire.as_bytes()).unwrap(), exec);
         assert!(decode::<Request>(br#"{"op":"exec"}"#).is_err());
+        assert!(decode::<Request>(br#"{"op":"teleport"}"#).is_err());
         assert!(decode::<Request>(br#"{"op":"resize","width":-1,"height":2}"#).is_err());
         assert!(decode::<Request>(b"not json").is_err());
     }
@@ -269,6 +333,23 @@ mod tests {
         // Fields a newer shim adds are ignored by an older client.
         let newer: Response = decode(br#"{"ok":true,"attach":"x"}"#).unwrap();
         assert_eq!(newer, Response::ok());
+    }
+
+    #[test]
+    fn exec_ids() {
+        let mut r = ExecRequest {
+            exec_id: "A-b_9".into(),
+            process: "/p".into(),
+            tty: false,
+            stdin: false,
+            stdout: true,
+            stderr: true,
+        };
+        assert!(r.valid_id());
+        for bad in ["", "../x", "a/b", "a.b", &"x".repeat(65)] {
+            r.exec_id = bad.into();
+            assert!(!r.valid_id(), "{bad}");
+        }
     }
 
     #[test]

@@ -116,6 +116,12 @@ impl Conn {
         Ok(self.stream)
     }
 
+    /// Keeps the connection without replying yet (exec: the reply comes once runc has
+    /// started the process). Still blocking, with [`CONN_TIMEOUT`].
+    pub(crate) fn defer(self) -> UnixStream {
+        self.stream
+    }
+
     /// Sends the reply and closes the connection.
     pub(crate) fn reply(mut self, resp: &Response) -> io::Result<()> {
         self.stream.write_all(&encode(resp))

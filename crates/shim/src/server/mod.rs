@@ -18,6 +18,7 @@
 mod control;
 mod daemon;
 mod diag;
+mod exec;
 mod log;
 mod monitor;
 mod oom;
@@ -154,7 +155,7 @@ fn run(args: &ShimArgs, ready: &mut Readiness) -> i32 {
         Ok(started) => {
             let r = Ready::success(started.init_pid, std::process::id());
             match ready.send(&r) {
-                Ok(()) => watch(args, started, &mut diag),
+                Ok(()) => watch(args, &runc, started, &mut diag),
                 Err(e) => {
                     // berthd gave up on us (timeout, crash): it treats the container as
                     // failed to create, so do not leave it behind.
@@ -339,11 +340,16 @@ fn undo(runc: &Runc, id: &str, f: Failure) -> Failure {
 }
 
 /// Watches the container to the end and writes the exit file. Returns the shim's exit code.
-fn watch(args: &ShimArgs, s: Started, diag: &mut Diag) -> i32 {
+fn watch(args: &ShimArgs, runc: &Runc, s: Started, diag: &mut Diag) -> i32 {
     let init = Pid::from_raw(s.init_pid as i32);
     let cgroup = s.cgroup;
     let control = s.control;
-    let monitor = Monitor::new(init, s.reaper, s.log, s.io, &control, diag);
+    let exec = exec::ExecContext {
+        runc,
+        container_id: &args.id,
+        state_dir: &args.state_dir,
+    };
+    let monitor = Monitor::new(init, s.reaper, s.log, s.io, &control, exec, diag);
     let exit = monitor.run();
     let oom_killed = cgroup
         .as_deref()

@@ -21,6 +21,7 @@ use nix::unistd::Pid;
 
 use super::control::ControlSocket;
 use super::diag::Diag;
+use super::exec::{ExecContext, ExecTag, Sessions};
 use super::log::{CriLog, LineBuffer, Stream, PARTIAL_LIMIT};
 use super::reaper::{reap_all, Reaper};
 use super::tty;
@@ -103,6 +104,8 @@ pub(crate) struct Monitor<'a> {
     /// Close stdin once `stdin_pending` is written (`--stdin-once` and an input ended).
     close_stdin: bool,
     clients: Vec<Client>,
+    exec: ExecContext<'a>,
+    sessions: Sessions,
     exited: Option<(i32, Timestamp)>,
     drain_until: Option<Instant>,
     records: Vec<u8>,
@@ -123,6 +126,7 @@ enum Tag {
     Output(usize),
     Client(usize),
     Stdin,
+    Exec(ExecTag),
 }
 
 impl<'a> Monitor<'a> {
@@ -132,6 +136,7 @@ impl<'a> Monitor<'a> {
         log: CriLog,
         io: ContainerIo,
         control: &'a ControlSocket,
+        exec: ExecContext<'a>,
         diag: &'a mut Diag,
     ) -> Self {
         Monitor {
@@ -147,6 +152,8 @@ impl<'a> Monitor<'a> {
             stdin_pending: Vec::new(),
             close_stdin: false,
             clients: Vec::new(),
+            exec,
+            sessions: Sessions::default(),
             exited: None,
             drain_until: None,
             records: Vec::new(),
@@ -160,7 +167,10 @@ impl<'a> Monitor<'a> {
         self.reap();
         loop {
             if let Some(until) = self.drain_until {
-                if self.sources.is_empty() || Instant::now() >= until {
+                let now = Instant::now();
+                let drained = self.sources.is_empty() || now >= until;
+                // Exec processes were killed with the init; their sessions get as long again.
+                if drained && (self.sessions.is_empty() || now >= until + DRAIN_TIMEOUT) {
                     break;
                 }
             }
@@ -172,18 +182,21 @@ impl<'a> Monitor<'a> {
                     continue;
                 }
             };
-            for tag in ready {
+            for (tag, revents) in ready {
                 match tag {
                     Tag::Signals => self.on_signals(),
                     Tag::Control => self.on_control(),
                     Tag::Output(i) => self.on_output(i),
                     Tag::Client(i) => self.on_client(i),
                     Tag::Stdin => self.write_stdin(&[]),
+                    Tag::Exec(t) => self.sessions.on_ready(t, revents, self.diag),
                 }
             }
             self.sources.retain(Option::is_some);
             self.clients.retain(|c| !c.gone);
+            self.sessions.sweep();
         }
+        self.sessions.close_all();
         // Whatever is left without a newline becomes a partial record.
         let mut clock = Timestamp::now;
         for s in self.sources.iter_mut().flatten() {
@@ -195,9 +208,13 @@ impl<'a> Monitor<'a> {
         InitExit { code, at }
     }
 
-    /// Polls; returns the ready sources.
-    fn wait(&mut self) -> io::Result<Vec<Tag>> {
-        let timeout = match self.drain_until {
+    /// Polls; returns the ready sources with what poll reported for each.
+    fn wait(&mut self) -> io::Result<Vec<(Tag, PollFlags)>> {
+        let deadline = match (self.drain_until, self.sessions.deadline()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let timeout = match deadline {
             None => PollTimeout::NONE,
             Some(until) => {
                 let left = until.saturating_duration_since(Instant::now());
@@ -234,23 +251,26 @@ impl<'a> Monitor<'a> {
                 fds.push(PollFd::new(fd.as_fd(), PollFlags::POLLOUT));
             }
         }
+        self.sessions.register(&mut |fd, events, tag| {
+            tags.push(Tag::Exec(tag));
+            fds.push(PollFd::new(fd, events));
+        });
         match poll(&mut fds, timeout) {
             Ok(_) | Err(Errno::EINTR) => {}
             Err(e) => return Err(e.into()),
         }
         let hup = PollFlags::POLLHUP | PollFlags::POLLERR;
         let mut hung_up = Vec::new();
-        let ready: Vec<Tag> = tags
+        let ready: Vec<(Tag, PollFlags)> = tags
             .into_iter()
             .zip(fds.iter())
-            .filter(|(_, f)| f.revents().is_some_and(|r| !r.is_empty()))
-            .map(|(t, f)| {
-                if let (Tag::Client(i), Some(r)) = (t, f.revents()) {
+            .filter_map(|(t, f)| Some((t, f.revents().filter(|r| !r.is_empty())?)))
+            .inspect(|(t, r)| {
+                if let Tag::Client(i) = t {
                     if r.intersects(hup) {
-                        hung_up.push(i);
+                        hung_up.push(*i);
                     }
                 }
-                t
             })
             .collect();
         drop(fds);
@@ -275,7 +295,13 @@ impl<'a> Monitor<'a> {
     }
 
     fn reap(&mut self) {
-        if let Some(code) = reap_all(self.init) {
+        let mut reaped = reap_all();
+        self.sessions.on_exits(&mut reaped, self.diag);
+        let init = reaped
+            .iter()
+            .find(|(pid, _)| *pid == self.init)
+            .map(|(_, code)| *code);
+        if let Some(code) = init {
             if self.exited.is_none() {
                 let at = Timestamp::now();
                 self.diag.log(format_args!(
@@ -284,6 +310,7 @@ impl<'a> Monitor<'a> {
                 ));
                 self.exited = Some((code, at));
                 self.drain_until = Some(Instant::now() + DRAIN_TIMEOUT);
+                self.sessions.kill_all();
             }
         }
     }
@@ -324,6 +351,15 @@ impl<'a> Monitor<'a> {
                         Err(e) => self.diag.log(format_args!("attach reply failed: {e}")),
                     }
                     continue;
+                }
+                Ok(Request::Exec(req)) => {
+                    if self.exited.is_some() {
+                        Response::err("the container has exited")
+                    } else {
+                        self.sessions
+                            .start(req, conn.defer(), &self.exec, self.diag);
+                        continue;
+                    }
                 }
                 Ok(req) => self.handle(req),
                 Err(msg) => Response::err(msg),
@@ -368,7 +404,7 @@ impl<'a> Monitor<'a> {
                 None => Response::err("container has no terminal"),
             },
             // Handled in `on_control`, which keeps the connection.
-            Request::Attach { .. } => Response::err("attach is not a one-shot request"),
+            Request::Attach { .. } | Request::Exec(_) => Response::err("not a one-shot request"),
             Request::CloseStdin => {
                 // Dropping the write end gives the container EOF. On a TTY there is no separate
                 // stdin to close; the request is accepted and has no effect.

@@ -67,21 +67,19 @@ impl Reaper {
     }
 }
 
-/// Reaps every child that has exited; returns the exit code of `init` if it was among them.
-pub(crate) fn reap_all(init: Pid) -> Option<i32> {
-    let mut init_code = None;
+/// Reaps every child that has exited; returns each one's PID and exit code.
+pub(crate) fn reap_all() -> Vec<(Pid, i32)> {
+    let mut reaped = Vec::new();
     loop {
         match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
-            Ok(WaitStatus::StillAlive) | Err(Errno::ECHILD) => return init_code,
+            Ok(WaitStatus::StillAlive) | Err(Errno::ECHILD) => return reaped,
             Ok(status) => {
                 if let (Some(pid), Some(code)) = (status.pid(), exit_code(&status)) {
-                    if pid == init {
-                        init_code = Some(code);
-                    }
+                    reaped.push((pid, code));
                 }
             }
             Err(Errno::EINTR) => {}
-            Err(_) => return init_code,
+            Err(_) => return reaped,
         }
     }
 }

@@ -1,4 +1,5 @@
-//! The two runc commands the shim runs: `create` and, on a failed start, `delete --force`.
+//! The runc commands the shim runs: `create`, `exec --detach` (exec sessions) and, on a failed
+//! start, `delete --force`.
 //!
 //! Global flags: `runc --root <runc-root> --log <state-dir>/runc.log --log-format json`.
 //! runc writes its errors both to that JSON log and to its stderr; the shim reports the last
@@ -8,7 +9,7 @@ use std::ffi::OsString;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
+use std::process::{Command, Stdio};
 
 use serde::Deserialize;
 
@@ -69,6 +70,70 @@ impl Runc {
         a
     }
 
+    /// A copy that logs to `log` (each exec session has its own log, so concurrent sessions
+    /// do not read each other's errors).
+    pub(crate) fn with_log(&self, log: &Path) -> Runc {
+        Runc {
+            binary: self.binary.clone(),
+            root: self.root.clone(),
+            log: log.to_path_buf(),
+        }
+    }
+
+    pub(crate) fn exec_args(
+        &self,
+        id: &str,
+        process: &Path,
+        pid_file: &Path,
+        console_socket: Option<&Path>,
+    ) -> Vec<OsString> {
+        let mut a = self.global_args();
+        a.extend([
+            "exec".into(),
+            "--detach".into(),
+            "--process".into(),
+            process.into(),
+            "--pid-file".into(),
+            pid_file.into(),
+        ]);
+        if let Some(sock) = console_socket {
+            a.extend(["--console-socket".into(), sock.into()]);
+        }
+        a.push(id.into());
+        a
+    }
+
+    /// Starts `runc exec --detach` without waiting for it: the shim reaps it in its loop (see
+    /// `exec`), and the started process is re-parented to the shim when runc exits.
+    pub(crate) fn spawn_exec(
+        &self,
+        id: &str,
+        process: &Path,
+        pid_file: &Path,
+        console_socket: Option<&Path>,
+        stdio: RuncStdio,
+    ) -> io::Result<u32> {
+        let child = self
+            .command(self.exec_args(id, process, pid_file, console_socket))
+            .stdin(stdio.stdin)
+            .stdout(stdio.stdout)
+            .stderr(stdio.stderr)
+            .spawn()?;
+        // Dropping the handle neither waits nor kills; the loop's waitpid reaps it.
+        Ok(child.id())
+    }
+
+    /// Why a `runc exec` that exited with `code` failed: its log's last error, else what it
+    /// wrote to `stderr`.
+    pub(crate) fn exec_failure(&self, stderr: &[u8], code: i32) -> String {
+        let log = read_from(&self.log, 0).unwrap_or_default();
+        failure_message(
+            &log,
+            stderr,
+            &format!("runc exec failed (exit code {code})"),
+        )
+    }
+
     pub(crate) fn delete_force_args(&self, id: &str) -> Vec<OsString> {
         let mut a = self.global_args();
         a.extend(["delete".into(), "--force".into(), id.into()]);
@@ -107,7 +172,11 @@ impl Runc {
             return Ok(());
         }
         let log_tail = read_from(&self.log, log_start).unwrap_or_default();
-        Err(failure_message(&log_tail, &stderr_capture(), status))
+        Err(failure_message(
+            &log_tail,
+            &stderr_capture(),
+            &format!("runc create failed ({status})"),
+        ))
     }
 
     /// `runc delete --force`, best effort (used to undo a failed start).
@@ -147,7 +216,7 @@ pub(crate) fn last_error(log: &str) -> Option<String> {
     })
 }
 
-fn failure_message(log_tail: &str, stderr: &[u8], status: ExitStatus) -> String {
+fn failure_message(log_tail: &str, stderr: &[u8], fallback: &str) -> String {
     if let Some(m) = last_error(log_tail) {
         return m;
     }
@@ -156,13 +225,12 @@ fn failure_message(log_tail: &str, stderr: &[u8], status: ExitStatus) -> String 
     if !err.is_empty() {
         return err.chars().take(4096).collect();
     }
-    format!("runc create failed ({status})")
+    fallback.to_owned()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::process::ExitStatusExt;
 
     fn runc() -> Runc {
         Runc::new(
@@ -227,13 +295,43 @@ mod tests {
 
     #[test]
     fn failure_message_fallbacks() {
-        let st = ExitStatus::from_raw(1 << 8);
+        let st = "runc create failed (exit status: 1)";
         assert_eq!(
             failure_message("{\"level\":\"error\",\"msg\":\"boom\"}", b"other", st),
             "boom"
         );
         assert_eq!(failure_message("", b"  from stderr\n", st), "from stderr");
-        assert!(failure_message("", b"", st).contains("exit status: 1"));
+        assert_eq!(failure_message("", b"", st), st);
+    }
+
+    #[test]
+    fn exec_argv() {
+        let r = runc().with_log(Path::new("/s/exec-e1.log"));
+        assert_eq!(
+            strs(r.exec_args("c1", Path::new("/p.json"), Path::new("/s/e1.pid"), None)),
+            [
+                "--root",
+                "/run/berth/runc",
+                "--log",
+                "/s/exec-e1.log",
+                "--log-format",
+                "json",
+                "exec",
+                "--detach",
+                "--process",
+                "/p.json",
+                "--pid-file",
+                "/s/e1.pid",
+                "c1"
+            ]
+        );
+        let tty = strs(r.exec_args(
+            "c1",
+            Path::new("/p.json"),
+            Path::new("/s/e1.pid"),
+            Some(Path::new("/s/e1.sock")),
+        ));
+        assert_eq!(&tty[12..], ["--console-socket", "/s/e1.sock", "c1"]);
     }
 
     #[test]

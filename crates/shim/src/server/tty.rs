@@ -30,13 +30,18 @@ pub(crate) struct ConsoleSocket {
 impl ConsoleSocket {
     /// Binds `<state-dir>/console.sock` with mode 0600.
     pub(crate) fn bind(state_dir: &Path) -> io::Result<Self> {
-        let file = state_dir.join(CONSOLE_SOCKET);
-        let listener = super::control::bind_private(state_dir, CONSOLE_SOCKET)?;
+        Self::bind_named(state_dir, CONSOLE_SOCKET)
+    }
+
+    /// Binds `<state-dir>/<name>` with mode 0600 (one per TTY exec session).
+    pub(crate) fn bind_named(state_dir: &Path, name: &str) -> io::Result<Self> {
+        let file = state_dir.join(name);
+        let listener = super::control::bind_private(state_dir, name)?;
         listener.set_nonblocking(true)?;
         Ok(ConsoleSocket {
             listener,
             file,
-            for_runc: SocketPath::for_children(state_dir, CONSOLE_SOCKET)?,
+            for_runc: SocketPath::for_children(state_dir, name)?,
         })
     }
 
