@@ -1265,6 +1265,15 @@ async fn containers_survive_kill_9_of_berthd() {
     let (quitter_shim, _) = env.record_processes(&quitter);
     let talker_log = log_file(&pod_cfg, "talker");
     wait_log_lines(&talker_log, 3).await;
+    // An exec that is still running, and still writing to its stdout, when berthd dies: it
+    // runs under the shim, which keeps reading its output, so it finishes.
+    let mut exec_rt = rt.clone();
+    let exec_id = talker.clone();
+    let in_flight = tokio::spawn(async move {
+        let script = "sleep 1; echo after; echo finished > /tmp/exec-marker";
+        exec(&mut exec_rt, &exec_id, &["sh", "-c", script], 0).await
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
     drop(rt);
 
     // SIGKILL while both run.
@@ -1346,6 +1355,22 @@ async fn containers_survive_kill_9_of_berthd() {
         vec![talker.clone()]
     );
 
+    // The exec in flight at the kill lost its client but ran to its end.
+    assert!(in_flight.await.unwrap().is_err());
+    let deadline = Instant::now() + STATE_TIMEOUT;
+    loop {
+        let out = exec_ok(&mut rt, &talker, &["cat", "/tmp/exec-marker"]).await;
+        if out.exit_code == 0 {
+            assert_eq!(out.stdout, b"finished\n");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the exec in flight never finished"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
     // ExecSync through the new daemon.
     let out = exec_ok(&mut rt, &talker, &["echo", "-n", "still here"]).await;
     assert_eq!(
@@ -1404,9 +1429,17 @@ async fn exec_sync_output_exit_codes_and_timeout() {
     assert_eq!(out.stderr, b"oops");
     assert_eq!(out.exit_code, 7);
 
-    // A missing binary: runc exec fails, reported as a non-zero exit.
-    let out = exec_ok(&mut rt, &target, &["/no/such/binary"]).await;
-    assert_ne!(out.exit_code, 0, "{out:?}");
+    // A missing binary: runc cannot start it; its message comes back (as containerd does).
+    let refused = assert_code(
+        exec(&mut rt, &target, &["/no/such/binary"], 0).await,
+        Code::Unknown,
+        "ExecSync of a missing binary",
+    );
+    assert!(
+        refused.message().contains("no such file"),
+        "{}",
+        refused.message()
+    );
 
     // Timeout: DeadlineExceeded after about a second, and the process is gone.
     let began = Instant::now();

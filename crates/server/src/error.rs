@@ -74,6 +74,14 @@ pub enum ServiceError {
         /// The timeout.
         seconds: i64,
     },
+    /// runc could not start an exec'd command (e.g. no such executable).
+    #[error("cannot start the command in container {id}: {message}")]
+    ExecStart {
+        /// The container.
+        id: String,
+        /// runc's message.
+        message: String,
+    },
     /// The OCI spec could not be built from the request.
     #[error(transparent)]
     Spec(#[from] berth_oci::SpecError),
@@ -183,7 +191,9 @@ impl ServiceError {
                 Code::DeadlineExceeded
             }
             ServiceError::Spec(_) => Code::InvalidArgument,
-            ServiceError::Shim(_) | ServiceError::Runc(_) => Code::Unknown,
+            ServiceError::Shim(_) | ServiceError::Runc(_) | ServiceError::ExecStart { .. } => {
+                Code::Unknown
+            }
             ServiceError::StreamingUnavailable => Code::Unavailable,
             ServiceError::Store(_) | ServiceError::Io { .. } | ServiceError::Task(_) => {
                 Code::Internal

@@ -1,6 +1,6 @@
-//! The files of one `runc exec` (ExecSync or a streaming exec): the process JSON — the
-//! container's own process settings with the exec's argv — and runc's pid file, both in
-//! `<state>/containers/<id>/exec/` and removed when the [`ExecFiles`] is dropped.
+//! The file of one exec (ExecSync or a streaming exec): the process JSON for `runc exec` —
+//! the container's own process settings with the exec's argv — in
+//! `<state>/containers/<id>/exec/`, removed when the [`ExecFiles`] is dropped.
 
 use std::path::PathBuf;
 
@@ -8,20 +8,22 @@ use crate::container::paths::ContainerPaths;
 use crate::error::ServiceError;
 use crate::ids::new_id;
 
-/// The process and pid files of one exec.
+/// The process file of one exec.
 pub struct ExecFiles {
+    /// The exec's ID (16 hex digits), which also names the shim's files of the session.
+    pub id: String,
     /// `--process` for runc exec.
     pub process: PathBuf,
-    /// `--pid-file` for runc exec.
-    pub pid: PathBuf,
 }
 
 impl ExecFiles {
-    /// Writes the process JSON for `cmd`, with a terminal or not.
+    /// Writes the process JSON for `cmd`, with a terminal (of `console` size: width, height)
+    /// or not.
     pub fn prepare(
         paths: &ContainerPaths,
         cmd: &[String],
         terminal: bool,
+        console: Option<(u16, u16)>,
     ) -> Result<ExecFiles, ServiceError> {
         let exec_id = new_id().map_err(|source| ServiceError::Io {
             action: "read random bytes from",
@@ -30,9 +32,10 @@ impl ExecFiles {
         })?;
         let exec_dir = paths.state.join("exec");
         std::fs::create_dir_all(&exec_dir).map_err(ServiceError::io("create", &exec_dir))?;
+        let id = exec_id[..16].to_owned();
         let files = ExecFiles {
-            process: exec_dir.join(format!("{}.json", &exec_id[..16])),
-            pid: exec_dir.join(format!("{}.pid", &exec_id[..16])),
+            process: exec_dir.join(format!("{id}.json")),
+            id,
         };
 
         let config = paths.bundle().join("config.json");
@@ -51,23 +54,17 @@ impl ExecFiles {
             if let Some(p) = process.as_object_mut() {
                 p.remove("consoleSize");
             }
+        } else if let Some((width, height)) = console {
+            process["consoleSize"] = serde_json::json!({"width": width, "height": height});
         }
         std::fs::write(&files.process, process.to_string())
             .map_err(ServiceError::io("write", &files.process))?;
         Ok(files)
-    }
-
-    /// The exec'd process's host PID, once runc wrote it.
-    pub fn exec_pid(&self) -> Option<i32> {
-        std::fs::read_to_string(&self.pid)
-            .ok()
-            .and_then(|p| p.trim().parse().ok())
     }
 }
 
 impl Drop for ExecFiles {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.process);
-        let _ = std::fs::remove_file(&self.pid);
     }
 }

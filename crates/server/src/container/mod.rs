@@ -1,16 +1,19 @@
 //! Containers: an overlay rootfs over the image's snapshots, an OCI bundle, and a
 //! `berth-shim` that runs `runc create`, holds the stdio, writes the CRI log and records the
-//! exit. berthd runs the other runc commands itself (start, kill, delete, exec, update).
+//! exit, and runs exec sessions. berthd runs the other runc commands itself (start, kill,
+//! delete, update).
 //! Run state is derived from the shim's files, not stored (see [`state`]).
 
 pub mod convert;
 pub mod create;
 pub mod events;
 pub mod exec_files;
+pub mod exec_session;
 pub mod lifecycle;
 pub mod paths;
 pub mod rootfs;
 pub mod runc;
+pub mod shim_stream;
 pub mod state;
 pub mod stats;
 pub mod userdb;

@@ -1,5 +1,5 @@
 //! A typed runc command client: each operation berthd runs itself (start, kill, delete,
-//! update, exec) as argv, with runc's JSON log read back for the error message.
+//! update) as argv, with runc's JSON log read back for the error message.
 //! (`runc create` is run by the shim, which must hold the container's stdio.)
 
 use std::path::{Path, PathBuf};
@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tokio::process::Command;
 
-/// How long a runc command (other than exec) may take.
+/// How long a runc command may take.
 const RUNC_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A runc failure.
@@ -152,21 +152,6 @@ impl Runc {
             ],
         )
         .await
-    }
-
-    /// The command running `runc exec --process <file> --pid-file <file> <id>`; the caller
-    /// wires its stdio and waits for it.
-    pub fn exec_command(&self, id: &str, process: &Path, pid_file: &Path) -> Command {
-        let args = vec![
-            "--process".to_owned(),
-            process.display().to_string(),
-            "--pid-file".to_owned(),
-            pid_file.display().to_string(),
-            id.to_owned(),
-        ];
-        let mut command = Command::new(&self.binary);
-        command.args(self.argv("exec", &args));
-        command
     }
 }
 

@@ -11,9 +11,9 @@ use berth_shim::ShimClient;
 use berth_store::ContainerState;
 use berth_stream::{BoxFuture, ExecIo, Runner, StreamRequest};
 use cri_api::v1;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::container::paths::ContainerPaths;
+use crate::container::shim_stream;
 use crate::container::state::observe;
 use crate::daemon::Daemon;
 use crate::error::ServiceError;
@@ -70,28 +70,17 @@ impl AttachRunner {
         let stream =
             tokio::task::spawn_blocking(move || attach_client.attach(stdin, stdout, stderr))
                 .await??;
-        let stream = stream
-            .set_nonblocking(true)
-            .and_then(|()| tokio::net::UnixStream::from_std(stream))
-            .map_err(|source| ServiceError::Io {
-                action: "attach to the shim at",
-                path: self.shim_dir.clone(),
-                source,
-            })?;
-        let (mut from_shim, mut to_shim) = stream.into_split();
+        let (mut from_shim, mut to_shim) = shim_stream::split(stream, &self.shim_dir)?;
 
         let mut background = Vec::new();
         if let Some(mut input) = io.stdin {
             background.push(tokio::spawn(async move {
-                let mut frames = Vec::new();
                 while let Some(chunk) = input.recv().await {
-                    frames.clear();
-                    frame::push(&mut frames, frame::STDIN, &chunk);
-                    if to_shim.write_all(&frames).await.is_err() {
+                    if !to_shim.send(frame::STDIN, &chunk).await {
                         return;
                     }
                 }
-                let _ = to_shim.write_all(&frame::header(frame::EOF, 0)).await;
+                let _ = to_shim.send(frame::EOF, &[]).await;
                 // Keep the write half open: the shim takes a closed connection for a detach.
                 std::future::pending::<()>().await;
             }));
@@ -108,33 +97,14 @@ impl AttachRunner {
         }
 
         let (out, err) = (io.stdout, io.stderr);
-        let mut buffer = Vec::with_capacity(frame::HEADER + frame::MAX_PAYLOAD);
-        let mut chunk = vec![0u8; 16 * 1024];
-        loop {
-            let n = match from_shim.read(&mut chunk).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => n,
+        while let Some((id, payload)) = from_shim.next().await? {
+            let sink = match id {
+                frame::STDOUT => out.as_ref(),
+                frame::STDERR => err.as_ref(),
+                _ => None,
             };
-            buffer.extend_from_slice(&chunk[..n]);
-            loop {
-                let (id, end) = match frame::parse(&buffer) {
-                    Ok(Some(f)) => f,
-                    Ok(None) => break,
-                    Err(()) => {
-                        return Err(ServiceError::Shim(berth_shim::ShimError::Protocol {
-                            message: "oversized attach frame".into(),
-                        }))
-                    }
-                };
-                let sink = match id {
-                    frame::STDOUT => out.as_ref(),
-                    frame::STDERR => err.as_ref(),
-                    _ => None,
-                };
-                if let Some(sink) = sink {
-                    let _ = sink.send(buffer[frame::HEADER..end].to_vec()).await;
-                }
-                buffer.drain(..end);
+            if let Some(sink) = sink {
+                let _ = sink.send(payload).await;
             }
         }
         for task in background {
