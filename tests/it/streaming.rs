@@ -11,10 +11,10 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use berth_integration::crictl::{self, crictl, ok};
 use berth_integration::pods::{is_root, PodEnv};
 use berth_integration::registry::{shared_registry, skip_or_panic};
 use berth_integration::Layout;
@@ -22,39 +22,6 @@ use berth_integration::Layout;
 const BUSYBOX: &str = "registry.k8s.io/e2e-test-images/busybox:1.29-2";
 /// Network slot of this test in its binary (see `TestNet`).
 const SLOT: u8 = 0;
-
-fn crictl(socket: &Path, args: &[&str], stdin: Option<&[u8]>) -> Output {
-    let mut child = Command::new("crictl")
-        .arg("--runtime-endpoint")
-        .arg(format!("unix://{}", socket.display()))
-        .arg("--timeout")
-        .arg("60s")
-        .args(args)
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run crictl");
-    if let Some(input) = stdin {
-        let mut pipe = child.stdin.take().unwrap();
-        pipe.write_all(input).unwrap();
-    }
-    child.wait_with_output().unwrap()
-}
-
-fn ok(socket: &Path, args: &[&str]) -> String {
-    let out = crictl(socket, args, None);
-    assert!(
-        out.status.success(),
-        "crictl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
 
 /// Sends `request` raw and returns the status line of the answer.
 fn status_line(base: &str, request: &str) -> String {
@@ -99,7 +66,7 @@ fn exec_and_port_forward_over_spdy() {
     let Some(registry) = shared_registry(test) else {
         return;
     };
-    if Command::new("crictl").arg("--version").output().is_err() {
+    if !crictl::available() {
         skip_or_panic(test, "crictl is not on PATH");
         return;
     }
