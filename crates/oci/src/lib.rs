@@ -90,6 +90,19 @@ pub struct SandboxView<'a> {
     pub shm: Option<&'a Path>,
     /// The pod's cgroup parent (`""` for none).
     pub cgroup_parent: &'a str,
+    /// The pod's own user namespace, if it has one.
+    pub userns: Option<PodUserNamespace<'a>>,
+}
+
+/// A pod's user namespace: its pin and ID maps (one range each, starting at 0).
+#[derive(Debug, Clone, Copy)]
+pub struct PodUserNamespace<'a> {
+    /// The pinned user namespace the container joins.
+    pub pin: &'a Path,
+    /// (host UID of container UID 0, number of UIDs).
+    pub uids: (u32, u32),
+    /// (host GID of container GID 0, number of GIDs).
+    pub gids: (u32, u32),
 }
 
 /// Everything a spec is built from.
@@ -170,8 +183,10 @@ pub fn build_spec(inputs: &SpecInputs) -> Result<Spec, SpecError> {
     let (masked, readonly) = security::masked_and_readonly_paths(sc);
 
     let mut linux = Linux::default();
-    linux.set_uid_mappings(None);
-    linux.set_gid_mappings(None);
+    // runc wants the maps even when it joins the user namespace by path; they must be the
+    // namespace's own.
+    linux.set_uid_mappings(sandbox.userns.map(|u| vec![id_mapping(u.uids)]));
+    linux.set_gid_mappings(sandbox.userns.map(|u| vec![id_mapping(u.gids)]));
     linux.set_sysctl(None);
     linux.set_resources(Some(resources));
     linux.set_cgroups_path(Some(
@@ -231,4 +246,15 @@ fn annotations(inputs: &SpecInputs) -> HashMap<String, String> {
         out.insert(key.to_owned(), value.to_owned());
     }
     out
+}
+
+/// The OCI mapping of container ID 0.. to `host`.. (`count` IDs).
+fn id_mapping((host, count): (u32, u32)) -> oci_spec::runtime::LinuxIdMapping {
+    // Every field is given: the builder cannot fail.
+    oci_spec::runtime::LinuxIdMappingBuilder::default()
+        .container_id(0u32)
+        .host_id(host)
+        .size(count)
+        .build()
+        .unwrap_or_default()
 }

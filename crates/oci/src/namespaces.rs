@@ -1,7 +1,8 @@
 //! `linux.namespaces`: the container joins the pod's pinned network, IPC and UTS
 //! namespaces (or stays in the host's when the pod has none), gets its own mount
 //! namespace, a PID namespace as its (or the pod's) `NamespaceOption.pid` says, and a cgroup
-//! namespace on cgroup v2 hosts. User namespaces are not supported yet.
+//! namespace on cgroup v2 hosts. In a pod with a user namespace of its own, the container
+//! joins it first (runc can join the pod's other namespaces only from inside it).
 
 use std::path::Path;
 
@@ -38,11 +39,12 @@ pub(crate) fn namespaces(
     host: &HostFeatures,
 ) -> Result<Vec<LinuxNamespace>, SpecError> {
     let opts = options(container, sandbox);
-    if let Some(userns) = opts.and_then(|o| o.userns_options.as_ref()) {
-        check_userns(userns)?;
-    }
+    check_userns(opts.and_then(|o| o.userns_options.as_ref()), sandbox)?;
     let pid_mode = opts.map_or(0, |o| o.pid);
-    let mut out = Vec::with_capacity(6);
+    let mut out = Vec::with_capacity(7);
+    if let Some(userns) = &sandbox.userns {
+        out.push(ns(LinuxNamespaceType::User, Some(userns.pin)));
+    }
     match v1::NamespaceMode::try_from(pid_mode) {
         Ok(v1::NamespaceMode::Pod) => match sandbox.pid_ns {
             Some(path) => out.push(ns(LinuxNamespaceType::Pid, Some(path))),
@@ -80,17 +82,35 @@ pub(crate) fn namespaces(
     Ok(out)
 }
 
-/// Mode NODE (or POD without mappings, proto3's zero value) is the host's user namespace;
-/// anything else asks for one.
-fn check_userns(userns: &v1::UserNamespace) -> Result<(), SpecError> {
-    match v1::NamespaceMode::try_from(userns.mode) {
-        Ok(v1::NamespaceMode::Node) => Ok(()),
-        Ok(v1::NamespaceMode::Pod) if userns.uids.is_empty() && userns.gids.is_empty() => Ok(()),
-        Ok(_) => Err(SpecError::Unsupported("user namespaces")),
-        Err(_) => Err(SpecError::UnknownEnum {
-            field: "namespace_options.userns_options.mode",
-            value: userns.mode,
-        }),
+/// The container's user namespace is its pod's: the pod's own (mode POD with the pod's
+/// mappings, or no options) or the host's (mode NODE, or POD without mappings, proto3's zero
+/// value). berth validated the pod's request in RunPodSandbox; anything else is refused.
+fn check_userns(
+    userns: Option<&v1::UserNamespace>,
+    sandbox: &SandboxView,
+) -> Result<(), SpecError> {
+    let Some(userns) = userns else {
+        return Ok(());
+    };
+    let mode = v1::NamespaceMode::try_from(userns.mode).map_err(|_| SpecError::UnknownEnum {
+        field: "namespace_options.userns_options.mode",
+        value: userns.mode,
+    })?;
+    let no_maps = userns.uids.is_empty() && userns.gids.is_empty();
+    let same_maps = |pod: &crate::PodUserNamespace| {
+        let one = |list: &[v1::IdMapping], (host, count): (u32, u32)| matches!(list, [m] if m.container_id == 0 && m.host_id == host && m.length == count);
+        one(&userns.uids, pod.uids) && one(&userns.gids, pod.gids)
+    };
+    match (mode, &sandbox.userns) {
+        (v1::NamespaceMode::Node, None) => Ok(()),
+        (v1::NamespaceMode::Pod, None) if no_maps => Ok(()),
+        (v1::NamespaceMode::Pod, Some(pod)) if no_maps || same_maps(pod) => Ok(()),
+        (v1::NamespaceMode::Pod | v1::NamespaceMode::Node, _) => Err(SpecError::Unsupported(
+            "a container user namespace that differs from its pod's",
+        )),
+        _ => Err(SpecError::Unsupported(
+            "user namespace modes other than POD and NODE",
+        )),
     }
 }
 
@@ -205,7 +225,7 @@ mod tests {
     }
 
     #[test]
-    fn user_namespaces_and_target_are_unsupported() {
+    fn container_user_namespace_follows_the_pod() {
         let pod = Pod::new();
         let mut c = container(v1::NamespaceMode::Pod);
         let opts = c
@@ -231,11 +251,31 @@ mod tests {
                 length: 65536,
             }],
         });
+        // The pod has no user namespace of its own: the container cannot have one.
         assert!(matches!(
             namespaces(&c, &pod.view(), &HostFeatures::default()),
-            Err(SpecError::Unsupported("user namespaces"))
+            Err(SpecError::Unsupported(_))
         ));
+        // The pod's: joined first, by its pin.
+        let pin = PathBuf::from("/run/berth/ns/pod/user");
+        let mut view = pod.view();
+        view.userns = Some(crate::PodUserNamespace {
+            pin: &pin,
+            uids: (1000, 65536),
+            gids: (1000, 65536),
+        });
+        let got = namespaces(&c, &view, &HostFeatures::default()).unwrap();
+        assert_eq!(summary(&got)[0], ("user".into(), Some(pin.clone())));
+        // Other mappings than the pod's are refused.
+        let mut other = view;
+        other.userns = Some(crate::PodUserNamespace {
+            pin: &pin,
+            uids: (2000, 65536),
+            gids: (1000, 65536),
+        });
+        assert!(namespaces(&c, &other, &HostFeatures::default()).is_err());
         opts_node(&mut c);
+        assert!(namespaces(&c, &view, &HostFeatures::default()).is_err());
         assert!(namespaces(&c, &pod.view(), &HostFeatures::default()).is_ok());
         assert!(matches!(
             namespaces(

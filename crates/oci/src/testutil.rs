@@ -60,6 +60,7 @@ impl Pod {
             hostname_file: &self.hostname_file,
             shm: self.shm.as_deref(),
             cgroup_parent: &self.cgroup_parent,
+            userns: None,
         }
     }
 }

@@ -23,6 +23,7 @@ mod args;
 mod client;
 mod error;
 mod exitfile;
+pub mod nsholder;
 pub mod paths;
 pub mod podinit;
 pub mod protocol;

@@ -1,13 +1,14 @@
-//! `berth-shim`: the per-container monitor (everything lives in [`berth_shim::server`]), and
-//! with `pod-init` the init process of a pod's shared PID namespace ([`berth_shim::podinit`]).
+//! `berth-shim`: the per-container monitor (everything lives in [`berth_shim::server`]); with
+//! `pod-init` the init process of a pod's shared PID namespace ([`berth_shim::podinit`]); with
+//! `ns-holder` the creator of a pod's user namespace ([`berth_shim::nsholder`]).
 
 fn main() {
-    // `berth-shim pod-init`: PID 1 of a pod's shared PID namespace.
-    if std::env::args_os()
-        .nth(1)
-        .is_some_and(|arg| arg == "pod-init")
-    {
-        std::process::exit(berth_shim::podinit::main());
-    }
-    std::process::exit(berth_shim::server::main());
+    let mode = std::env::args_os().nth(1);
+    let code = match mode.as_ref().and_then(|m| m.to_str()) {
+        // PID 1 of a pod's shared PID namespace.
+        Some("pod-init") => berth_shim::podinit::main(),
+        Some("ns-holder") => berth_shim::nsholder::main(),
+        _ => berth_shim::server::main(),
+    };
+    std::process::exit(code);
 }

@@ -134,4 +134,39 @@ pub enum NsError {
         /// The errno.
         source: Errno,
     },
+    /// A pod user namespace needs the pod's own network, IPC and UTS namespaces.
+    #[error("a pod user namespace needs the pod's own network, IPC and UTS namespaces")]
+    UsernsNeedsPodNamespaces,
+    /// The namespace holder process (`berth-shim ns-holder`) cannot be run or talked to.
+    #[error("cannot run the namespace holder {}: {source}", program.display())]
+    Holder {
+        /// The program.
+        program: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The namespace holder could not create the namespaces.
+    #[error("the namespace holder failed: {message}")]
+    HolderFailed {
+        /// What it said.
+        message: String,
+    },
+    /// A holder's namespace cannot be bind-mounted onto its pin file.
+    #[error("cannot pin the {name} namespace at {}: {source}", path.display())]
+    PinFrom {
+        /// The namespace's name under `/proc/<pid>/ns`.
+        name: &'static str,
+        /// The pin file.
+        path: PathBuf,
+        /// The errno.
+        source: Errno,
+    },
+    /// A user namespace's ID map cannot be written.
+    #[error("cannot write the ID map {}: {source}", path.display())]
+    IdMap {
+        /// `/proc/<pid>/uid_map` or `gid_map`.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
 }

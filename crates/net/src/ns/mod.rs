@@ -28,6 +28,7 @@ mod error;
 mod pin;
 mod sys;
 mod sysctl;
+mod userns;
 
 #[cfg(test)]
 mod fake;
@@ -38,6 +39,7 @@ use std::path::{Path, PathBuf};
 
 pub use enter::{apply_sysctls, in_namespace, in_netns};
 pub use error::NsError;
+pub use userns::{create_pinned_in_userns, IdMap, UserNamespaceRequest, USER_PIN};
 
 /// A kind of namespace berth pins for a pod.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -105,6 +107,9 @@ pub struct PinnedNamespaces {
     pub ipc: Option<PathBuf>,
     /// The UTS namespace pin (`dir/uts`).
     pub uts: Option<PathBuf>,
+    /// The user namespace pin (`dir/user`), for pods with a user namespace of their own
+    /// (see [`create_pinned_in_userns`]).
+    pub user: Option<PathBuf>,
 }
 
 impl PinnedNamespaces {

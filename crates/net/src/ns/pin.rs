@@ -60,15 +60,7 @@ fn populate(
     let mut pins: Vec<(NsKind, PathBuf)> = Vec::with_capacity(kinds.len());
     for &kind in kinds {
         let path = dir.join(kind.name());
-        std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o400)
-            .open(&path)
-            .map_err(|source| NsError::CreatePinFile {
-                path: path.clone(),
-                source,
-            })?;
+        create_pin_file(&path)?;
         match kind {
             NsKind::Net => pinned.net = Some(path.clone()),
             NsKind::Ipc => pinned.ipc = Some(path.clone()),
@@ -128,9 +120,27 @@ fn in_new_namespaces(
     Ok(())
 }
 
+/// Creates an empty pin file (mode 0400) that must not exist yet.
+pub(crate) fn create_pin_file(path: &Path) -> Result<(), NsError> {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o400)
+        .open(path)
+        .map(drop)
+        .map_err(|source| NsError::CreatePinFile {
+            path: path.to_owned(),
+            source,
+        })
+}
+
 pub(crate) fn remove(sys: &impl NsSys, dir: &Path) -> Result<(), NsError> {
-    for kind in NsKind::ALL {
-        let path = dir.join(kind.name());
+    let names = NsKind::ALL
+        .iter()
+        .map(|kind| kind.name())
+        .chain([super::userns::USER_PIN]);
+    for name in names {
+        let path = dir.join(name);
         unpin_all(sys, &path)?;
         match std::fs::remove_file(&path) {
             Ok(()) => {}
@@ -168,7 +178,7 @@ fn unpin_all(sys: &impl NsSys, path: &Path) -> Result<(), NsError> {
     })
 }
 
-fn create_dir(dir: &Path) -> Result<(), NsError> {
+pub(crate) fn create_dir(dir: &Path) -> Result<(), NsError> {
     if let Some(parent) = dir.parent() {
         std::fs::DirBuilder::new()
             .recursive(true)
@@ -191,7 +201,7 @@ fn create_dir(dir: &Path) -> Result<(), NsError> {
     }
 }
 
-fn validate_hostname(hostname: &str, new_uts: bool) -> Result<(), NsError> {
+pub(crate) fn validate_hostname(hostname: &str, new_uts: bool) -> Result<(), NsError> {
     let refuse = |reason| NsError::InvalidHostname {
         hostname: hostname.to_owned(),
         reason,

@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use berth_oci::{build_spec, ImageView, SandboxView, SpecInputs, UserDb};
+use berth_net::ns::USER_PIN;
+use berth_oci::{build_spec, ImageView, PodUserNamespace, SandboxView, SpecInputs, UserDb};
 use berth_shim::ShimSpawn;
 use berth_store::{ContainerRecord, ImageRecord, SandboxRecord};
 use cri_api::v1;
@@ -14,7 +15,7 @@ use prost::Message as _;
 
 use crate::clock::now_nanos;
 use crate::container::paths::ContainerPaths;
-use crate::container::rootfs::{mount_rootfs, unmount_rootfs};
+use crate::container::rootfs::{mount_rootfs, unmount_rootfs, PodIdmap};
 use crate::container::userdb::read_in_root;
 use crate::daemon::Daemon;
 use crate::error::ServiceError;
@@ -22,6 +23,7 @@ use crate::pod::convert::stored_config;
 use crate::pod::create::{ns_dir, sandbox_dir};
 use crate::pod::pidns::pid_namespace;
 use crate::pod::undo::Undo;
+use crate::pod::userns::requested as requested_userns;
 
 /// How long the shim may take to report `runc create`'s outcome.
 const SHIM_READY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -72,8 +74,17 @@ pub fn create_container(
                 .map_err(|err| ServiceError::Image(err.into()))
         })
         .collect::<Result<_, _>>()?;
+    let sandbox_config = stored_config(&sandbox);
+    let pins = ns_dir(daemon, &sandbox.id);
+    let userns_pin = pins.join(USER_PIN);
+    // Validated by RunPodSandbox; the pin exists while the pod does.
+    let pod_maps = requested_userns(&sandbox_config)?.filter(|_| userns_pin.exists());
     let rootfs = paths.rootfs();
-    mount_rootfs(&lowers, &paths.upper(), &paths.work(), &rootfs)
+    let idmap = pod_maps.map(|maps| PodIdmap {
+        userns: &userns_pin,
+        root: maps.host_root(),
+    });
+    mount_rootfs(&lowers, &paths.upper(), &paths.work(), &rootfs, idmap)
         .map_err(ServiceError::io("mount rootfs at", &rootfs))?;
     {
         let rootfs = rootfs.clone();
@@ -86,9 +97,7 @@ pub fn create_container(
         create_missing_host_path(&mount.host_path)?;
     }
 
-    let sandbox_config = stored_config(&sandbox);
     let pod_dir = sandbox_dir(daemon, &sandbox.id);
-    let pins = ns_dir(daemon, &sandbox.id);
     let existing = |name: &str| Some(pins.join(name)).filter(|p| p.exists());
     let (net, ipc, uts) = (existing("net"), existing("ipc"), existing("uts"));
     let shm = Some(pod_dir.join("shm")).filter(|p| p.exists());
@@ -113,6 +122,11 @@ pub fn create_container(
             hostname_file: &pod_dir.join("hostname"),
             shm: shm.as_deref(),
             cgroup_parent: &sandbox.cgroup_parent,
+            userns: pod_maps.map(|maps| PodUserNamespace {
+                pin: &userns_pin,
+                uids: (maps.uids.outside, maps.uids.count),
+                gids: (maps.gids.outside, maps.gids.count),
+            }),
         },
         image: ImageView {
             config: &image.config,

@@ -9,6 +9,7 @@ pub mod create;
 pub mod events;
 pub mod exec_files;
 pub mod exec_session;
+pub mod idmap;
 pub mod lifecycle;
 pub mod paths;
 pub mod rootfs;

@@ -1,16 +1,29 @@
 //! A container's root filesystem: an overlay of the image's snapshots (top layer first) with
-//! a writable upper directory of its own, mounted at the bundle's `rootfs`.
+//! a writable upper directory of its own, mounted at the bundle's `rootfs`. In a pod with a
+//! user namespace of its own, the snapshots are idmapped for it (see [`super::idmap`]) and
+//! the upper directory belongs to the pod's root.
 
 use std::path::{Path, PathBuf};
 
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 
-/// Mounts `lowers` (base layer first) with `upper`/`work` at `target`.
+use super::idmap::IdmappedLayers;
+
+/// How the pod's user namespace maps the layers: its pin and the host (UID, GID) of its root.
+#[derive(Debug, Clone, Copy)]
+pub struct PodIdmap<'a> {
+    pub userns: &'a Path,
+    pub root: (u32, u32),
+}
+
+/// Mounts `lowers` (base layer first) with `upper`/`work` at `target`, idmapped for `idmap`'s
+/// user namespace when given.
 pub fn mount_rootfs(
     lowers: &[PathBuf],
     upper: &Path,
     work: &Path,
     target: &Path,
+    idmap: Option<PodIdmap<'_>>,
 ) -> std::io::Result<()> {
     for dir in [upper, work, target] {
         std::fs::create_dir_all(dir)?;
@@ -21,7 +34,18 @@ pub fn mount_rootfs(
             "an image without layers has no root filesystem",
         ));
     }
-    let options = overlay_options(lowers, upper, work);
+    // Held until the overlay is mounted; the overlay keeps its own references.
+    let mapped = match idmap {
+        Some(map) => {
+            std::os::unix::fs::chown(upper, Some(map.root.0), Some(map.root.1))?;
+            Some(IdmappedLayers::new(lowers, map.userns)?)
+        }
+        None => None,
+    };
+    let lowers = mapped
+        .as_ref()
+        .map_or_else(|| lowers.to_vec(), IdmappedLayers::paths);
+    let options = overlay_options(&lowers, upper, work);
     mount(
         Some("overlay"),
         target,

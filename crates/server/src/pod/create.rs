@@ -1,10 +1,12 @@
 //! Creating a sandbox (RunPodSandbox's work), step by step with undo.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use berth_net::cni::{Attachment, PortMapping, Protocol};
-use berth_net::ns::{create_pinned, remove_pinned, NamespaceRequest};
+use berth_net::ns::{
+    create_pinned, create_pinned_in_userns, remove_pinned, NamespaceRequest, UserNamespaceRequest,
+};
 use berth_store::{SandboxRecord, SandboxState};
 use cri_api::v1;
 use prost::Message as _;
@@ -16,6 +18,7 @@ use crate::pod::files;
 use crate::pod::pidns::{start_pid_init, stop_pid_init};
 use crate::pod::shm::{mount_shm, unmount_shm};
 use crate::pod::undo::Undo;
+use crate::pod::userns::requested as requested_userns;
 
 /// Network interface name of the pod's CNI attachment.
 pub const POD_IFNAME: &str = "eth0";
@@ -77,6 +80,7 @@ pub fn create_sandbox(
     let metadata = config.metadata.clone().unwrap_or_default();
     let (host_network, host_ipc, _host_pid) = namespace_modes(&config);
     let shared_pid = pid_mode(&config) == v1::NamespaceMode::Pod as i32;
+    let userns = requested_userns(&config)?;
     let mut undo = Undo::default();
 
     let dir = sandbox_dir(daemon, &id);
@@ -110,12 +114,6 @@ pub fn create_sandbox(
         });
     }
 
-    if shared_pid {
-        start_pid_init(&daemon.shim_binary(), &dir)?;
-        let dir = dir.clone();
-        undo.push("pod PID namespace init", move || stop_pid_init(&dir));
-    }
-
     let sysctls: Vec<(String, String)> = config
         .linux
         .as_ref()
@@ -127,21 +125,37 @@ pub fn create_sandbox(
         })
         .unwrap_or_default();
     let ns_dir = ns_dir(daemon, &id);
-    let pins = create_pinned(
-        &ns_dir,
-        &NamespaceRequest {
-            net: !host_network,
-            ipc: !host_ipc,
-            uts: !host_network,
-            hostname: (!host_network).then(|| hostname.clone()),
-            sysctls,
-        },
-    )?;
+    let request = NamespaceRequest {
+        net: !host_network,
+        ipc: !host_ipc,
+        uts: !host_network,
+        hostname: (!host_network).then(|| hostname.clone()),
+        sysctls,
+    };
+    let pins = match &userns {
+        Some(maps) => create_pinned_in_userns(
+            &ns_dir,
+            &request,
+            &UserNamespaceRequest {
+                uids: maps.uids,
+                gids: maps.gids,
+                holder: daemon.shim_binary(),
+            },
+        )?,
+        None => create_pinned(&ns_dir, &request)?,
+    };
     {
         let ns_dir = ns_dir.clone();
         undo.push("pinned namespaces", move || {
             let _ = remove_pinned(&ns_dir);
         });
+    }
+
+    // After the pins: in a pod user namespace, the PID namespace is created inside it.
+    if shared_pid {
+        start_pid_init(&daemon.shim_binary(), &dir, pins.user.as_deref())?;
+        let dir = dir.clone();
+        undo.push("pod PID namespace init", move || stop_pid_init(&dir));
     }
 
     let (ip, additional_ips) = match &pins.net {
@@ -186,6 +200,9 @@ pub fn create_sandbox(
         None => (None, Vec::new()),
     };
     write(&dir.join("hosts"), &files::hosts(&hostname, ip.as_deref()))?;
+    if let Some(maps) = &userns {
+        give_to_pod_root(&dir, maps.host_root())?;
+    }
 
     let record = SandboxRecord {
         id: id.clone(),
@@ -242,6 +259,20 @@ fn port_mapping(mapping: &v1::PortMapping) -> Result<PortMapping, ServiceError> 
         protocol,
         host_ip: mapping.host_ip.clone(),
     })
+}
+
+/// In a pod user namespace, the pod's root owns its /etc files and /dev/shm, as host root
+/// owns them in other pods (host root is nobody inside).
+fn give_to_pod_root(dir: &Path, (uid, gid): (u32, u32)) -> Result<(), ServiceError> {
+    for name in ["hosts", "hostname", "resolv.conf", "shm"] {
+        let path = dir.join(name);
+        if !path.exists() {
+            continue;
+        }
+        std::os::unix::fs::chown(&path, Some(uid), Some(gid))
+            .map_err(ServiceError::io("give to the pod's root user", &path))?;
+    }
+    Ok(())
 }
 
 fn write(path: &std::path::Path, text: &str) -> Result<(), ServiceError> {

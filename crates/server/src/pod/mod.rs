@@ -19,3 +19,4 @@ pub mod shm;
 pub mod stats;
 pub mod teardown;
 pub mod undo;
+pub mod userns;

@@ -19,14 +19,30 @@ const START_TIMEOUT: Duration = Duration::from_secs(5);
 /// `comm` of the init process (the shim binary's name).
 const HOLDER_COMM: &str = "berth-shim";
 
-/// Starts the pod's PID namespace init and records its PID in `sandbox_dir`.
-pub fn start_pid_init(shim: &Path, sandbox_dir: &Path) -> Result<u32, ServiceError> {
+/// Starts the pod's PID namespace init and records its PID in `sandbox_dir`. With `userns`
+/// (the pin of the pod's user namespace) the PID namespace is created inside, so that it is
+/// owned by the pod's user namespace: `nsenter --user=<pin> -- unshare ...` (nsenter execs
+/// unshare in place).
+pub fn start_pid_init(
+    shim: &Path,
+    sandbox_dir: &Path,
+    userns: Option<&Path>,
+) -> Result<u32, ServiceError> {
     let io = |action, source| ServiceError::Io {
         action,
         path: shim.to_owned(),
         source,
     };
-    let mut unshare = Command::new("unshare")
+    let mut command = match userns {
+        Some(pin) => {
+            let mut c = Command::new("nsenter");
+            c.arg(format!("--user={}", pin.display()))
+                .args(["--", "unshare"]);
+            c
+        }
+        None => Command::new("unshare"),
+    };
+    let mut unshare = command
         .args(["--pid", "--fork", "--"])
         .arg(shim)
         .arg("pod-init")

@@ -24,6 +24,16 @@ pub(super) async fn run_pod_sandbox(
         problem: FieldProblem::Empty,
     })?;
     check_config(&config)?;
+    if crate::pod::userns::requested(&config)?.is_some()
+        && !crate::pod::userns::host_supports(&daemon.host_features)
+    {
+        return Err(ServiceError::FailedPrecondition {
+            what: "this host cannot run pods in user namespaces: they need user namespaces \
+                   enabled (user.max_user_namespaces > 0) and Linux 5.19 or newer (overlayfs \
+                   over idmapped layers)"
+                .into(),
+        });
+    }
     if !request.runtime_handler.is_empty() {
         return Err(ServiceError::Unsupported {
             field: "runtime_handler",
@@ -115,19 +125,6 @@ fn check_config(config: &v1::PodSandboxConfig) -> Result<(), ServiceError> {
             reason,
         })?;
     }
-    let userns = config
-        .linux
-        .as_ref()
-        .and_then(|l| l.security_context.as_ref())
-        .and_then(|s| s.namespace_options.as_ref())
-        .and_then(|n| n.userns_options.as_ref());
-    if let Some(userns) = userns {
-        if userns.mode != v1::NamespaceMode::Node as i32 {
-            return Err(ServiceError::Unsupported {
-                field: "config.linux.security_context.namespace_options.userns_options",
-                reason: "pod user namespaces are not supported yet (only mode NODE)".into(),
-            });
-        }
-    }
+    crate::pod::userns::requested(config)?;
     Ok(())
 }

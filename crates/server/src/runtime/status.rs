@@ -46,7 +46,7 @@ pub(super) async fn status(
                     .host_features
                     .kernel
                     .is_some_and(|version| version >= (5, 12)),
-                user_namespaces: false,
+                user_namespaces: crate::pod::userns::host_supports(&daemon.host_features),
             }),
         }],
         features: Some(v1::RuntimeFeatures {
@@ -104,8 +104,12 @@ fn verbose_info(daemon: &Daemon, network: &Readiness) -> HashMap<String, String>
         }
     };
     let runc = daemon.runc_binary().map(|path| path.display().to_string());
+    let mut config = daemon.config.to_json();
+    // Where container root filesystems are assembled from the snapshots, under the name
+    // containerd gives it: tools (critest) probe idmapped-mount support on its parent.
+    config["stateDir"] = json!(daemon.config.root.join("snapshots"));
     HashMap::from([
-        ("config".to_owned(), daemon.config.to_json().to_string()),
+        ("config".to_owned(), config.to_string()),
         ("network".to_owned(), network.to_string()),
         (
             "cgroup".to_owned(),
