@@ -20,6 +20,9 @@ repo=$PWD
 export BERTH_TEST_CACHE=${BERTH_TEST_CACHE:-/var/cache/berth-test}
 registry_addr=127.0.0.1:5000
 work=$(mktemp -d /tmp/berth-test.XXXXXX)
+# mktemp makes it 0700; the unprivileged root of a pod with a user namespace must be able to
+# reach the state directory below it (containerd keeps its own directories 0711 likewise).
+chmod 0711 "$work"
 out=${BERTH_TEST_OUT:-$repo/target/test-output}
 mkdir -p "$out"
 berthd_pid=

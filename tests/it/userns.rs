@@ -98,6 +98,21 @@ fn pod_user_namespace() {
         assert!(!out.status.success(), "runp {security} succeeded");
         assert!(stderr.contains(want), "{stderr} lacks {want:?}");
     }
+    // A state directory the pod's unprivileged root could not reach: refused up front.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |m| std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(m)).unwrap();
+    mode(0o700);
+    let file = dir.join("unreachable.json");
+    let security = userns_json(0, &mapping(0, HOST_ROOT, LENGTH));
+    std::fs::write(&file, pod_json(&dir, "unreachable", &security)).unwrap();
+    let out = crictl(&socket, &["runp", file.to_str().unwrap()], None);
+    mode(0o755);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("FailedPrecondition") && stderr.contains("not searchable by others"),
+        "{stderr}"
+    );
     assert_eq!(ok(&socket, &["pods", "-q"]).trim(), "");
 
     let security = userns_json(0, &mapping(0, HOST_ROOT, LENGTH));

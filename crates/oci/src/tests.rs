@@ -485,3 +485,35 @@ fn unsupported_requests_fail() {
         Err(SpecError::AppArmorUnavailable(_))
     ));
 }
+
+#[test]
+fn pod_user_namespace_is_joined_with_its_maps() {
+    let plain = Case::new().json();
+    assert!(plain["linux"].get("uidMappings").is_none());
+    assert!(plain["linux"]["namespaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|n| n["type"] != "user"));
+
+    let mut case = Case::new();
+    case.pod.userns = Some((
+        "/run/berth/ns/pod/user".into(),
+        (1000, 65536),
+        (2000, 65536),
+    ));
+    let spec = case.json();
+    assert_eq!(
+        spec["linux"]["uidMappings"],
+        serde_json::json!([{"containerID": 0, "hostID": 1000, "size": 65536}])
+    );
+    assert_eq!(
+        spec["linux"]["gidMappings"],
+        serde_json::json!([{"containerID": 0, "hostID": 2000, "size": 65536}])
+    );
+    // First, so that runc can join the pod's other namespaces, which it owns.
+    assert_eq!(
+        spec["linux"]["namespaces"][0],
+        serde_json::json!({"type": "user", "path": "/run/berth/ns/pod/user"})
+    );
+}

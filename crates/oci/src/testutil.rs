@@ -8,6 +8,9 @@ use serde_json::{json, Value};
 
 use crate::SandboxView;
 
+/// An owned pod user namespace: pin, (host UID, count), (host GID, count).
+pub(crate) type PodUserns = (PathBuf, (u32, u32), (u32, u32));
+
 /// An owned pod, to borrow a [`SandboxView`] from.
 pub(crate) struct Pod {
     pub config: v1::PodSandboxConfig,
@@ -18,6 +21,8 @@ pub(crate) struct Pod {
     pub shm: Option<PathBuf>,
     pub hostname: String,
     pub cgroup_parent: String,
+    /// The pod's own user namespace.
+    pub userns: Option<PodUserns>,
     resolv_conf: PathBuf,
     hosts: PathBuf,
     hostname_file: PathBuf,
@@ -40,6 +45,7 @@ impl Pod {
             shm: Some(dir.join("shm")),
             hostname: "test-hostname".into(),
             cgroup_parent: String::new(),
+            userns: None,
             resolv_conf: dir.join("resolv.conf"),
             hosts: dir.join("hosts"),
             hostname_file: dir.join("hostname"),
@@ -60,7 +66,14 @@ impl Pod {
             hostname_file: &self.hostname_file,
             shm: self.shm.as_deref(),
             cgroup_parent: &self.cgroup_parent,
-            userns: None,
+            userns: self
+                .userns
+                .as_ref()
+                .map(|(pin, uids, gids)| crate::PodUserNamespace {
+                    pin,
+                    uids: *uids,
+                    gids: *gids,
+                }),
         }
     }
 }

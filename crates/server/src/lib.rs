@@ -4,6 +4,9 @@
 //! span with the RPC name and the IDs involved, the duration, and the single conversion of
 //! [`ServiceError`] into a gRPC status. Each built RPC lives in a file of its own under
 //! `runtime/` or `image/`; RPCs not built yet answer `Unimplemented` naming the RPC.
+//!
+//! `unsafe` is denied crate-wide except in `container::idmap` (two mount syscalls libc does
+//! not wrap), documented at its top.
 
 #![deny(unsafe_code)]
 

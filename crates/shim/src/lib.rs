@@ -4,7 +4,10 @@
 //! subreaper, runs `runc create`, holds the container's stdio (pipes or a pty master), writes
 //! the container log in the CRI format, reaps the container's init, and writes the exit status
 //! atomically to `<state-dir>/exit` before it exits. While the container runs it answers a small
-//! newline-delimited JSON protocol on `<state-dir>/shim.sock` ([`protocol`]).
+//! newline-delimited JSON protocol on `<state-dir>/shim.sock` ([`protocol`]), through which
+//! berthd also attaches to the container and runs exec sessions (`runc exec` as the shim's
+//! child). With `pod-init` and `ns-holder` the same binary serves pods ([`podinit`],
+//! [`nsholder`]).
 //!
 //! The **library** side is what berthd links: [`spawn()`] starts a shim and waits for it to report
 //! readiness, [`ShimClient`] sends control requests, and [`read_exit`] reads the exit file. All of

@@ -9,6 +9,8 @@
 //! namespace together with host network, IPC or PID are refused, as kubelet never asks for
 //! them.
 
+use std::path::Path;
+
 use berth_net::ns::IdMap;
 use berth_oci::HostFeatures;
 use cri_api::v1;
@@ -39,6 +41,31 @@ pub fn host_supports(host: &HostFeatures) -> bool {
         .and_then(|v| v.trim().parse::<u64>().ok())
         .is_some_and(|n| n > 0);
     enabled && host.kernel.is_some_and(|version| version >= (5, 19))
+}
+
+/// The pod's root is an unprivileged user on the host: runc, running as that user, must be
+/// able to reach the bundle's rootfs and the pod's files under `state`. `Err` names the
+/// first directory on the way that others cannot search (mode without `o+x`).
+pub fn check_reachable(state: &Path) -> Result<(), ServiceError> {
+    use std::os::unix::fs::PermissionsExt;
+    for dir in state.ancestors() {
+        let Ok(meta) = std::fs::metadata(dir) else {
+            continue;
+        };
+        let mode = meta.permissions().mode();
+        if mode & 0o001 == 0 {
+            return Err(ServiceError::FailedPrecondition {
+                what: format!(
+                    "pods with a user namespace need the state directory reachable by their \
+                     unprivileged root, but {} (mode {:o}) is not searchable by others: \
+                     make it at least 0711",
+                    dir.display(),
+                    mode & 0o7777
+                ),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// The user namespace the pod asks for: `Ok(None)` for the host's.
@@ -236,5 +263,23 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("host's network"));
+    }
+
+    #[test]
+    fn state_must_be_searchable_by_others() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("a/state");
+        std::fs::create_dir_all(&state).unwrap();
+        let set = |p: &Path, mode| {
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap()
+        };
+        set(dir.path(), 0o711);
+        set(&dir.path().join("a"), 0o755);
+        assert!(check_reachable(&state).is_ok());
+        set(&dir.path().join("a"), 0o700);
+        let err = check_reachable(&state).unwrap_err();
+        assert_eq!(err.code(), tonic::Code::FailedPrecondition);
+        assert!(err.to_string().contains("/a (mode 700)"), "{err}");
     }
 }

@@ -24,15 +24,16 @@ pub(super) async fn run_pod_sandbox(
         problem: FieldProblem::Empty,
     })?;
     check_config(&config)?;
-    if crate::pod::userns::requested(&config)?.is_some()
-        && !crate::pod::userns::host_supports(&daemon.host_features)
-    {
-        return Err(ServiceError::FailedPrecondition {
-            what: "this host cannot run pods in user namespaces: they need user namespaces \
-                   enabled (user.max_user_namespaces > 0) and Linux 5.19 or newer (overlayfs \
-                   over idmapped layers)"
-                .into(),
-        });
+    if crate::pod::userns::requested(&config)?.is_some() {
+        if !crate::pod::userns::host_supports(&daemon.host_features) {
+            return Err(ServiceError::FailedPrecondition {
+                what: "this host cannot run pods in user namespaces: they need user \
+                       namespaces enabled (user.max_user_namespaces > 0) and Linux 5.19 or \
+                       newer (overlayfs over idmapped layers)"
+                    .into(),
+            });
+        }
+        crate::pod::userns::check_reachable(&daemon.config.state)?;
     }
     if !request.runtime_handler.is_empty() {
         return Err(ServiceError::Unsupported {

@@ -8,8 +8,9 @@
 //!    stdio, run `runc create` (from a short-lived helper child, see `create_container`; the
 //!    init is re-parented to the shim when runc exits), receive the pty master (TTY), learn the
 //!    init's PID, report readiness.
-//! 3. Loop (`monitor`) until the init is reaped and its output drained; check the cgroup's
-//!    OOM counter; write the exit file; remove the socket; exit 0.
+//! 3. Loop (`monitor`, with exec sessions in `exec`) until the init is reaped and its output
+//!    drained (and exec processes, killed with the init, have ended); check the cgroup's OOM
+//!    counter; write the exit file; remove the socket; exit 0.
 //!
 //! A failure in step 2 is reported through the readiness fd (`source` says whether runc or the
 //! shim failed), the partly created container is deleted (`runc delete --force`) and the shim
