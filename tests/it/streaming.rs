@@ -15,9 +15,6 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use berth_integration::crictl::{self, crictl, ok};
-use berth_integration::pods::{is_root, PodEnv};
-use berth_integration::registry::{shared_registry, skip_or_panic};
-use berth_integration::Layout;
 
 const BUSYBOX: &str = "registry.k8s.io/e2e-test-images/busybox:1.29-2";
 /// Network slot of this test in its binary (see `TestNet`).
@@ -59,20 +56,9 @@ impl Drop for KillOnDrop {
 #[test]
 fn exec_and_port_forward_over_spdy() {
     let test = "exec_and_port_forward_over_spdy";
-    if !is_root() {
-        eprintln!("note: {test} skipped: pods need root");
-        return;
-    }
-    let Some(registry) = shared_registry(test) else {
+    let Some(env) = crictl::start_env(test, SLOT) else {
         return;
     };
-    if !crictl::available() {
-        skip_or_panic(test, "crictl is not on PATH");
-        return;
-    }
-    let layout = Layout::new();
-    layout.mirror_to(&registry);
-    let env = PodEnv::start_in(layout, SLOT);
     let socket = env.daemon.socket.clone();
     let dir = env.daemon.dir.path().to_owned();
 
@@ -92,22 +78,9 @@ fn exec_and_port_forward_over_spdy() {
     )
     .unwrap();
     ok(&socket, &["pull", BUSYBOX]);
-    let pod = ok(&socket, &["runp", pod_json.to_str().unwrap()])
-        .trim()
-        .to_owned();
+    let pod = crictl::run_pod(&socket, &pod_json);
     let result = std::panic::catch_unwind(|| {
-        let ctr = ok(
-            &socket,
-            &[
-                "create",
-                &pod,
-                ctr_json.to_str().unwrap(),
-                pod_json.to_str().unwrap(),
-            ],
-        )
-        .trim()
-        .to_owned();
-        ok(&socket, &["start", &ctr]);
+        let ctr = crictl::create_started(&socket, &pod, &ctr_json, &pod_json);
 
         // Exec without a TTY: output only on stdout.
         let hello = crictl(&socket, &["exec", &ctr, "echo", "hello"], None);

@@ -14,9 +14,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use berth_integration::crictl::{self, crictl, ok};
-use berth_integration::pods::{is_root, mounts_under, PodEnv};
-use berth_integration::registry::{shared_registry, skip_or_panic};
-use berth_integration::Layout;
+use berth_integration::pods::mounts_under;
+use berth_integration::registry::skip_or_panic;
 
 const BUSYBOX: &str = "registry.k8s.io/e2e-test-images/busybox:1.29-2";
 /// Network slot of this test in its binary (see `TestNet`).
@@ -49,20 +48,9 @@ fn inode(path: &Path) -> u64 {
 #[test]
 fn pod_user_namespace() {
     let test = "pod_user_namespace";
-    if !is_root() {
-        eprintln!("note: {test} skipped: pods need root");
-        return;
-    }
-    let Some(registry) = shared_registry(test) else {
+    let Some(env) = crictl::start_env(test, SLOT) else {
         return;
     };
-    if !crictl::available() {
-        skip_or_panic(test, "crictl is not on PATH");
-        return;
-    }
-    let layout = Layout::new();
-    layout.mirror_to(&registry);
-    let env = PodEnv::start_in(layout, SLOT);
     let socket = env.daemon.socket.clone();
     let dir = env.daemon.dir.path().to_owned();
     let info = ok(&socket, &["info"]);
@@ -129,22 +117,9 @@ fn pod_user_namespace() {
     )
     .unwrap();
     ok(&socket, &["pull", BUSYBOX]);
-    let pod = ok(&socket, &["runp", pod_file.to_str().unwrap()])
-        .trim()
-        .to_owned();
+    let pod = crictl::run_pod(&socket, &pod_file);
     let result = std::panic::catch_unwind(|| {
-        let ctr = ok(
-            &socket,
-            &[
-                "create",
-                &pod,
-                ctr_file.to_str().unwrap(),
-                pod_file.to_str().unwrap(),
-            ],
-        )
-        .trim()
-        .to_owned();
-        ok(&socket, &["start", &ctr]);
+        let ctr = crictl::create_started(&socket, &pod, &ctr_file, &pod_file);
 
         // Inside: the pod's map, root, an image owned by root, a writable rootfs.
         let deadline = Instant::now() + Duration::from_secs(20);

@@ -4,6 +4,28 @@ use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
+use crate::pods::{is_root, PodEnv};
+use crate::registry::{shared_registry, skip_or_panic};
+use crate::Layout;
+
+/// A daemon for a crictl test: root, the shared registry (mirrored) and crictl on PATH are
+/// needed; without them `test` prints a note and `None` is returned (or it panics when
+/// `BERTH_REQUIRE_REGISTRY=1`). `slot` is the test's network slot in its binary.
+pub fn start_env(test: &str, slot: u8) -> Option<PodEnv> {
+    if !is_root() {
+        eprintln!("note: {test} skipped: pods need root");
+        return None;
+    }
+    let registry = shared_registry(test)?;
+    if !available() {
+        skip_or_panic(test, "crictl is not on PATH");
+        return None;
+    }
+    let layout = Layout::new();
+    layout.mirror_to(&registry);
+    Some(PodEnv::start_in(layout, slot))
+}
+
 /// Whether crictl can be run.
 pub fn available() -> bool {
     Command::new("crictl").arg("--version").output().is_ok()
@@ -42,4 +64,28 @@ pub fn ok(socket: &Path, args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).unwrap()
+}
+
+/// `crictl runp <pod_json>`: the new pod's ID.
+pub fn run_pod(socket: &Path, pod_json: &Path) -> String {
+    ok(socket, &["runp", pod_json.to_str().unwrap()])
+        .trim()
+        .to_owned()
+}
+
+/// `crictl create` then `crictl start`: the running container's ID.
+pub fn create_started(socket: &Path, pod: &str, ctr_json: &Path, pod_json: &Path) -> String {
+    let ctr = ok(
+        socket,
+        &[
+            "create",
+            pod,
+            ctr_json.to_str().unwrap(),
+            pod_json.to_str().unwrap(),
+        ],
+    )
+    .trim()
+    .to_owned();
+    ok(socket, &["start", &ctr]);
+    ctr
 }

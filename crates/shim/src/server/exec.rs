@@ -29,7 +29,7 @@ use nix::unistd::{pipe2, Pid};
 
 use super::control::CONN_TIMEOUT;
 use super::diag::Diag;
-use super::monitor::DRAIN_TIMEOUT;
+use super::monitor::{write_pending, DRAIN_TIMEOUT};
 use super::runc::{Runc, RuncStdio};
 use super::tty::{self, ConsoleSocket};
 use super::{nonblocking_pipe, read_pid, set_nonblocking};
@@ -524,17 +524,7 @@ impl Session {
             self.stdin_pending.clear();
             return;
         };
-        let mut written = 0;
-        while written < self.stdin_pending.len() {
-            match nix::unistd::write(fd, &self.stdin_pending[written..]) {
-                Ok(n) => written += n,
-                Err(Errno::EINTR) => {}
-                Err(Errno::EAGAIN) => break,
-                // The reader is gone (EPIPE): nothing will read the rest.
-                Err(_) => written = self.stdin_pending.len(),
-            }
-        }
-        self.stdin_pending.drain(..written);
+        write_pending(fd, &mut self.stdin_pending);
         if self.stdin_pending.is_empty() && self.close_stdin {
             self.stdin = None;
         }

@@ -533,24 +533,13 @@ impl<'a> Monitor<'a> {
     /// Writes `data` (after anything pending) to the container's input without blocking.
     fn write_stdin(&mut self, data: &[u8]) {
         self.stdin_pending.extend_from_slice(data);
-        let Some(fd) = self.stdin_target() else {
+        // The pty master or the stdin pipe (as `stdin_target`, borrowing only those fields).
+        let Some(fd) = self.tty.as_ref().or(self.stdin.as_ref()) else {
             // No input to write to: the bytes are dropped.
             self.stdin_pending.clear();
             return;
         };
-        let mut written = 0;
-        while written < self.stdin_pending.len() {
-            match nix::unistd::write(fd, &self.stdin_pending[written..]) {
-                Ok(n) => written += n,
-                Err(Errno::EINTR) => {}
-                Err(Errno::EAGAIN) => break,
-                Err(_) => {
-                    // The reader is gone (EPIPE): nothing will read it.
-                    written = self.stdin_pending.len();
-                }
-            }
-        }
-        self.stdin_pending.drain(..written);
+        write_pending(fd, &mut self.stdin_pending);
         if self.stdin_pending.is_empty() {
             self.stdin_pending = Vec::new();
             if self.close_stdin && self.stdin.take().is_some() {
@@ -590,6 +579,21 @@ impl<'a> Monitor<'a> {
             self.records = Vec::new();
         }
     }
+}
+
+/// Writes as much of `pending` to the non-blocking `fd` as it takes now and removes it from
+/// `pending`. A reader that is gone (EPIPE) takes everything: nothing will read it.
+pub(crate) fn write_pending(fd: &OwnedFd, pending: &mut Vec<u8>) {
+    let mut written = 0;
+    while written < pending.len() {
+        match nix::unistd::write(fd, &pending[written..]) {
+            Ok(n) => written += n,
+            Err(Errno::EINTR) => {}
+            Err(Errno::EAGAIN) => break,
+            Err(_) => written = pending.len(),
+        }
+    }
+    pending.drain(..written);
 }
 
 impl Client {

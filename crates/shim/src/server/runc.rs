@@ -5,7 +5,7 @@
 //! runc writes its errors both to that JSON log and to its stderr; the shim reports the last
 //! `error`-level message logged during this `create`, else runc's stderr, else the exit status.
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
@@ -48,6 +48,25 @@ impl Runc {
         ]
     }
 
+    /// `<global> <verb...> --pid-file <pid_file> [--console-socket <sock>] <id>`: the shape of
+    /// both commands that start a process.
+    fn start_args(
+        &self,
+        verb: &[&OsStr],
+        pid_file: &Path,
+        console_socket: Option<&Path>,
+        id: &str,
+    ) -> Vec<OsString> {
+        let mut a = self.global_args();
+        a.extend(verb.iter().map(|s| s.to_os_string()));
+        a.extend(["--pid-file".into(), pid_file.into()]);
+        if let Some(sock) = console_socket {
+            a.extend(["--console-socket".into(), sock.into()]);
+        }
+        a.push(id.into());
+        a
+    }
+
     pub(crate) fn create_args(
         &self,
         id: &str,
@@ -55,19 +74,8 @@ impl Runc {
         pid_file: &Path,
         console_socket: Option<&Path>,
     ) -> Vec<OsString> {
-        let mut a = self.global_args();
-        a.extend([
-            "create".into(),
-            "--bundle".into(),
-            bundle.into(),
-            "--pid-file".into(),
-            pid_file.into(),
-        ]);
-        if let Some(sock) = console_socket {
-            a.extend(["--console-socket".into(), sock.into()]);
-        }
-        a.push(id.into());
-        a
+        let verb = ["create".as_ref(), "--bundle".as_ref(), bundle.as_os_str()];
+        self.start_args(&verb, pid_file, console_socket, id)
     }
 
     /// A copy that logs to `log` (each exec session has its own log, so concurrent sessions
@@ -87,20 +95,13 @@ impl Runc {
         pid_file: &Path,
         console_socket: Option<&Path>,
     ) -> Vec<OsString> {
-        let mut a = self.global_args();
-        a.extend([
-            "exec".into(),
-            "--detach".into(),
-            "--process".into(),
-            process.into(),
-            "--pid-file".into(),
-            pid_file.into(),
-        ]);
-        if let Some(sock) = console_socket {
-            a.extend(["--console-socket".into(), sock.into()]);
-        }
-        a.push(id.into());
-        a
+        let verb = [
+            "exec".as_ref(),
+            "--detach".as_ref(),
+            "--process".as_ref(),
+            process.as_os_str(),
+        ];
+        self.start_args(&verb, pid_file, console_socket, id)
     }
 
     /// Starts `runc exec --detach` without waiting for it: the shim reaps it in its loop (see
