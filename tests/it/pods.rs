@@ -864,6 +864,54 @@ async fn status_list_filters_and_idempotence() {
         "{info}"
     );
 
+    // Pod stats and metrics, unary and streamed (one page here), agree on the pods.
+    let stats_ids = |stats: Vec<v1::PodSandboxStats>| -> BTreeSet<String> {
+        stats
+            .into_iter()
+            .filter_map(|s| s.attributes.map(|a| a.id))
+            .collect()
+    };
+    let filter_a = v1::PodSandboxStatsFilter {
+        id: a.clone(),
+        ..Default::default()
+    };
+    let listed = rt
+        .list_pod_sandbox_stats(v1::ListPodSandboxStatsRequest { filter: None })
+        .await
+        .unwrap()
+        .into_inner()
+        .stats;
+    assert_eq!(stats_ids(listed), BTreeSet::from([a.clone(), b.clone()]));
+    let mut pages = rt
+        .stream_pod_sandbox_stats(v1::StreamPodSandboxStatsRequest {
+            filter: Some(filter_a),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut streamed = Vec::new();
+    while let Some(page) = pages.message().await.unwrap() {
+        streamed.extend(page.pod_sandbox_stats);
+    }
+    assert_eq!(stats_ids(streamed), BTreeSet::from([a.clone()]));
+    let mut pages = rt
+        .stream_pod_sandbox_metrics(v1::StreamPodSandboxMetricsRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let mut metric_pods = BTreeSet::new();
+    while let Some(page) = pages.message().await.unwrap() {
+        for m in page.pod_sandbox_metrics {
+            assert!(
+                !m.metrics.is_empty(),
+                "no metrics for pod {}",
+                m.pod_sandbox_id
+            );
+            metric_pods.insert(m.pod_sandbox_id);
+        }
+    }
+    assert_eq!(metric_pods, BTreeSet::from([a.clone(), b.clone()]));
+
     // ListPodSandbox and its filters.
     let all = list(&mut rt, None).await;
     assert_eq!(ids_of(&all), BTreeSet::from([a.clone(), b.clone()]));

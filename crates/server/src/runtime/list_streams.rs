@@ -1,5 +1,6 @@
 //! The streaming list RPCs of the CRI (`StreamPodSandboxes`, `StreamContainers`,
-//! `StreamContainerStats`, `StreamImages`): the same result as the unary list, sent in pages so that no
+//! `StreamContainerStats`, `StreamPodSandboxStats`, `StreamPodSandboxMetrics`,
+//! `StreamImages`): the same result as the unary list, sent in pages so that no
 //! message grows past the gRPC size limit however many objects there are.
 
 use cri_api::v1;
@@ -43,6 +44,22 @@ pub fn container_stats(
     container_stats: Vec<v1::ContainerStats>,
 ) -> v1::StreamContainerStatsResponse {
     v1::StreamContainerStatsResponse { container_stats }
+}
+
+/// `StreamPodSandboxStatsResponse` of one page.
+pub fn pod_sandbox_stats(
+    pod_sandbox_stats: Vec<v1::PodSandboxStats>,
+) -> v1::StreamPodSandboxStatsResponse {
+    v1::StreamPodSandboxStatsResponse { pod_sandbox_stats }
+}
+
+/// `StreamPodSandboxMetricsResponse` of one page.
+pub fn pod_sandbox_metrics(
+    pod_sandbox_metrics: Vec<v1::PodSandboxMetrics>,
+) -> v1::StreamPodSandboxMetricsResponse {
+    v1::StreamPodSandboxMetricsResponse {
+        pod_sandbox_metrics,
+    }
 }
 
 /// `StreamImagesResponse` of one page.

@@ -436,12 +436,48 @@ impl RuntimeService for CriRuntimeService {
         .await
     }
 
+    async fn stream_pod_sandbox_stats(
+        &self,
+        request: Request<v1::StreamPodSandboxStatsRequest>,
+    ) -> Result<Response<Self::StreamPodSandboxStatsStream>, Status> {
+        let daemon = self.daemon.clone();
+        instrument("StreamPodSandboxStats", request, |req| async move {
+            let list = list_pod_sandbox_stats::list_pod_sandbox_stats(
+                daemon,
+                v1::ListPodSandboxStatsRequest { filter: req.filter },
+            )
+            .await?;
+            Ok(list_streams::paged(
+                list.stats,
+                list_streams::pod_sandbox_stats,
+            ))
+        })
+        .await
+    }
+
+    async fn stream_pod_sandbox_metrics(
+        &self,
+        request: Request<v1::StreamPodSandboxMetricsRequest>,
+    ) -> Result<Response<Self::StreamPodSandboxMetricsStream>, Status> {
+        let daemon = self.daemon.clone();
+        instrument("StreamPodSandboxMetrics", request, |_req| async move {
+            let list = list_pod_sandbox_metrics::list_pod_sandbox_metrics(
+                daemon,
+                v1::ListPodSandboxMetricsRequest {},
+            )
+            .await?;
+            Ok(list_streams::paged(
+                list.pod_metrics,
+                list_streams::pod_sandbox_metrics,
+            ))
+        })
+        .await
+    }
+
     unbuilt_rpcs! {
-        stream_pod_sandbox_stats("StreamPodSandboxStats", StreamPodSandboxStatsRequest) -> Self::StreamPodSandboxStatsStream;
         update_runtime_config("UpdateRuntimeConfig", UpdateRuntimeConfigRequest) -> v1::UpdateRuntimeConfigResponse;
         checkpoint_container("CheckpointContainer", CheckpointContainerRequest) -> v1::CheckpointContainerResponse;
         checkpoint_pod("CheckpointPod", CheckpointPodRequest) -> v1::CheckpointPodResponse;
         restore_pod("RestorePod", RestorePodRequest) -> v1::RestorePodResponse;
-        stream_pod_sandbox_metrics("StreamPodSandboxMetrics", StreamPodSandboxMetricsRequest) -> Self::StreamPodSandboxMetricsStream;
     }
 }
