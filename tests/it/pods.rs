@@ -1169,3 +1169,70 @@ async fn pod_ip_and_host_port_are_reachable_from_the_host() {
     // The host port no longer leads anywhere.
     assert!(iptables_lines_containing(&format!("--dports {host_port}")).is_empty());
 }
+
+// ---------------------------------------------------------------------------------------------
+// The built-in network on kubelet's pod CIDR.
+
+#[tokio::test]
+async fn built_in_network_uses_the_pod_cidr_from_update_runtime_config() {
+    if !can_run("built_in_network_uses_the_pod_cidr_from_update_runtime_config") {
+        return;
+    }
+    // No configuration file: the built-in network, on a bridge of the pod CIDR's own.
+    const CIDR: &str = "10.233.251.0/24";
+    let daemon = Layout::new().start();
+    let mut rt = daemon.runtime().await;
+    rt.update_runtime_config(v1::UpdateRuntimeConfigRequest {
+        runtime_config: Some(v1::RuntimeConfig {
+            network_config: Some(v1::NetworkConfig {
+                pod_cidr: CIDR.into(),
+            }),
+        }),
+    })
+    .await
+    .unwrap();
+    let bridges_before = bridges();
+    let result = try_run(&mut rt, pod_config("cidr")).await;
+    let created: Vec<String> = bridges()
+        .into_iter()
+        .filter(|b| !bridges_before.contains(b))
+        .collect();
+    let ip = match &result {
+        Ok(id) => Some(ip_of(&status(&mut rt, id).await)),
+        Err(_) => None,
+    };
+    // Cleanup first: the pod, then the bridge this test made.
+    if let Ok(id) = &result {
+        stop_and_remove(&mut rt, id).await;
+        assert!(
+            iptables_lines_containing(id).is_empty(),
+            "iptables rules of the pod left"
+        );
+    }
+    for bridge in &created {
+        let _ = Command::new("ip").args(["link", "del", bridge]).status();
+    }
+    let id = result.unwrap_or_else(|s| panic!("RunPodSandbox on the built-in network: {s:?}"));
+    let ip = ip.unwrap();
+    assert!(
+        ip.starts_with("10.233.251."),
+        "pod {id}: IP {ip} is not in {CIDR}"
+    );
+    assert!(
+        created.len() == 1 && created[0].starts_with("berth-"),
+        "bridges created: {created:?}"
+    );
+}
+
+/// The host's bridges.
+fn bridges() -> Vec<String> {
+    let out = Command::new("ip")
+        .args(["-o", "link", "show", "type", "bridge"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split(": ").nth(1))
+        .map(|name| name.split('@').next().unwrap_or(name).to_owned())
+        .collect()
+}

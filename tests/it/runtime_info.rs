@@ -127,3 +127,61 @@ async fn image_store_starts_empty() {
         .starts_with(&daemon.root.display().to_string()));
     assert!(fs.used_bytes.is_some() && fs.inodes_used.is_some());
 }
+
+/// The `pod_cidrs` the verbose Status reports in its `network` info.
+async fn reported_pod_cidrs(daemon: &Berthd) -> String {
+    let info = daemon
+        .runtime()
+        .await
+        .status(v1::StatusRequest { verbose: true })
+        .await
+        .unwrap()
+        .into_inner()
+        .info;
+    let network: serde_json::Value = serde_json::from_str(&info["network"]).unwrap();
+    network["pod_cidrs"].as_str().unwrap().to_owned()
+}
+
+fn pod_cidr_request(pod_cidr: &str) -> v1::UpdateRuntimeConfigRequest {
+    v1::UpdateRuntimeConfigRequest {
+        runtime_config: Some(v1::RuntimeConfig {
+            network_config: Some(v1::NetworkConfig {
+                pod_cidr: pod_cidr.into(),
+            }),
+        }),
+    }
+}
+
+#[tokio::test]
+async fn update_runtime_config_keeps_the_pod_cidrs() {
+    let mut daemon = Berthd::start();
+    assert_eq!(reported_pod_cidrs(&daemon).await, "");
+    let mut rt = daemon.runtime().await;
+    let bad = rt
+        .update_runtime_config(pod_cidr_request("10.244.7.0/24,10.244.8.0/40"))
+        .await
+        .unwrap_err();
+    assert_eq!(bad.code(), tonic::Code::InvalidArgument);
+    assert!(
+        bad.message().contains("pod_cidr") && bad.message().contains("prefix length"),
+        "{}",
+        bad.message()
+    );
+    assert_eq!(reported_pod_cidrs(&daemon).await, "");
+
+    rt.update_runtime_config(pod_cidr_request(" 10.244.7.0/24, fd00:10:244:7::/64"))
+        .await
+        .unwrap();
+    let both = "10.244.7.0/24,fd00:10:244:7::/64";
+    assert_eq!(reported_pod_cidrs(&daemon).await, both);
+    // Kept across a restart.
+    assert!(daemon.terminate().success());
+    daemon.restart();
+    assert_eq!(reported_pod_cidrs(&daemon).await, both);
+    // Empty clears them (the built-in network's own range again).
+    let mut rt = daemon.runtime().await;
+    rt.update_runtime_config(pod_cidr_request(""))
+        .await
+        .unwrap();
+    assert_eq!(reported_pod_cidrs(&daemon).await, "");
+}

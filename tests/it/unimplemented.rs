@@ -35,7 +35,6 @@ async fn unbuilt_runtime_rpcs_answer_unimplemented() {
     let daemon = Berthd::start();
     let mut rt = daemon.runtime().await;
     let sandbox = || ID.to_owned();
-    check!(rt.update_runtime_config(v1::UpdateRuntimeConfigRequest::default()) as "UpdateRuntimeConfig");
     check!(rt.checkpoint_container(v1::CheckpointContainerRequest { container_id: ID.into(), ..Default::default() }) as "CheckpointContainer");
     check!(rt.checkpoint_pod(v1::CheckpointPodRequest { pod_sandbox_id: sandbox(), ..Default::default() }) as "CheckpointPod");
     check!(rt.restore_pod(v1::RestorePodRequest::default()) as "RestorePod");

@@ -68,6 +68,9 @@ impl Daemon {
             config.cni.bin_dirs.clone(),
             config.state.join("cni-cache"),
         );
+        cni.set_pod_cidrs(crate::runtime::update_runtime_config::saved_pod_cidrs(
+            &config.root,
+        ));
         Ok(Daemon {
             config,
             store,

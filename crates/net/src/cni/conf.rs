@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::error::CniError;
+use super::pod_cidr::PodCidr;
 
 /// berth's built-in network: bridge `berth0`, host-local IPAM on 10.88.0.0/16 with
 /// masquerade, and portmap for host ports.
@@ -89,8 +90,12 @@ impl NetworkConfigList {
 }
 
 /// Loads the network berth uses: the lexically first configuration file of `conf_dir`, or
-/// the built-in network when the directory has none or does not exist.
-pub fn load_network(conf_dir: &Path) -> Result<(NetworkSource, NetworkConfigList), CniError> {
+/// the built-in network (on `pod_cidrs` when there are any) when the directory has none or
+/// does not exist.
+pub fn load_network(
+    conf_dir: &Path,
+    pod_cidrs: &[PodCidr],
+) -> Result<(NetworkSource, NetworkConfigList), CniError> {
     match first_config_file(conf_dir)? {
         Some(path) => {
             let text = std::fs::read_to_string(&path).map_err(|source| CniError::ReadFile {
@@ -101,7 +106,8 @@ pub fn load_network(conf_dir: &Path) -> Result<(NetworkSource, NetworkConfigList
             Ok((NetworkSource::File(path), list))
         }
         None => {
-            let list = NetworkConfigList::parse(Path::new("<built-in>"), BUILT_IN_NETWORK)?;
+            let mut list = NetworkConfigList::parse(Path::new("<built-in>"), BUILT_IN_NETWORK)?;
+            super::pod_cidr::apply(&mut list, pod_cidrs);
             Ok((NetworkSource::BuiltIn, list))
         }
     }
@@ -138,7 +144,7 @@ mod tests {
 
     #[test]
     fn built_in_network_when_dir_is_missing_or_empty() {
-        let (source, list) = load_network(Path::new("/nonexistent/cni")).unwrap();
+        let (source, list) = load_network(Path::new("/nonexistent/cni"), &[]).unwrap();
         assert_eq!(source, NetworkSource::BuiltIn);
         assert_eq!(list.name, "berth");
         assert_eq!(
@@ -148,7 +154,10 @@ mod tests {
 
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("README"), "not a config").unwrap();
-        assert_eq!(load_network(dir.path()).unwrap().0, NetworkSource::BuiltIn);
+        assert_eq!(
+            load_network(dir.path(), &[]).unwrap().0,
+            NetworkSource::BuiltIn
+        );
     }
 
     #[test]
@@ -164,7 +173,7 @@ mod tests {
             r#"{"cniVersion":"1.0.0","name":"a","type":"bridge","bridge":"x0"}"#,
         )
         .unwrap();
-        let (source, list) = load_network(dir.path()).unwrap();
+        let (source, list) = load_network(dir.path(), &[]).unwrap();
         assert_eq!(source, NetworkSource::File(dir.path().join("10-a.conf")));
         assert_eq!(list.name, "a");
         assert_eq!(list.plugin_types().collect::<Vec<_>>(), ["bridge"]);
@@ -175,11 +184,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("10-bad.conflist");
         std::fs::write(&path, "{ not json").unwrap();
-        let err = load_network(dir.path()).unwrap_err().to_string();
+        let err = load_network(dir.path(), &[]).unwrap_err().to_string();
         assert!(err.contains("10-bad.conflist"), "{err}");
 
         std::fs::write(&path, r#"{"cniVersion":"1.0.0","name":"x","plugins":[]}"#).unwrap();
-        let err = load_network(dir.path()).unwrap_err().to_string();
+        let err = load_network(dir.path(), &[]).unwrap_err().to_string();
         assert!(err.contains("empty"), "{err}");
 
         std::fs::write(
@@ -187,7 +196,7 @@ mod tests {
             r#"{"cniVersion":"1.0.0","name":"x","plugins":[{"a":1}]}"#,
         )
         .unwrap();
-        let err = load_network(dir.path()).unwrap_err().to_string();
+        let err = load_network(dir.path(), &[]).unwrap_err().to_string();
         assert!(err.contains("type"), "{err}");
     }
 }

@@ -22,6 +22,7 @@
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -34,6 +35,7 @@ use super::plugin_input::{
     del_takes_prev_result, loopback_input, plugin_input, runtime_config, PortMapping,
     LOOPBACK_PLUGIN,
 };
+use super::pod_cidr::PodCidr;
 use super::readiness::find_plugin;
 use super::result::result_ips;
 
@@ -53,6 +55,8 @@ pub struct Cni {
     bin_dirs: Vec<PathBuf>,
     cache_dir: PathBuf,
     plugin_timeout: Duration,
+    /// The node's pod CIDRs, for the built-in network (shared by clones).
+    pod_cidrs: Arc<RwLock<Vec<PodCidr>>>,
 }
 
 /// A pod to attach.
@@ -100,7 +104,22 @@ impl Cni {
             bin_dirs,
             cache_dir: cache_dir.into(),
             plugin_timeout: DEFAULT_PLUGIN_TIMEOUT,
+            pod_cidrs: Arc::default(),
         }
+    }
+
+    /// Sets the node's pod CIDRs: pods attached from now on to the built-in network get
+    /// their addresses from them.
+    pub fn set_pod_cidrs(&self, cidrs: Vec<PodCidr>) {
+        *self.pod_cidrs.write().unwrap_or_else(|e| e.into_inner()) = cidrs;
+    }
+
+    /// The node's pod CIDRs (empty until set).
+    pub fn pod_cidrs(&self) -> Vec<PodCidr> {
+        self.pod_cidrs
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Sets the time limit of one plugin execution.
@@ -121,7 +140,7 @@ impl Cni {
         ] {
             validate_arg(field, value)?;
         }
-        let (_, network) = load_network(&self.conf_dir)?;
+        let (_, network) = load_network(&self.conf_dir, &self.pod_cidrs())?;
         // Missing plugins are found before anything runs (a DEL of them could not run).
         let missing = std::iter::once(LOOPBACK_PLUGIN)
             .chain(network.plugin_types())

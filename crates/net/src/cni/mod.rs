@@ -14,6 +14,7 @@ mod error;
 mod exec;
 mod invoke;
 mod plugin_input;
+mod pod_cidr;
 mod readiness;
 mod result;
 
@@ -27,4 +28,5 @@ pub use error::CniError;
 pub use exec::{Attachment, Cni, NetworkStatus, DEFAULT_PLUGIN_TIMEOUT};
 pub use invoke::CniCommand;
 pub use plugin_input::{PortMapping, Protocol};
+pub use pod_cidr::PodCidr;
 pub use readiness::{network_readiness, Readiness};

@@ -29,7 +29,8 @@ pub enum Readiness {
 
 /// Checks the network configuration of `conf_dir` against the plugins in `bin_dirs`.
 pub fn network_readiness(conf_dir: &Path, bin_dirs: &[PathBuf]) -> Readiness {
-    let (source, list) = match load_network(conf_dir) {
+    // Pod CIDRs change the built-in network's ranges, not its plugins.
+    let (source, list) = match load_network(conf_dir, &[]) {
         Ok(loaded) => loaded,
         Err(err) => {
             return Readiness::NotReady {

@@ -450,7 +450,7 @@ fn attachment_fields_that_cannot_be_passed_are_refused() {
 
 #[test]
 fn built_in_network_masquerades_hairpins_and_maps_ports() {
-    let (_, list) = super::load_network(Path::new("/nonexistent")).unwrap();
+    let (_, list) = super::load_network(Path::new("/nonexistent"), &[]).unwrap();
     let bridge = &list.plugins[0];
     assert_eq!(bridge["bridge"], "berth0");
     assert_eq!(
@@ -464,4 +464,35 @@ fn built_in_network_masquerades_hairpins_and_maps_ports() {
     assert_eq!(bridge["ipam"]["type"], "host-local");
     assert_eq!(bridge["ipam"]["ranges"][0][0]["subnet"], "10.88.0.0/16");
     assert_eq!(list.plugins[1]["capabilities"]["portMappings"], true);
+}
+
+#[test]
+fn built_in_network_follows_the_pod_cidrs() {
+    let cidrs = super::PodCidr::parse_list("10.244.3.0/24,fd00:10:244:3::/64").unwrap();
+    let (_, list) = super::load_network(Path::new("/nonexistent"), &cidrs).unwrap();
+    let ipam = &list.plugins[0]["ipam"];
+    assert_eq!(
+        ipam["ranges"],
+        serde_json::json!([[{"subnet": "10.244.3.0/24"}], [{"subnet": "fd00:10:244:3::/64"}]])
+    );
+    assert_eq!(
+        ipam["routes"],
+        serde_json::json!([{"dst": "0.0.0.0/0"}, {"dst": "::/0"}])
+    );
+    // A bridge of their own, the same chain.
+    let bridge = list.plugins[0]["bridge"].as_str().unwrap();
+    assert!(
+        bridge.starts_with("berth-") && bridge.len() <= 15,
+        "{bridge}"
+    );
+    assert_eq!(list.plugins.len(), 2);
+    // A configuration file is used as it is.
+    let dir = tempfile::tempdir().unwrap();
+    let own = r#"{"cniVersion":"1.0.0","name":"own","plugins":[{"type":"bridge","ipam":{"type":"host-local","ranges":[[{"subnet":"10.1.0.0/16"}]]}}]}"#;
+    std::fs::write(dir.path().join("10-own.conflist"), own).unwrap();
+    let (_, list) = super::load_network(dir.path(), &cidrs).unwrap();
+    assert_eq!(
+        list.plugins[0]["ipam"]["ranges"][0][0]["subnet"],
+        "10.1.0.0/16"
+    );
 }

@@ -29,6 +29,7 @@ mod stop_container;
 mod stop_pod_sandbox;
 mod update_container_resources;
 mod update_pod_sandbox_resources;
+pub(crate) mod update_runtime_config;
 mod version;
 
 use std::future::Future;
@@ -474,8 +475,18 @@ impl RuntimeService for CriRuntimeService {
         .await
     }
 
+    async fn update_runtime_config(
+        &self,
+        request: Request<v1::UpdateRuntimeConfigRequest>,
+    ) -> Result<Response<v1::UpdateRuntimeConfigResponse>, Status> {
+        let daemon = self.daemon.clone();
+        instrument("UpdateRuntimeConfig", request, |req| async move {
+            update_runtime_config::update_runtime_config(&daemon, req).await
+        })
+        .await
+    }
+
     unbuilt_rpcs! {
-        update_runtime_config("UpdateRuntimeConfig", UpdateRuntimeConfigRequest) -> v1::UpdateRuntimeConfigResponse;
         checkpoint_container("CheckpointContainer", CheckpointContainerRequest) -> v1::CheckpointContainerResponse;
         checkpoint_pod("CheckpointPod", CheckpointPodRequest) -> v1::CheckpointPodResponse;
         restore_pod("RestorePod", RestorePodRequest) -> v1::RestorePodResponse;

@@ -95,7 +95,7 @@ fn condition(kind: &str, status: bool, reason: &str, message: String) -> v1::Run
 
 /// `info` of a verbose Status: each value is a JSON document.
 fn verbose_info(daemon: &Daemon, network: &Readiness) -> HashMap<String, String> {
-    let network = match network {
+    let mut network = match network {
         Readiness::Ready { network, source } => {
             json!({ "ready": true, "name": network, "source": source })
         }
@@ -103,6 +103,10 @@ fn verbose_info(daemon: &Daemon, network: &Readiness) -> HashMap<String, String>
             json!({ "ready": false, "reason": reason, "message": message })
         }
     };
+    // From UpdateRuntimeConfig; used by the built-in network.
+    network["pod_cidrs"] = json!(super::update_runtime_config::describe(
+        &daemon.cni.pod_cidrs()
+    ));
     let runc = daemon.runc_binary().map(|path| path.display().to_string());
     let mut config = daemon.config.to_json();
     // Where container root filesystems are assembled from the snapshots, under the name
