@@ -1,6 +1,7 @@
 //! A pod with a user namespace of its own (`userns_options` mode POD), against a real berthd
-//! as root, driven with crictl: the container sees the pod's ID map and an image owned by
-//! its root, the host sees the container's processes and new files under the mapped IDs,
+//! as root, driven with crictl: the container sees the pod's ID map, an image owned by its
+//! root and a volume idmapped the same way (the volume keeps its files after removal), the
+//! host sees the container's processes and new files under the mapped IDs,
 //! exec runs inside the same user namespace, the pod's network namespace belongs to it, and
 //! removal leaves nothing. Requests berth refuses (two mappings, a mapping not starting at
 //! 0, modes CONTAINER and TARGET) fail with a message that says why.
@@ -106,13 +107,19 @@ fn pod_user_namespace() {
     let security = userns_json(0, &mapping(0, HOST_ROOT, LENGTH));
     let pod_file = dir.join("pod.json");
     std::fs::write(&pod_file, pod_json(&dir, "userns", &security)).unwrap();
+    // A volume: a host directory of host root's, with a file of host root's in it.
+    let volume = dir.join("volume");
+    std::fs::create_dir(&volume).unwrap();
+    std::fs::write(volume.join("owned"), "host file\n").unwrap();
     let ctr_file = dir.join("ctr.json");
     let script = "cat /proc/self/uid_map /proc/self/gid_map; id -u; stat -c %u /bin/sh; \
-                  touch /made-here && echo wrote; sleep 600";
+                  touch /made-here && echo wrote; stat -c %u /data/owned; \
+                  touch /data/from-pod && echo volume-wrote; sleep 600";
     std::fs::write(
         &ctr_file,
         format!(
-            r#"{{"metadata":{{"name":"box"}},"image":{{"image":"{BUSYBOX}"}},"command":["sh","-c","{script}"],"log_path":"box.log","linux":{{"security_context":{security}}}}}"#
+            r#"{{"metadata":{{"name":"box"}},"image":{{"image":"{BUSYBOX}"}},"command":["sh","-c","{script}"],"log_path":"box.log","mounts":[{{"host_path":"{}","container_path":"/data"}}],"linux":{{"security_context":{security}}}}}"#,
+            volume.display()
         ),
     )
     .unwrap();
@@ -125,7 +132,7 @@ fn pod_user_namespace() {
         let deadline = Instant::now() + Duration::from_secs(20);
         let logs = loop {
             let logs = ok(&socket, &["logs", &ctr]);
-            if logs.contains("wrote") {
+            if logs.contains("volume-wrote") {
                 break logs;
             }
             assert!(Instant::now() < deadline, "container output: {logs:?}");
@@ -138,7 +145,15 @@ fn pod_user_namespace() {
         let map = vec!["0", "300000", "65536"];
         assert_eq!(
             lines,
-            [map.clone(), map, vec!["0"], vec!["0"], vec!["wrote"]],
+            [
+                map.clone(),
+                map,
+                vec!["0"],
+                vec!["0"],
+                vec!["wrote"],
+                vec!["0"],
+                vec!["volume-wrote"]
+            ],
             "{logs}"
         );
 
@@ -179,6 +194,10 @@ fn pod_user_namespace() {
             .join("upper/made-here");
         let meta = std::fs::metadata(&made).unwrap();
         assert_eq!((meta.uid(), meta.gid()), (HOST_ROOT, HOST_ROOT));
+        // Through the idmapped volume the pod's root writes as host root, as root does in
+        // other pods.
+        let from_pod = std::fs::metadata(volume.join("from-pod")).unwrap();
+        assert_eq!((from_pod.uid(), from_pod.gid()), (0, 0));
 
         // Exec joins the same user namespace.
         let id = ok(
@@ -228,6 +247,11 @@ fn pod_user_namespace() {
         );
         if init_dir.exists() {
             left.push(format!("pod init {}", init_dir.display()));
+        }
+        for name in ["owned", "from-pod"] {
+            if !volume.join(name).exists() {
+                left.push(format!("the volume lost {name}"));
+            }
         }
         if left.is_empty() {
             break;

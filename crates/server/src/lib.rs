@@ -5,7 +5,7 @@
 //! [`ServiceError`] into a gRPC status. Each built RPC lives in a file of its own under
 //! `runtime/` or `image/`; RPCs not built yet answer `Unimplemented` naming the RPC.
 //!
-//! `unsafe` is denied crate-wide except in `container::idmap` (two mount syscalls libc does
+//! `unsafe` is denied crate-wide except in `container::idmap` (three mount syscalls libc does
 //! not wrap), documented at its top.
 
 #![deny(unsafe_code)]

@@ -17,6 +17,7 @@ use crate::clock::now_nanos;
 use crate::container::paths::ContainerPaths;
 use crate::container::rootfs::{mount_rootfs, unmount_rootfs, PodIdmap};
 use crate::container::userdb::read_in_root;
+use crate::container::volumes::{ensure_nothing_mounted, idmap_volumes, unmount_volumes};
 use crate::daemon::Daemon;
 use crate::error::ServiceError;
 use crate::pod::convert::stored_config;
@@ -61,7 +62,13 @@ pub fn create_container(
         std::fs::create_dir_all(dir).map_err(ServiceError::io("create", dir))?;
         let dir = dir.clone();
         undo.push("container directory", move || {
-            let _ = std::fs::remove_dir_all(dir);
+            // Never through a mount that an earlier undo step could not remove.
+            match ensure_nothing_mounted(&dir) {
+                Ok(()) => {
+                    let _ = std::fs::remove_dir_all(dir);
+                }
+                Err(err) => tracing::warn!(error = %err, "container directory kept"),
+            }
         });
     }
 
@@ -102,13 +109,26 @@ pub fn create_container(
     let (net, ipc, uts) = (existing("net"), existing("ipc"), existing("uts"));
     let shm = Some(pod_dir.join("shm")).filter(|p| p.exists());
     let pid_ns = pid_namespace(&pod_dir);
+    // In a pod user namespace the spec binds idmapped clones of the volumes; the record
+    // keeps the mounts as asked.
+    let mut spec_config = config.clone();
+    if pod_maps.is_some() {
+        let volumes = paths.volumes();
+        {
+            let volumes = volumes.clone();
+            undo.push("idmapped volumes", move || {
+                let _ = unmount_volumes(&volumes);
+            });
+        }
+        idmap_volumes(&mut spec_config, &volumes, &userns_pin)?;
+    }
     let users = UserDb {
         passwd: read_in_root(&rootfs, "/etc/passwd"),
         group: read_in_root(&rootfs, "/etc/group"),
     };
     let oci_spec = build_spec(&SpecInputs {
         container_id: &id,
-        container: &config,
+        container: &spec_config,
         sandbox: SandboxView {
             id: &sandbox.id,
             config: &sandbox_config,

@@ -8,8 +8,11 @@
 //! with every other container. (Idmapping the overlay mount itself is refused by the kernel.)
 //! The container's upper directory is new and empty; it is chowned to the pod's root.
 //!
-//! One of the few modules allowed `unsafe`: the two syscalls, which libc has no wrappers for,
-//! and taking ownership of the fd `open_tree` returns.
+//! The container's volumes (CRI mounts) get the same idmapping: [`bind_idmapped`] attaches an
+//! idmapped clone of the host path at a path of berth's, which the spec then binds instead.
+//!
+//! One of the few modules allowed `unsafe`: the three syscalls, which libc has no wrappers
+//! for, and taking ownership of the fd `open_tree` returns.
 
 #![allow(unsafe_code)]
 
@@ -25,6 +28,7 @@ use nix::libc;
 const OPEN_TREE_CLONE: libc::c_uint = 1;
 const AT_RECURSIVE: libc::c_uint = 0x8000;
 const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
+const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x0000_0004;
 
 /// `struct mount_attr` of `<linux/mount.h>`.
 #[repr(C)]
@@ -63,6 +67,39 @@ impl IdmappedLayers {
             .map(|fd| PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd())))
             .collect()
     }
+}
+
+/// Attaches at `target` (an existing file or directory) a clone of the mount tree at
+/// `source`, idmapped with the user namespace pinned at `userns`. Fails, changing nothing,
+/// where the file system cannot be idmapped.
+pub fn bind_idmapped(source: &Path, userns: &Path, target: &Path) -> io::Result<()> {
+    let ns = File::open(userns)?;
+    let tree = open_tree(source).map_err(|e| annotate(e, "open_tree", source))?;
+    set_idmap(&tree, &ns).map_err(|e| annotate(e, "idmap", source))?;
+    move_mount(&tree, target).map_err(|e| annotate(e, "move_mount to", target))
+}
+
+/// Attaches the detached tree `tree` at `target`.
+fn move_mount(tree: &OwnedFd, target: &Path) -> io::Result<()> {
+    let c_target = CString::new(target.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains NUL"))?;
+    let empty = c"";
+    // SAFETY: `tree` is open for the duration of the call; `empty` and `c_target` are valid
+    // NUL-terminated strings the kernel only reads.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            tree.as_raw_fd(),
+            empty.as_ptr(),
+            libc::AT_FDCWD,
+            c_target.as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 fn annotate(e: io::Error, what: &str, layer: &Path) -> io::Error {

@@ -9,6 +9,7 @@ use cri_api::v1;
 use crate::container::paths::ContainerPaths;
 use crate::container::rootfs::unmount_rootfs;
 use crate::container::state::observe;
+use crate::container::volumes::{ensure_nothing_mounted, unmount_volumes};
 use crate::daemon::Daemon;
 use crate::error::ServiceError;
 
@@ -102,6 +103,8 @@ pub async fn remove_container(
         path: rootfs,
         source,
     })?;
+    unmount_volumes(&paths.volumes())?;
+    ensure_nothing_mounted(&paths.state)?;
     for dir in [&paths.state, &paths.layer] {
         match std::fs::remove_dir_all(dir) {
             Err(err) if err.kind() != std::io::ErrorKind::NotFound => {

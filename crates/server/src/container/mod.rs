@@ -18,3 +18,4 @@ pub mod shim_stream;
 pub mod state;
 pub mod stats;
 pub mod userdb;
+pub mod volumes;

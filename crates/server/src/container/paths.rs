@@ -5,6 +5,7 @@
 //! <state>/containers/<id>/bundle/rootfs        overlay mount of the image + upper dir
 //! <state>/containers/<id>/shim/                shim state: pid, exit, shim.sock, logs
 //! <state>/containers/<id>/started              start time (unix nanos), written after runc start
+//! <state>/containers/<id>/volumes/<n>          idmapped volumes (pods with a user namespace)
 //! <root>/containers/<id>/{upper,work}          the writable layer (kept across reboots)
 //! <state>/runc                                 runc's --root
 //! ```
@@ -44,6 +45,11 @@ impl ContainerPaths {
     /// The shim's state directory.
     pub fn shim(&self) -> PathBuf {
         self.state.join("shim")
+    }
+
+    /// Where idmapped clones of the container's volumes are attached.
+    pub fn volumes(&self) -> PathBuf {
+        self.state.join("volumes")
     }
 
     /// The file recording when the container was started.
