@@ -7,6 +7,10 @@
 //! files `dir/{net,ipc,uts}` so the namespaces outlive the thread. Containers join them
 //! through those paths.
 //!
+//! [`create_pinned_in_userns`] does the same for a pod with a user namespace of its own: the
+//! user namespace (pinned at `dir/user`) and, owned by it, the network, IPC and UTS
+//! namespaces, created by a single-threaded holder process (see its module).
+//!
 //! Assumptions and rules:
 //! - Everything is validated (sysctl names, hostname) before anything is created.
 //! - A failure after something was created undoes it (pins unmounted, `dir` removed)
