@@ -39,18 +39,13 @@ use berth_integration::pods::{
     cgroups_mentioning, dir_entries, is_root, mounts_under, PodEnv, SYSTEM_CNI_BIN,
 };
 use berth_integration::registry::{on_path, registry_required, shared_registry, skip_or_panic};
+use berth_integration::rpc::{pod, timed, Runtime};
 use berth_integration::Layout;
 use cri_api::v1;
-use cri_api::RuntimeServiceClient;
-use tonic::transport::Channel;
 use tonic::{Code, Status};
-
-type Runtime = RuntimeServiceClient<Channel>;
 
 /// critest's default image, served by the shared registry through the registry.k8s.io mirror.
 const BUSYBOX: &str = "registry.k8s.io/e2e-test-images/busybox:1.29-2";
-/// Longest one RPC may take (debug build, pulls, CNI).
-const RPC_TIMEOUT: Duration = Duration::from_secs(120);
 /// How long a container may take to reach an expected state.
 const STATE_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long the kernel may take to finish tearing down namespaces, links and processes.
@@ -158,27 +153,6 @@ async fn start_env(registry: &str, slot: u8) -> (Env, Runtime) {
     (env, rt)
 }
 
-async fn timed<T>(what: &str, fut: impl std::future::Future<Output = T>) -> T {
-    match tokio::time::timeout(RPC_TIMEOUT, fut).await {
-        Ok(value) => value,
-        Err(_) => panic!("{what} did not answer within {RPC_TIMEOUT:?}"),
-    }
-}
-
-/// The last `lines` lines of berthd's log, without the transport's debug chatter.
-fn log_tail(env: &Env, lines: usize) -> String {
-    let log = env.pod.daemon.log_text();
-    let all: Vec<&str> = log
-        .lines()
-        .filter(|l| {
-            !["h2::", "sled::", "tonic::transport", "hyper"]
-                .iter()
-                .any(|n| l.contains(n))
-        })
-        .collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
-}
-
 // ---------------------------------------------------------------------------------------------
 // Configs.
 
@@ -251,39 +225,6 @@ fn container_config(name: &str, command: &[&str]) -> v1::ContainerConfig {
 
 // ---------------------------------------------------------------------------------------------
 // RPC helpers.
-
-async fn run_pod(rt: &mut Runtime, config: &v1::PodSandboxConfig) -> String {
-    timed(
-        "RunPodSandbox",
-        rt.run_pod_sandbox(v1::RunPodSandboxRequest {
-            config: Some(config.clone()),
-            runtime_handler: String::new(),
-        }),
-    )
-    .await
-    .unwrap_or_else(|s| panic!("RunPodSandbox: {s:?}"))
-    .into_inner()
-    .pod_sandbox_id
-}
-
-async fn remove_pod(rt: &mut Runtime, id: &str) {
-    timed(
-        "StopPodSandbox",
-        rt.stop_pod_sandbox(v1::StopPodSandboxRequest {
-            pod_sandbox_id: id.to_owned(),
-        }),
-    )
-    .await
-    .unwrap_or_else(|s| panic!("StopPodSandbox({id}): {s:?}"));
-    timed(
-        "RemovePodSandbox",
-        rt.remove_pod_sandbox(v1::RemovePodSandboxRequest {
-            pod_sandbox_id: id.to_owned(),
-        }),
-    )
-    .await
-    .unwrap_or_else(|s| panic!("RemovePodSandbox({id}): {s:?}"));
-}
 
 async fn try_create(
     rt: &mut Runtime,
@@ -624,7 +565,7 @@ async fn assert_nothing_left(env: &Env, rt: &mut Runtime, pods: &[String], conta
             panic!(
                 "left behind after removal:\n  {}\nberthd log (tail):\n{}",
                 left.join("\n  "),
-                log_tail(env, 40)
+                env.pod.daemon.log_tail(40)
             );
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -642,9 +583,9 @@ async fn lifecycle_status_logs_filters_stop_and_remove() {
     };
     let (mut env, mut rt) = start_env(&registry, 0).await;
     let pod_cfg = pod_config(&env, "life");
-    let pod = run_pod(&mut rt, &pod_cfg).await;
+    let pod = pod::run(&mut rt, pod_cfg.clone()).await;
     let other_cfg = pod_config(&env, "other");
-    let other_pod = run_pod(&mut rt, &other_cfg).await;
+    let other_pod = pod::run(&mut rt, other_cfg.clone()).await;
 
     // A read-only bind mount, reported back in status.mounts.
     let host_data = env.dir().join("data");
@@ -962,8 +903,8 @@ async fn lifecycle_status_logs_filters_stop_and_remove() {
     assert!(unknown.message().contains(UNKNOWN_ID), "{unknown:?}");
 
     // --- The pods go with what is left (`say`, exited).
-    remove_pod(&mut rt, &pod).await;
-    remove_pod(&mut rt, &other_pod).await;
+    pod::stop_and_remove(&mut rt, &pod).await;
+    pod::stop_and_remove(&mut rt, &other_pod).await;
     assert_code(
         try_status(&mut rt, &say, false).await,
         Code::NotFound,
@@ -989,7 +930,7 @@ async fn exit_codes_and_reasons() {
     };
     let (mut env, mut rt) = start_env(&registry, 1).await;
     let pod_cfg = pod_config(&env, "exits");
-    let pod = run_pod(&mut rt, &pod_cfg).await;
+    let pod = pod::run(&mut rt, pod_cfg.clone()).await;
 
     let three = create(
         &mut rt,
@@ -1048,7 +989,7 @@ async fn exit_codes_and_reasons() {
     // so SIGTERM ends it at once: 128 + 15.
     let mut shared_cfg = pod_config(&env, "shared-pid");
     shared_cfg.linux = None;
-    let shared = run_pod(&mut rt, &shared_cfg).await;
+    let shared = pod::run(&mut rt, shared_cfg.clone()).await;
     let init = read_pid(&env.pod.sandbox_dir(&shared).join("pid-init"))
         .and_then(Seen::record)
         .expect("a shared-PID pod has its PID namespace init");
@@ -1067,8 +1008,8 @@ async fn exit_codes_and_reasons() {
     assert_eq!(state_of(&st), v1::ContainerState::ContainerExited);
     assert_eq!((st.exit_code, st.reason.as_str()), (143, "Error"));
 
-    remove_pod(&mut rt, &pod).await;
-    remove_pod(&mut rt, &shared).await;
+    pod::stop_and_remove(&mut rt, &pod).await;
+    pod::stop_and_remove(&mut rt, &shared).await;
     env.seen.push(init);
     assert_nothing_left(&env, &mut rt, &[pod, shared], &[three, ok, term]).await;
 }
@@ -1092,7 +1033,7 @@ async fn started_at_is_not_after_finished_at_for_fast_exits() {
     };
     let (env, mut rt) = start_env(&registry, 8).await;
     let pod_cfg = pod_config(&env, "fast");
-    let pod = run_pod(&mut rt, &pod_cfg).await;
+    let pod = pod::run(&mut rt, pod_cfg.clone()).await;
     let mut ids = Vec::new();
     let mut inverted = Vec::new();
     for n in 0..TRIES {
@@ -1116,7 +1057,7 @@ async fn started_at_is_not_after_finished_at_for_fast_exits() {
         }
         ids.push(id);
     }
-    remove_pod(&mut rt, &pod).await;
+    pod::stop_and_remove(&mut rt, &pod).await;
     assert_nothing_left(&env, &mut rt, &[pod], &ids).await;
     assert!(
         inverted.is_empty(),
@@ -1137,7 +1078,7 @@ async fn long_lines_are_logged_as_partial_entries() {
     };
     let (env, mut rt) = start_env(&registry, 9).await;
     let pod_cfg = pod_config(&env, "long");
-    let pod = run_pod(&mut rt, &pod_cfg).await;
+    let pod = pod::run(&mut rt, pod_cfg.clone()).await;
     // A 100000-byte line on stdout, then a short one.
     let id = create(
         &mut rt,
@@ -1175,7 +1116,7 @@ async fn long_lines_are_logged_as_partial_entries() {
     assert_eq!(joined.len(), 100_000);
     assert!(joined.bytes().all(|b| b == b'a'));
 
-    remove_pod(&mut rt, &pod).await;
+    pod::stop_and_remove(&mut rt, &pod).await;
     assert_nothing_left(&env, &mut rt, &[pod], &[id]).await;
 }
 
@@ -1190,7 +1131,7 @@ async fn memory_limit_kill_is_reported_as_oom_killed() {
     };
     let (env, mut rt) = start_env(&registry, 2).await;
     let pod_cfg = pod_config(&env, "oom");
-    let pod = run_pod(&mut rt, &pod_cfg).await;
+    let pod = pod::run(&mut rt, pod_cfg.clone()).await;
     // critest's recipe: a 20 MiB buffer under a 15 MiB limit (swap included).
     let mut cfg = container_config(
         "hog",
@@ -1219,7 +1160,7 @@ async fn memory_limit_kill_is_reported_as_oom_killed() {
     );
     assert!(st.finished_at > st.started_at, "{st:?}");
 
-    remove_pod(&mut rt, &pod).await;
+    pod::stop_and_remove(&mut rt, &pod).await;
     assert_nothing_left(&env, &mut rt, &[pod], &[hog]).await;
 }
 
@@ -1234,7 +1175,7 @@ async fn containers_survive_kill_9_of_berthd() {
     };
     let (mut env, mut rt) = start_env(&registry, 3).await;
     let pod_cfg = pod_config(&env, "survivors");
-    let pod = run_pod(&mut rt, &pod_cfg).await;
+    let pod = pod::run(&mut rt, pod_cfg.clone()).await;
 
     let talker = create(
         &mut rt,
@@ -1385,7 +1326,7 @@ async fn containers_survive_kill_9_of_berthd() {
     assert_eq!(&after[..at_kill.len()], &at_kill[..]);
 
     // Cleanup through the new daemon leaves nothing.
-    remove_pod(&mut rt, &pod).await;
+    pod::stop_and_remove(&mut rt, &pod).await;
     assert_nothing_left(&env, &mut rt, &[pod], &[talker, quitter]).await;
     assert!(!talker_shim.alive());
 }
@@ -1401,7 +1342,7 @@ async fn exec_sync_output_exit_codes_and_timeout() {
     };
     let (mut env, mut rt) = start_env(&registry, 4).await;
     let pod_cfg = pod_config(&env, "exec");
-    let pod = run_pod(&mut rt, &pod_cfg).await;
+    let pod = pod::run(&mut rt, pod_cfg.clone()).await;
     // The container's own process is not `sleep`, so `pgrep sleep` finds only exec'd ones.
     let target = create(
         &mut rt,
@@ -1505,7 +1446,7 @@ async fn exec_sync_output_exit_codes_and_timeout() {
         dir_entries(&exec_dir)
     );
 
-    remove_pod(&mut rt, &pod).await;
+    pod::stop_and_remove(&mut rt, &pod).await;
     assert_nothing_left(&env, &mut rt, &[pod], &[target]).await;
 }
 
@@ -1520,7 +1461,7 @@ async fn reopen_container_log_starts_a_new_file() {
     };
     let (mut env, mut rt) = start_env(&registry, 5).await;
     let pod_cfg = pod_config(&env, "rotate");
-    let pod = run_pod(&mut rt, &pod_cfg).await;
+    let pod = pod::run(&mut rt, pod_cfg.clone()).await;
     let talker = create(
         &mut rt,
         &pod,
@@ -1590,7 +1531,7 @@ async fn reopen_container_log_starts_a_new_file() {
         .await
         .is_err());
 
-    remove_pod(&mut rt, &pod).await;
+    pod::stop_and_remove(&mut rt, &pod).await;
     assert_nothing_left(&env, &mut rt, &[pod], &[talker]).await;
 }
 
@@ -1605,7 +1546,7 @@ async fn container_stats_cpu_memory_and_writable_layer() {
     };
     let (mut env, mut rt) = start_env(&registry, 6).await;
     let pod_cfg = pod_config(&env, "stats");
-    let pod = run_pod(&mut rt, &pod_cfg).await;
+    let pod = pod::run(&mut rt, pod_cfg.clone()).await;
     let busy = create(
         &mut rt,
         &pod,
@@ -1742,7 +1683,7 @@ async fn container_stats_cpu_memory_and_writable_layer() {
         "ContainerStats(unknown)",
     );
 
-    remove_pod(&mut rt, &pod).await;
+    pod::stop_and_remove(&mut rt, &pod).await;
     assert_nothing_left(&env, &mut rt, &[pod], &[busy]).await;
 }
 
@@ -1780,7 +1721,7 @@ fn crictl_ok(env: &Env, args: &[&str]) -> String {
         out.status,
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr),
-        log_tail(env, 20)
+        env.pod.daemon.log_tail(20)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }

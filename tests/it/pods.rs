@@ -27,16 +27,14 @@ use berth_integration::pods::{
     iptables_lines_containing, is_root, mounts_under, ns_inode, nsenter, processes_in_netns,
     PodEnv, TestNet, SYSTEM_CNI_BIN,
 };
+use berth_integration::rpc::pod::{
+    remove, run, status, stop, stop_and_remove, try_run, try_status,
+};
+use berth_integration::rpc::{timed, Runtime};
 use berth_integration::Layout;
 use cri_api::v1;
-use cri_api::RuntimeServiceClient;
-use tonic::transport::Channel;
-use tonic::{Code, Status};
+use tonic::Code;
 
-type Runtime = RuntimeServiceClient<Channel>;
-
-/// Longest one pod RPC may take (debug build, CNI plugins, iptables).
-const RPC_TIMEOUT: Duration = Duration::from_secs(120);
 /// How long the kernel may take to finish tearing down namespaces and links.
 const SETTLE: Duration = Duration::from_secs(10);
 /// The pods' Kubernetes namespace.
@@ -127,57 +125,6 @@ fn free_ports(count: usize) -> Vec<u16> {
         .collect()
 }
 
-async fn timed<T>(what: &str, fut: impl std::future::Future<Output = T>) -> T {
-    match tokio::time::timeout(RPC_TIMEOUT, fut).await {
-        Ok(value) => value,
-        Err(_) => panic!("{what} did not answer within {RPC_TIMEOUT:?}"),
-    }
-}
-
-async fn try_run(rt: &mut Runtime, config: v1::PodSandboxConfig) -> Result<String, Status> {
-    let name = config.metadata.clone().unwrap_or_default().name;
-    timed(
-        &format!("RunPodSandbox({name})"),
-        rt.run_pod_sandbox(v1::RunPodSandboxRequest {
-            config: Some(config),
-            runtime_handler: String::new(),
-        }),
-    )
-    .await
-    .map(|r| r.into_inner().pod_sandbox_id)
-}
-
-async fn run(rt: &mut Runtime, config: v1::PodSandboxConfig) -> String {
-    let name = config.metadata.clone().unwrap_or_default().name;
-    try_run(rt, config)
-        .await
-        .unwrap_or_else(|s| panic!("RunPodSandbox({name}): {s:?}"))
-}
-
-async fn try_status(
-    rt: &mut Runtime,
-    id: &str,
-    verbose: bool,
-) -> Result<v1::PodSandboxStatusResponse, Status> {
-    timed(
-        "PodSandboxStatus",
-        rt.pod_sandbox_status(v1::PodSandboxStatusRequest {
-            pod_sandbox_id: id.to_owned(),
-            verbose,
-        }),
-    )
-    .await
-    .map(|r| r.into_inner())
-}
-
-async fn status(rt: &mut Runtime, id: &str) -> v1::PodSandboxStatus {
-    try_status(rt, id, false)
-        .await
-        .unwrap_or_else(|s| panic!("PodSandboxStatus({id}): {s:?}"))
-        .status
-        .expect("PodSandboxStatus without status")
-}
-
 fn ip_of(status: &v1::PodSandboxStatus) -> String {
     status.network.clone().unwrap_or_default().ip
 }
@@ -195,33 +142,6 @@ async fn list(rt: &mut Runtime, filter: Option<v1::PodSandboxFilter>) -> Vec<v1:
 
 fn ids_of(items: &[v1::PodSandbox]) -> BTreeSet<String> {
     items.iter().map(|p| p.id.clone()).collect()
-}
-
-async fn stop(rt: &mut Runtime, id: &str) {
-    timed(
-        "StopPodSandbox",
-        rt.stop_pod_sandbox(v1::StopPodSandboxRequest {
-            pod_sandbox_id: id.to_owned(),
-        }),
-    )
-    .await
-    .unwrap_or_else(|s| panic!("StopPodSandbox({id}): {s:?}"));
-}
-
-async fn remove(rt: &mut Runtime, id: &str) {
-    timed(
-        "RemovePodSandbox",
-        rt.remove_pod_sandbox(v1::RemovePodSandboxRequest {
-            pod_sandbox_id: id.to_owned(),
-        }),
-    )
-    .await
-    .unwrap_or_else(|s| panic!("RemovePodSandbox({id}): {s:?}"));
-}
-
-async fn stop_and_remove(rt: &mut Runtime, id: &str) {
-    stop(rt, id).await;
-    remove(rt, id).await;
 }
 
 /// Asserts nothing of any pod is left (see the module docs), giving the kernel up to
@@ -243,25 +163,11 @@ async fn assert_nothing_left(env: &PodEnv, rt: &mut Runtime, ids: &[String]) {
             panic!(
                 "left behind after the pods were removed:\n  {}\nberthd log (tail):\n{}",
                 left.join("\n  "),
-                log_tail(env, 40)
+                env.daemon.log_tail(40)
             );
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-}
-
-/// The last `lines` lines of berthd's log, without the transport's debug chatter.
-fn log_tail(env: &PodEnv, lines: usize) -> String {
-    let log = env.daemon.log_text();
-    let all: Vec<&str> = log
-        .lines()
-        .filter(|l| {
-            !["h2::", "sled::", "tonic::transport", "hyper"]
-                .iter()
-                .any(|n| l.contains(n))
-        })
-        .collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
 }
 
 /// The IPv4 addresses of `eth0` inside the pod's network namespace.
@@ -364,7 +270,10 @@ async fn fifty_pods_run_and_leave_nothing_behind() {
         while let Some(joined) = tasks.join_next().await {
             let (i, result) = joined.unwrap();
             ids[i] = result.unwrap_or_else(|s| {
-                panic!("RunPodSandbox(pod-{i:02}): {s:?}\n{}", log_tail(&env, 40))
+                panic!(
+                    "RunPodSandbox(pod-{i:02}): {s:?}\n{}",
+                    env.daemon.log_tail(40)
+                )
             });
         }
     }
@@ -1099,7 +1008,7 @@ async fn pod_survives_a_daemon_restart_and_is_removed_by_the_new_daemon() {
     assert!(
         exit.success(),
         "berthd exit {exit:?}\n{}",
-        log_tail(&env, 20)
+        env.daemon.log_tail(20)
     );
     // The pod outlives the daemon: pins, address, allocation.
     assert!(ips_in_netns(&env, &id).contains(&format!("{ip}/24")));

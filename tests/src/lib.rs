@@ -7,12 +7,14 @@
 //! [`registry`] has the helpers of the image tests: the shared test registry, extra
 //! registries started per test, and remote image facts read with skopeo. [`pods`] has the
 //! test CNI networks of the pod tests, [`containers`] the cleanup guard and log parsing of
-//! the container tests, [`crictl`] runs crictl against a test daemon.
+//! the container tests, [`crictl`] runs crictl against a test daemon, [`rpc`] has the CRI
+//! calls the tests share.
 
 pub mod containers;
 pub mod crictl;
 pub mod pods;
 pub mod registry;
+pub mod rpc;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -236,6 +238,20 @@ impl Berthd {
     /// What berthd wrote to stderr so far.
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The last `lines` lines of the daemon's log, without the transport's debug chatter.
+    pub fn log_tail(&self, lines: usize) -> String {
+        let log = self.log_text();
+        let all: Vec<&str> = log
+            .lines()
+            .filter(|l| {
+                !["h2::", "sled::", "tonic::transport", "hyper"]
+                    .iter()
+                    .any(|n| l.contains(n))
+            })
+            .collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
     }
 
     /// A gRPC channel over the daemon's socket.
