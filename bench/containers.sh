@@ -36,6 +36,8 @@ set -euo pipefail
 
 PROG=containers.sh
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=bench/lib.sh
+. "$REPO/bench/lib.sh"
 die() { echo "$PROG: error: $*" >&2; exit 1; }
 usage() { sed -n '7,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
@@ -79,37 +81,11 @@ done
 SUBNET=10.232.$OCTET.0/24
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/berth-bench-containers.XXXXXX")
+bench_note_hostport_chains
 SOCKET=$WORK/berth.sock
 STATE=$WORK/state
 BERTHD_PID=
 PODSTART=
-HOSTPORT_CHAINS_EXISTED=0
-iptables -t nat -S CNI-HOSTPORT-DNAT >/dev/null 2>&1 && HOSTPORT_CHAINS_EXISTED=1
-
-# Deletes the nat rules naming the bench network or its subnet, then the per-pod chains they
-# jumped to; portmap's shared chains too when the script created them and nobody uses them.
-clean_iptables() {
-  local line chain chains=()
-  while IFS= read -r line; do
-    chain=$(sed -nE 's/.* -j (CNI-[A-Za-z0-9-]+)( .*)?$/\1/p' <<<"$line")
-    [[ -n $chain && $chain != CNI-HOSTPORT-* ]] && chains+=("$chain")
-    eval "iptables -t nat -D ${line#-A }" 2>/dev/null || true
-  done < <(iptables-save -t nat | grep -E '^-A ' | grep -F -e "\"$NETWORK\"" -e "10.232.$OCTET." || true)
-  for chain in "${chains[@]}"; do
-    iptables -t nat -F "$chain" 2>/dev/null || true
-    iptables -t nat -X "$chain" 2>/dev/null || true
-  done
-  if ((HOSTPORT_CHAINS_EXISTED == 0)) && iptables -t nat -S CNI-HOSTPORT-DNAT >/dev/null 2>&1 &&
-    ! iptables -t nat -S CNI-HOSTPORT-DNAT | grep -q '^-A '; then
-    while IFS= read -r line; do
-      eval "iptables -t nat -D ${line#-A }" 2>/dev/null || true
-    done < <(iptables-save -t nat | grep -E '^-A (PREROUTING|OUTPUT|POSTROUTING) .*-j CNI-HOSTPORT-' || true)
-    for chain in CNI-HOSTPORT-DNAT CNI-HOSTPORT-MASQ CNI-HOSTPORT-SETMARK; do
-      iptables -t nat -F "$chain" 2>/dev/null || true
-      iptables -t nat -X "$chain" 2>/dev/null || true
-    done
-  fi
-}
 
 # PIDs of live berth-shim processes whose command line names the work directory.
 bench_shims() {
@@ -144,7 +120,7 @@ cleanup() {
   done
   { grep -F " $WORK/" /proc/self/mountinfo || true; } | awk '{print $5}' | sort -r |
     while read -r mnt; do umount -l "$mnt" 2>/dev/null || true; done
-  clean_iptables
+  bench_clean_iptables
   if [ -e "/sys/class/net/$BRIDGE" ]; then ip link del "$BRIDGE" 2>/dev/null || true; fi
   if [ -f "$WORK/registry/registry.pid" ]; then
     "$REPO/tests/images/registry.sh" stop "$WORK/registry" >/dev/null 2>&1 || true
@@ -274,12 +250,8 @@ echo "berthd VmRSS with $n containers: $(awk '/^VmRSS:/ {print $2 " " $3}' "/pro
 # (one Version RPC) gives crictl's own start-up cost, included in both.
 echo
 echo "== (c) exec round trip of \`true\`, $EXEC_RUNS runs each (crictl, so its start-up is included)"
-if command -v crictl >/dev/null; then
-  crictl_bin=$(command -v crictl)
-else
-  crictl_bin=$("$REPO/scripts/build-cri-tools.sh" 2>/dev/null | tail -n 1)/crictl
-fi
-[ -x "$crictl_bin" ] || die "crictl not found (scripts/build-cri-tools.sh builds it)"
+bench_find_crictl
+[ -x "$crictl" ] || die "crictl not found (scripts/build-cri-tools.sh builds it)"
 target=$(awk '$1 == "container" {print $2; exit}' "$WORK/idle.out")
 time_runs() { # label command...
   local label=$1 start end
@@ -295,7 +267,7 @@ time_runs() { # label command...
     p50 = v[int((NR + 1) / 2)]; p90 = v[int((NR * 9 + 9) / 10)]
     printf "%-36s p50 %6.1f ms  p90 %6.1f ms\n", label, p50 / 1000, p90 / 1000 }'
 }
-crictl_cmd=("$crictl_bin" --runtime-endpoint "unix://$SOCKET" --timeout 10s)
+crictl_cmd=("$crictl" --runtime-endpoint "unix://$SOCKET" --timeout 10s)
 time_runs "crictl version (baseline)" "${crictl_cmd[@]}" version
 time_runs "ExecSync: crictl exec -s true" "${crictl_cmd[@]}" exec -s "$target" true
 time_runs "streaming exec: crictl exec true" "${crictl_cmd[@]}" exec "$target" true

@@ -22,6 +22,8 @@ set -euo pipefail
 
 PROG=pods.sh
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=bench/lib.sh
+. "$REPO/bench/lib.sh"
 die() { echo "$PROG: error: $*" >&2; exit 1; }
 usage() { echo "usage: $PROG [--runs N]" >&2; exit 2; }
 
@@ -49,36 +51,10 @@ OCTET=$((250 + $$ % 5))
 SUBNET=10.232.$OCTET.0/24
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/berth-bench-pods.XXXXXX")
+bench_note_hostport_chains
 SOCKET=$WORK/berth.sock
 BERTHD_PID=
 CRICTL_CMD=()
-HOSTPORT_CHAINS_EXISTED=0
-iptables -t nat -S CNI-HOSTPORT-DNAT >/dev/null 2>&1 && HOSTPORT_CHAINS_EXISTED=1
-
-# Deletes the nat rules naming the bench network or its subnet, then the per-pod chains they
-# jumped to; portmap's shared chains too when the script created them and nobody uses them.
-clean_iptables() {
-  local line chain chains=()
-  while IFS= read -r line; do
-    chain=$(sed -nE 's/.* -j (CNI-[A-Za-z0-9-]+)( .*)?$/\1/p' <<<"$line")
-    [[ -n $chain && $chain != CNI-HOSTPORT-* ]] && chains+=("$chain")
-    eval "iptables -t nat -D ${line#-A }" 2>/dev/null || true
-  done < <(iptables-save -t nat | grep -E '^-A ' | grep -F -e "\"$NETWORK\"" -e "10.232.$OCTET." || true)
-  for chain in "${chains[@]}"; do
-    iptables -t nat -F "$chain" 2>/dev/null || true
-    iptables -t nat -X "$chain" 2>/dev/null || true
-  done
-  if ((HOSTPORT_CHAINS_EXISTED == 0)) && iptables -t nat -S CNI-HOSTPORT-DNAT >/dev/null 2>&1 &&
-    ! iptables -t nat -S CNI-HOSTPORT-DNAT | grep -q '^-A '; then
-    while IFS= read -r line; do
-      eval "iptables -t nat -D ${line#-A }" 2>/dev/null || true
-    done < <(iptables-save -t nat | grep -E '^-A (PREROUTING|OUTPUT|POSTROUTING) .*-j CNI-HOSTPORT-' || true)
-    for chain in CNI-HOSTPORT-DNAT CNI-HOSTPORT-MASQ CNI-HOSTPORT-SETMARK; do
-      iptables -t nat -F "$chain" 2>/dev/null || true
-      iptables -t nat -X "$chain" 2>/dev/null || true
-    done
-  fi
-}
 
 cleanup() {
   local rc=$? pod mnt
@@ -95,7 +71,7 @@ cleanup() {
   # Namespace pins and shm mounts left by a failure: unmounting them ends the namespaces.
   { grep -F " $WORK/" /proc/self/mountinfo || true; } | awk '{print $5}' | sort -r |
     while read -r mnt; do umount -l "$mnt" 2>/dev/null || true; done
-  clean_iptables
+  bench_clean_iptables
   if [ -e "/sys/class/net/$BRIDGE" ]; then ip link del "$BRIDGE" 2>/dev/null || true; fi
   rm -rf "$WORK"
   exit "$rc"
@@ -103,31 +79,9 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-if [ -n "${BERTHD:-}" ]; then
-  berthd=$BERTHD
-  berthd_kind="\$BERTHD"
-  case "$berthd" in
-    */release/*) berthd_kind="release, from \$BERTHD" ;;
-    */debug/*) berthd_kind="debug (unoptimised), from \$BERTHD" ;;
-  esac
-elif [ -x "$REPO/target/release/berthd" ]; then
-  berthd=$REPO/target/release/berthd
-  berthd_kind=release
-elif [ -x "$REPO/target/debug/berthd" ]; then
-  berthd=$REPO/target/debug/berthd
-  berthd_kind="debug (unoptimised: build with cargo build --release -p berthd for real figures)"
-else
-  echo "$PROG: no berthd binary; building it (cargo build --release -p berthd)"
-  (cd "$REPO" && cargo build --release --quiet -p berthd)
-  berthd=$REPO/target/release/berthd
-  berthd_kind=release
-fi
-crictl=${CRICTL:-$(command -v crictl || true)}
-if [ -z "$crictl" ]; then
-  crictl=$("$REPO/scripts/build-cri-tools.sh" | tail -n 1)/crictl
-fi
-echo "berthd:   $berthd ($berthd_kind), $("$berthd" --version)"
-echo "crictl:   $crictl ($("$crictl" --version 2>&1 | head -n 1))"
+bench_find_berthd
+bench_find_crictl
+bench_print_tools
 echo "network:  $NETWORK, bridge $BRIDGE, $SUBNET, host-local dataDir $WORK/cni-ipam"
 
 mkdir -p "$WORK/net.d" "$WORK/certs.d"

@@ -22,6 +22,8 @@ set -euo pipefail
 
 PROG=pull.sh
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=bench/lib.sh
+. "$REPO/bench/lib.sh"
 die() { echo "$PROG: error: $*" >&2; exit 1; }
 usage() { echo "usage: $PROG [--runs N] [--tools berth,skopeo]" >&2; exit 2; }
 
@@ -153,27 +155,9 @@ echo "host:     $(nproc) CPUs ($cpu), $(uname -r), stores in ${TMPDIR:-/tmp}"
 
 # --- the tools ---------------------------------------------------------------------------
 if ((RUN_BERTH)); then
-  if [ -n "${BERTHD:-}" ]; then
-    berthd=$BERTHD
-    berthd_kind="\$BERTHD"
-  elif [ -x "$REPO/target/release/berthd" ]; then
-    berthd=$REPO/target/release/berthd
-    berthd_kind=release
-  elif [ -x "$REPO/target/debug/berthd" ]; then
-    berthd=$REPO/target/debug/berthd
-    berthd_kind="debug (unoptimised: build with cargo build --release -p berthd for real figures)"
-  else
-    echo "$PROG: no berthd binary; building it (cargo build --release -p berthd)"
-    (cd "$REPO" && cargo build --release --quiet -p berthd)
-    berthd=$REPO/target/release/berthd
-    berthd_kind=release
-  fi
-  crictl=${CRICTL:-$(command -v crictl || true)}
-  if [ -z "$crictl" ]; then
-    crictl=$("$REPO/scripts/build-cri-tools.sh" | tail -n 1)/crictl
-  fi
-  echo "berthd:   $berthd ($berthd_kind), $("$berthd" --version)"
-  echo "crictl:   $crictl ($("$crictl" --version 2>&1 | head -n 1))"
+  bench_find_berthd
+  bench_find_crictl
+  bench_print_tools
 fi
 if ((RUN_SKOPEO)); then
   echo "skopeo:   $(skopeo --version), umoci: $(umoci --version)"
