@@ -28,6 +28,9 @@ pub struct HostFeatures {
     /// `restrict_oom_score_adj`: the daemon's own value, where it may not go lower). `None`
     /// passes the requested value through.
     pub oom_score_adj_min: Option<i32>,
+    /// Pods can have user namespaces: enabled (`user.max_user_namespaces` above 0) and Linux
+    /// 5.19 or newer (overlayfs over idmapped layers).
+    pub user_namespaces: bool,
 }
 
 impl Default for HostFeatures {
@@ -40,6 +43,7 @@ impl Default for HostFeatures {
             capabilities: ALL_CAPS,
             kernel: None,
             oom_score_adj_min: None,
+            user_namespaces: false,
         }
     }
 }
@@ -49,6 +53,7 @@ impl HostFeatures {
     /// `None`: whether to restrict it is configuration, see [`HostFeatures::own_oom_score_adj`].
     pub fn detect() -> HostFeatures {
         let read = |path: &str| std::fs::read_to_string(path).ok();
+        let kernel = read("/proc/sys/kernel/osrelease").and_then(|v| parse_kernel(&v));
         HostFeatures {
             cgroup_unified: Path::new("/sys/fs/cgroup/cgroup.controllers").exists(),
             apparmor_enabled: read("/sys/module/apparmor/parameters/enabled")
@@ -58,8 +63,12 @@ impl HostFeatures {
                 read("/proc/self/status").as_deref(),
                 read("/proc/sys/kernel/cap_last_cap").as_deref(),
             ),
-            kernel: read("/proc/sys/kernel/osrelease").and_then(|v| parse_kernel(&v)),
+            kernel,
             oom_score_adj_min: None,
+            user_namespaces: read("/proc/sys/user/max_user_namespaces")
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .is_some_and(|n| n > 0)
+                && kernel.is_some_and(|version| version >= (5, 19)),
         }
     }
 

@@ -46,6 +46,15 @@ impl PodCidr {
             .collect()
     }
 
+    /// Kubelet's comma-separated form of `cidrs` (what [`PodCidr::parse_list`] reads).
+    pub fn format_list(cidrs: &[PodCidr]) -> String {
+        cidrs
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
     pub fn is_ipv4(&self) -> bool {
         self.addr.is_ipv4()
     }
@@ -89,14 +98,11 @@ pub(crate) fn apply(list: &mut NetworkConfigList, cidrs: &[PodCidr]) {
 /// `berth-` and the 32-bit FNV-1a hash of the CIDRs in hex: stable for the same CIDRs, 14
 /// bytes (interface names take 15).
 fn bridge_name(cidrs: &[PodCidr]) -> String {
-    let text = cidrs
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join(",");
-    let hash = text.bytes().fold(0x811c_9dc5u32, |h, b| {
-        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
-    });
+    let hash = PodCidr::format_list(cidrs)
+        .bytes()
+        .fold(0x811c_9dc5u32, |h, b| {
+            (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+        });
     format!("berth-{hash:08x}")
 }
 

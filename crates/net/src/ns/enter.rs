@@ -7,7 +7,7 @@ use std::path::Path;
 use nix::sched::setns;
 
 use super::sys::{LinuxNs, NsSys};
-use super::sysctl;
+use super::sysctl::{self, Sysctl};
 use super::{NsError, NsKind, PinnedNamespaces};
 
 /// Runs `f` on a new thread that has joined the network namespace pinned at `netns`.
@@ -55,6 +55,11 @@ pub fn in_namespace<T: Send>(
 /// and die with the pod's namespaces.
 pub fn apply_sysctls(pins: &PinnedNamespaces, sysctls: &[(String, String)]) -> Result<(), NsError> {
     let sysctls = sysctl::validate(sysctls, pins.net.is_some(), pins.ipc.is_some())?;
+    write_sysctls(pins, &sysctls)
+}
+
+/// Writes already validated sysctls inside the pinned namespaces.
+pub(crate) fn write_sysctls(pins: &PinnedNamespaces, sysctls: &[Sysctl]) -> Result<(), NsError> {
     if sysctls.is_empty() {
         return Ok(());
     }
@@ -79,7 +84,7 @@ pub fn apply_sysctls(pins: &PinnedNamespaces, sysctls: &[(String, String)]) -> R
                         source,
                     })?;
                 }
-                for sysctl in &sysctls {
+                for sysctl in sysctls {
                     LinuxNs
                         .write_sysctl(&sysctl.path, &sysctl.value)
                         .map_err(|source| NsError::Sysctl {

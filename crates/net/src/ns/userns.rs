@@ -20,7 +20,8 @@ use std::process::{Child, Command, Stdio};
 use nix::mount::{mount, MsFlags};
 
 use super::sys::LinuxNs;
-use super::{pin, sysctl, NamespaceRequest, NsError, NsKind, PinnedNamespaces};
+use super::sysctl::{self, Sysctl};
+use super::{pin, NamespaceRequest, NsError, NsKind, PinnedNamespaces};
 
 /// The pin file of the user namespace, in the pod's namespace directory.
 pub const USER_PIN: &str = "user";
@@ -63,12 +64,12 @@ pub fn create_pinned_in_userns(
     if !(req.net && req.ipc && req.uts) {
         return Err(NsError::UsernsNeedsPodNamespaces);
     }
-    sysctl::validate(&req.sysctls, true, true)?;
+    let sysctls = sysctl::validate(&req.sysctls, true, true)?;
     if let Some(hostname) = &req.hostname {
         pin::validate_hostname(hostname, true)?;
     }
     pin::create_dir(dir)?;
-    match populate(dir, req, userns) {
+    match populate(dir, req, &sysctls, userns) {
         Ok(pinned) => Ok(pinned),
         Err(err) => {
             if let Err(undo) = pin::remove(&LinuxNs, dir) {
@@ -82,6 +83,7 @@ pub fn create_pinned_in_userns(
 fn populate(
     dir: &Path,
     req: &NamespaceRequest,
+    sysctls: &[Sysctl],
     userns: &UserNamespaceRequest,
 ) -> Result<PinnedNamespaces, NsError> {
     let pinned = PinnedNamespaces {
@@ -126,7 +128,7 @@ fn populate(
             },
         )?;
     }
-    super::apply_sysctls(&pinned, &req.sysctls)?;
+    super::enter::write_sysctls(&pinned, sysctls)?;
     Ok(pinned)
 }
 
@@ -192,6 +194,20 @@ mod tests {
         assert_eq!(m.line(), "0 1000 100000\n");
     }
 
+    /// A request for `holder`, mapping 10 IDs from host 1000.
+    fn userns(holder: &Path) -> UserNamespaceRequest {
+        let map = IdMap {
+            inside: 0,
+            outside: 1000,
+            count: 10,
+        };
+        UserNamespaceRequest {
+            uids: map,
+            gids: map,
+            holder: holder.to_owned(),
+        }
+    }
+
     #[test]
     fn needs_all_three_pod_namespaces() {
         let dir = tempfile::tempdir().unwrap();
@@ -201,22 +217,9 @@ mod tests {
             uts: false,
             ..Default::default()
         };
-        let userns = UserNamespaceRequest {
-            uids: IdMap {
-                inside: 0,
-                outside: 1000,
-                count: 10,
-            },
-            gids: IdMap {
-                inside: 0,
-                outside: 1000,
-                count: 10,
-            },
-            holder: "/nonexistent".into(),
-        };
         let pod = dir.path().join("pod");
         assert!(matches!(
-            create_pinned_in_userns(&pod, &req, &userns),
+            create_pinned_in_userns(&pod, &req, &userns(Path::new("/nonexistent"))),
             Err(NsError::UsernsNeedsPodNamespaces)
         ));
         assert!(!pod.exists());
@@ -231,19 +234,10 @@ mod tests {
             uts: true,
             ..Default::default()
         };
-        let map = IdMap {
-            inside: 0,
-            outside: 1000,
-            count: 10,
-        };
-        let userns = UserNamespaceRequest {
-            uids: map,
-            gids: map,
-            holder: dir.path().join("no-such-holder"),
-        };
         let pod = dir.path().join("pod");
+        let holder = dir.path().join("no-such-holder");
         assert!(matches!(
-            create_pinned_in_userns(&pod, &req, &userns),
+            create_pinned_in_userns(&pod, &req, &userns(&holder)),
             Err(NsError::Holder { .. })
         ));
         assert!(!pod.exists());

@@ -81,8 +81,7 @@ pub fn bind_idmapped(source: &Path, userns: &Path, target: &Path) -> io::Result<
 
 /// Attaches the detached tree `tree` at `target`.
 fn move_mount(tree: &OwnedFd, target: &Path) -> io::Result<()> {
-    let c_target = CString::new(target.as_os_str().as_bytes())
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains NUL"))?;
+    let c_target = c_string(target)?;
     let empty = c"";
     // SAFETY: `tree` is open for the duration of the call; `empty` and `c_target` are valid
     // NUL-terminated strings the kernel only reads.
@@ -102,14 +101,18 @@ fn move_mount(tree: &OwnedFd, target: &Path) -> io::Result<()> {
     Ok(())
 }
 
+fn c_string(path: &Path) -> io::Result<CString> {
+    CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains NUL"))
+}
+
 fn annotate(e: io::Error, what: &str, layer: &Path) -> io::Error {
     io::Error::new(e.kind(), format!("{what} {}: {e}", layer.display()))
 }
 
 /// A detached clone of the mount tree at `path`.
 fn open_tree(path: &Path) -> io::Result<OwnedFd> {
-    let c_path = CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains NUL"))?;
+    let c_path = c_string(path)?;
     let flags = OPEN_TREE_CLONE | AT_RECURSIVE | libc::O_CLOEXEC as libc::c_uint;
     // SAFETY: `c_path` is a valid NUL-terminated string that outlives the call; the syscall
     // reads only it and returns a new fd or -1.

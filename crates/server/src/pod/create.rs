@@ -18,7 +18,7 @@ use crate::pod::files;
 use crate::pod::pidns::{start_pid_init, stop_pid_init};
 use crate::pod::shm::{mount_shm, unmount_shm};
 use crate::pod::undo::Undo;
-use crate::pod::userns::requested as requested_userns;
+use crate::pod::userns::PodIdMaps;
 
 /// Network interface name of the pod's CNI attachment.
 pub const POD_IFNAME: &str = "eth0";
@@ -31,6 +31,8 @@ pub struct SandboxSpec {
     pub config: v1::PodSandboxConfig,
     /// Runtime handler ("" = default).
     pub runtime_handler: String,
+    /// The pod's own user namespace, as RunPodSandbox checked it (`None`: the host's).
+    pub userns: Option<PodIdMaps>,
 }
 
 /// Namespace modes of a pod from its config: (host network, host IPC, host PID, pod PID).
@@ -76,11 +78,11 @@ pub fn create_sandbox(
         id,
         config,
         runtime_handler,
+        userns,
     } = spec;
     let metadata = config.metadata.clone().unwrap_or_default();
     let (host_network, host_ipc, _host_pid) = namespace_modes(&config);
     let shared_pid = pid_mode(&config) == v1::NamespaceMode::Pod as i32;
-    let userns = requested_userns(&config)?;
     let mut undo = Undo::default();
 
     let dir = sandbox_dir(daemon, &id);

@@ -12,7 +12,6 @@
 use std::path::Path;
 
 use berth_net::ns::IdMap;
-use berth_oci::HostFeatures;
 use cri_api::v1;
 
 use crate::error::ServiceError;
@@ -31,16 +30,6 @@ impl PodIdMaps {
     pub fn host_root(&self) -> (u32, u32) {
         (self.uids.outside, self.gids.outside)
     }
-}
-
-/// Whether this host can run pods in user namespaces: user namespaces enabled
-/// (`user.max_user_namespaces` above 0) and overlayfs over idmapped layers (Linux 5.19).
-pub fn host_supports(host: &HostFeatures) -> bool {
-    let enabled = std::fs::read_to_string("/proc/sys/user/max_user_namespaces")
-        .ok()
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .is_some_and(|n| n > 0);
-    enabled && host.kernel.is_some_and(|version| version >= (5, 19))
 }
 
 /// The pod's root is an unprivileged user on the host: runc, running as that user, must be

@@ -24,8 +24,9 @@ pub(super) async fn run_pod_sandbox(
         problem: FieldProblem::Empty,
     })?;
     check_config(&config)?;
-    if crate::pod::userns::requested(&config)?.is_some() {
-        if !crate::pod::userns::host_supports(&daemon.host_features) {
+    let userns = crate::pod::userns::requested(&config)?;
+    if userns.is_some() {
+        if !daemon.host_features.user_namespaces {
             return Err(ServiceError::FailedPrecondition {
                 what: "this host cannot run pods in user namespaces: they need user \
                        namespaces enabled (user.max_user_namespaces > 0) and Linux 5.19 or \
@@ -69,6 +70,7 @@ pub(super) async fn run_pod_sandbox(
         id,
         config,
         runtime_handler: request.runtime_handler,
+        userns,
     };
     let record = tokio::task::spawn_blocking({
         let daemon = daemon.clone();
@@ -126,6 +128,5 @@ fn check_config(config: &v1::PodSandboxConfig) -> Result<(), ServiceError> {
             reason,
         })?;
     }
-    crate::pod::userns::requested(config)?;
     Ok(())
 }

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use berth_net::cni::{network_readiness, Readiness};
+use berth_net::cni::{network_readiness, PodCidr, Readiness};
 use cri_api::v1;
 use serde_json::json;
 
@@ -46,7 +46,7 @@ pub(super) async fn status(
                     .host_features
                     .kernel
                     .is_some_and(|version| version >= (5, 12)),
-                user_namespaces: crate::pod::userns::host_supports(&daemon.host_features),
+                user_namespaces: daemon.host_features.user_namespaces,
             }),
         }],
         features: Some(v1::RuntimeFeatures {
@@ -104,9 +104,7 @@ fn verbose_info(daemon: &Daemon, network: &Readiness) -> HashMap<String, String>
         }
     };
     // From UpdateRuntimeConfig; used by the built-in network.
-    network["pod_cidrs"] = json!(super::update_runtime_config::describe(
-        &daemon.cni.pod_cidrs()
-    ));
+    network["pod_cidrs"] = json!(PodCidr::format_list(&daemon.cni.pod_cidrs()));
     let runc = daemon.runc_binary().map(|path| path.display().to_string());
     let mut config = daemon.config.to_json();
     // Where container root filesystems are assembled from the snapshots, under the name

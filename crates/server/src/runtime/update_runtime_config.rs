@@ -28,7 +28,7 @@ pub(super) async fn update_runtime_config(
         field: "runtime_config.network_config.pod_cidr",
         reason,
     })?;
-    let line = join(&cidrs);
+    let line = PodCidr::format_list(&cidrs);
     let file = pod_cidrs_file(&daemon.config.root);
     let tmp = file.with_extension("tmp");
     std::fs::write(&tmp, format!("{line}\n"))
@@ -43,14 +43,6 @@ pub(super) async fn update_runtime_config(
 
 fn pod_cidrs_file(root: &Path) -> PathBuf {
     root.join(POD_CIDRS_FILE)
-}
-
-fn join(cidrs: &[PodCidr]) -> String {
-    cidrs
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join(",")
 }
 
 /// The pod CIDRs a previous berthd kept (none when never set, or unreadable: logged).
@@ -70,11 +62,6 @@ pub fn saved_pod_cidrs(root: &Path) -> Vec<PodCidr> {
     })
 }
 
-/// The pod CIDRs as Status reports them.
-pub fn describe(cidrs: &[PodCidr]) -> String {
-    join(cidrs)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -85,7 +72,7 @@ mod tests {
         assert!(saved_pod_cidrs(dir.path()).is_empty());
         std::fs::write(pod_cidrs_file(dir.path()), "10.244.0.0/24,fd00::/64\n").unwrap();
         assert_eq!(
-            describe(&saved_pod_cidrs(dir.path())),
+            PodCidr::format_list(&saved_pod_cidrs(dir.path())),
             "10.244.0.0/24,fd00::/64"
         );
         std::fs::write(pod_cidrs_file(dir.path()), "garbage\n").unwrap();
