@@ -67,6 +67,8 @@ enum DaemonError {
     Listen(#[from] listener::ListenError),
     #[error(transparent)]
     Images(#[from] berth_image::ImageError),
+    #[error("cannot recover the runtime state: {0}")]
+    Recover(#[from] berth_server::ServiceError),
     #[error("cannot install signal handler: {0}")]
     Signal(std::io::Error),
     #[error("cannot listen for streaming on {address}: {source}")]
@@ -90,10 +92,11 @@ async fn serve(config: Config) -> Result<(), DaemonError> {
     let listen = config.listen.clone();
     let stream_server = bind_stream(&config.stream).await?;
     let daemon = Arc::new(Daemon::new(config, store)?);
+    // Every pod and container is reconciled with the host before the first request.
+    daemon.start_core().await?;
     let _ = daemon.stream.set(stream_server.handle());
     let stream_url = stream_server.handle().base_url().to_owned();
     let streaming = tokio::spawn(stream_server.serve());
-    berth_server::start_background_tasks(&daemon);
     let (runtime_service, image_service) = berth_server::services(daemon.clone());
 
     let mut sigterm = signal(SignalKind::terminate()).map_err(DaemonError::Signal)?;
@@ -139,6 +142,7 @@ async fn serve(config: Config) -> Result<(), DaemonError> {
         }
     };
     streaming.abort();
+    daemon.core().shutdown();
     drop(socket_guard);
     match daemon.store.flush() {
         Ok(_) => tracing::info!("metadata flushed; stopped"),

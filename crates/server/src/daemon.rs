@@ -2,17 +2,18 @@
 //! detected about the host at startup.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use berth_config::Config;
 use berth_image::{ImageError, ImageManager, ImageSettings};
 use berth_net::cni::Cni;
-use berth_store::{ContainerRecord, SandboxRecord, Store};
+use berth_runtime::ContainerView;
+use berth_store::{SandboxRecord, Store};
 
 use crate::cgroup::{CgroupDriver, CgroupMode};
 use crate::container::runc::Runc;
 use crate::error::ServiceError;
-use crate::locks::KeyedLocks;
-use crate::names::Names;
+use crate::host::{Core, LinuxHost};
 
 /// The daemon's shared state.
 #[derive(Debug)]
@@ -27,20 +28,13 @@ pub struct Daemon {
     pub cgroup_mode: CgroupMode,
     /// Images: content store, snapshots, pulls.
     pub images: ImageManager,
-    /// CNI plugins, with their results cached under `<state>/cni-cache`.
+    /// CNI plugins, with their attachments cached under `<root>/cni-cache` (kept across
+    /// reboots, so the IPs of pods that were running are released afterwards).
     pub cni: Cni,
-    /// One lock per sandbox ID.
-    pub(crate) sandbox_locks: KeyedLocks,
-    /// Pod names being created.
-    pub(crate) pod_names: Names,
     /// What the host supports, for the OCI spec builder.
     pub host_features: berth_oci::HostFeatures,
-    /// Container lifecycle events.
-    pub(crate) events: crate::container::events::Events,
-    /// One lock per container ID.
-    pub(crate) container_locks: KeyedLocks,
-    /// Container names being created.
-    pub(crate) container_names: Names,
+    /// The runtime core: every pod and container; set once by [`crate::start`].
+    core: std::sync::OnceLock<Arc<Core>>,
     /// The streaming server's handle (Exec, Attach, PortForward URLs); set once at startup.
     pub stream: std::sync::OnceLock<berth_stream::Handle>,
 }
@@ -63,10 +57,12 @@ impl Daemon {
                 limits: Default::default(),
             },
         )?;
+        let cni_cache = config.root.join("cni-cache");
+        adopt_old_cni_cache(&config.state.join("cni-cache"), &cni_cache);
         let cni = Cni::new(
             config.cni.conf_dir.clone(),
             config.cni.bin_dirs.clone(),
-            config.state.join("cni-cache"),
+            cni_cache,
         );
         cni.set_pod_cidrs(crate::runtime::update_runtime_config::saved_pod_cidrs(
             &config.root,
@@ -78,67 +74,40 @@ impl Daemon {
             cgroup_mode,
             images,
             cni,
-            sandbox_locks: KeyedLocks::default(),
-            pod_names: Names::new("pod sandbox"),
             host_features: berth_oci::HostFeatures::detect(),
-            events: Default::default(),
-            container_locks: KeyedLocks::default(),
-            container_names: Names::new("container"),
+            core: std::sync::OnceLock::new(),
             stream: std::sync::OnceLock::new(),
         })
     }
 }
 
 impl Daemon {
-    /// The sandbox `id` names (a full ID or a unique prefix); NotFound otherwise.
-    pub fn find_sandbox(&self, id: &str) -> Result<SandboxRecord, ServiceError> {
-        self.store.sandboxes().find_by_prefix(id).map_err(|err| {
-            if err.is_not_found() {
-                ServiceError::NotFound {
-                    kind: "pod sandbox",
-                    id: id.to_owned(),
-                }
-            } else {
-                err.into()
-            }
-        })
+    /// Opens the runtime core over this daemon's store and reconciles every pod and
+    /// container with the host (see `berth_runtime::recovery`). Call once, before serving.
+    pub async fn start_core(self: &Arc<Self>) -> Result<(), ServiceError> {
+        let core = Core::open(Arc::new(LinuxHost::new(self)), self.store.clone()).await?;
+        let _ = self.core.set(core);
+        Ok(())
     }
 
-    /// Like [`find_sandbox`](Self::find_sandbox), but `None` for an unknown ID (Stop and
-    /// Remove are idempotent).
-    pub fn find_sandbox_or_none(&self, id: &str) -> Result<Option<SandboxRecord>, ServiceError> {
-        match self.find_sandbox(id) {
-            Ok(record) => Ok(Some(record)),
-            Err(ServiceError::NotFound { .. }) => Ok(None),
-            Err(err) => Err(err),
-        }
+    /// The runtime core.
+    ///
+    /// # Panics
+    /// Before [`start_core`](Self::start_core): the services are only built after it.
+    pub fn core(&self) -> &Arc<Core> {
+        self.core
+            .get()
+            .expect("the runtime core is opened before serving")
+    }
+
+    /// The sandbox `id` names (a full ID or a unique prefix); NotFound otherwise.
+    pub fn find_sandbox(&self, id: &str) -> Result<SandboxRecord, ServiceError> {
+        Ok(self.core().sandbox(id)?)
     }
 
     /// The container `id` names (a full ID or a unique prefix); NotFound otherwise.
-    pub fn find_container(&self, id: &str) -> Result<ContainerRecord, ServiceError> {
-        self.store.containers().find_by_prefix(id).map_err(|err| {
-            if err.is_not_found() {
-                ServiceError::NotFound {
-                    kind: "container",
-                    id: id.to_owned(),
-                }
-            } else {
-                err.into()
-            }
-        })
-    }
-
-    /// Like [`find_container`](Self::find_container), but `None` for an unknown ID (Stop and
-    /// Remove are idempotent).
-    pub fn find_container_or_none(
-        &self,
-        id: &str,
-    ) -> Result<Option<ContainerRecord>, ServiceError> {
-        match self.find_container(id) {
-            Ok(record) => Ok(Some(record)),
-            Err(ServiceError::NotFound { .. }) => Ok(None),
-            Err(err) => Err(err),
-        }
+    pub fn find_container(&self, id: &str) -> Result<ContainerView, ServiceError> {
+        Ok(self.core().container(id)?)
     }
 
     /// The streaming server, or Unavailable when berthd runs without one.
@@ -187,6 +156,26 @@ impl Daemon {
     pub fn runc_binary(&self) -> Option<PathBuf> {
         find_executable(&self.config.runtime.runc_path)
     }
+}
+
+/// Moves attachments cached in the state directory by older berthd versions into the
+/// cache under `root`, where they survive a reboot.
+fn adopt_old_cni_cache(old: &Path, new: &Path) {
+    let Ok(entries) = std::fs::read_dir(old) else {
+        return;
+    };
+    if std::fs::create_dir_all(new).is_err() {
+        return;
+    }
+    for entry in entries.flatten() {
+        let target = new.join(entry.file_name());
+        if !target.exists() {
+            if let Err(err) = std::fs::rename(entry.path(), &target) {
+                tracing::warn!(from = %entry.path().display(), error = %err, "cannot move a CNI cache entry");
+            }
+        }
+    }
+    let _ = std::fs::remove_dir(old);
 }
 
 /// Resolves `program` as an executable file: a path containing `/` as it is, a bare name

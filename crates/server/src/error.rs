@@ -116,6 +116,12 @@ pub enum ServiceError {
     /// The streaming server is not running.
     #[error("the streaming server is not running")]
     StreamingUnavailable,
+    /// berthd is stopping.
+    #[error("berthd is shutting down")]
+    ShuttingDown,
+    /// A runtime operation's task ended abnormally.
+    #[error("{0}")]
+    Aborted(String),
     /// A blocking task panicked or was cancelled.
     #[error("internal task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
@@ -194,7 +200,8 @@ impl ServiceError {
             ServiceError::Shim(_) | ServiceError::Runc(_) | ServiceError::ExecStart { .. } => {
                 Code::Unknown
             }
-            ServiceError::StreamingUnavailable => Code::Unavailable,
+            ServiceError::StreamingUnavailable | ServiceError::ShuttingDown => Code::Unavailable,
+            ServiceError::Aborted(_) => Code::Internal,
             ServiceError::Store(_) | ServiceError::Io { .. } | ServiceError::Task(_) => {
                 Code::Internal
             }
@@ -258,5 +265,31 @@ mod tests {
             status.message(),
             "invalid container_id: is 300 bytes long; at most 64 are allowed"
         );
+    }
+}
+
+/// The runtime core's errors in the server's terms: host errors pass through, the core's
+/// own become the variants the CRI expects (NotFound, AlreadyExists, FailedPrecondition,
+/// DeadlineExceeded).
+impl From<berth_runtime::RuntimeError<ServiceError>> for ServiceError {
+    fn from(err: berth_runtime::RuntimeError<ServiceError>) -> Self {
+        use berth_runtime::RuntimeError as E;
+        match err {
+            E::NotFound { kind, id } => ServiceError::NotFound { kind, id },
+            E::NameTaken { kind, name, id } => ServiceError::NameTaken { kind, name, id },
+            E::StopTimeout { id, seconds } => ServiceError::StopTimeout { id, seconds },
+            E::Ambiguous { kind, prefix } => ServiceError::Unsupported {
+                field: "id",
+                reason: format!("{kind} ID prefix {prefix:?} matches more than one"),
+            },
+            err @ (E::SandboxNotReady { .. } | E::WrongState { .. } | E::Busy { .. }) => {
+                ServiceError::FailedPrecondition {
+                    what: err.to_string(),
+                }
+            }
+            E::Store(err) => ServiceError::Store(err),
+            E::Host(err) => err,
+            err @ E::Aborted { .. } => ServiceError::Aborted(err.to_string()),
+        }
     }
 }

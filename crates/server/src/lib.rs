@@ -17,11 +17,10 @@ mod daemon;
 mod error;
 mod filter;
 mod fsusage;
+mod host;
 mod ids;
 mod image;
 mod instrument;
-mod locks;
-mod names;
 mod pod;
 mod request;
 mod runtime;
@@ -37,11 +36,7 @@ use std::sync::Arc;
 
 use cri_api::{ImageServiceServer, RuntimeServiceServer};
 
-/// Starts the daemon's background work: noticing containers that exit on their own (for
-/// `GetContainerEvents`). Call once, inside the tokio runtime.
-pub fn start_background_tasks(daemon: &Arc<Daemon>) {
-    tokio::spawn(container::events::watch_exits(daemon.clone()));
-}
+pub use host::{Core, LinuxHost};
 
 /// Largest gRPC message accepted or sent (16 MiB, as kubelet's CRI client allows).
 pub const MAX_MESSAGE_SIZE: usize = 16 * 1024 * 1024;

@@ -58,14 +58,17 @@
 //! gets [`SCHEMA_VERSION`]; a database with a newer one is refused at open
 //! ([`StoreError::SchemaTooNew`]), since keys may mean something else there.
 //!
-//! # Derived, not stored
+//! # Stored by the runtime core, derived from it
 //!
-//! - Container run state — created, running, exited — and the pid, start and finish times,
-//!   exit code and reason: from the container's shim and the exit file it writes
-//!   ([`ContainerState::observe`]). Storing it too would give two answers after a crash.
+//! - Container run state: `started_at` and `exit` are written through by berthd's runtime
+//!   core when StartContainer runs and when the shim reports the exit (or dies without
+//!   reporting it), so the state survives a reboot that wipes the shim's files;
+//!   [`ContainerRecord::state`] derives created / running / exited from them.
+//! - Operations in progress: `intent` on both records ([`SandboxIntent`], [`ContainerIntent`]),
+//!   written before the host is touched and cleared when the operation is complete.
 //! - Which containers belong to a sandbox: `ContainerRecord::sandbox_id`; berthd builds its
-//!   in-memory indexes (name reservations, sandbox → containers, id prefixes for List RPCs)
-//!   from [`View::list`] at start.
+//!   in-memory registry (IDs, prefixes, names, sandbox → containers) from [`View::list`] at
+//!   start and never scans the store again.
 //! - Image layers and snapshots: from the content and snapshot stores, keyed by the
 //!   `chain_ids` an image record lists.
 //!
@@ -79,13 +82,14 @@
 //!  (all set up) ──▶ Ready ─────────────────────────────────────▶ NotReady ──────────────▶ (removed)
 //! ```
 //!
-//! Container state is derived ([`ContainerState`], with `can_start`, `can_stop`, `can_exec`):
+//! Container state comes from the record ([`ContainerState`], with `can_start`, `can_stop`,
+//! `can_exec`):
 //!
 //! ```text
 //!  CreateContainer          StartContainer           process exits
 //!  ───────────────▶ Created ──────────────▶ Running ───────────────▶ Exited
 //!                                              │
-//!                                              └─ shim unreachable, no exit file ─▶ Unknown
+//!                                              └─ probe failed ─▶ Unknown
 //! ```
 //!
 //! # Concurrency and durability
@@ -125,7 +129,10 @@ mod table;
 
 pub use codec::{decode_json, Record, FORMAT_JSON, HEADER_LEN};
 pub use error::{DecodeError, StoreError};
-pub use record::{ContainerRecord, ContainerState, ImageRecord, SandboxRecord, SandboxState};
+pub use record::{
+    ContainerExit, ContainerIntent, ContainerRecord, ContainerState, ImageRecord, SandboxIntent,
+    SandboxRecord, SandboxState,
+};
 pub use store::{Store, StoreOptions, METADATA_DIR, SCHEMA_VERSION};
 pub use table::{Table, View};
 

@@ -44,6 +44,7 @@ fn sandbox(id: &str) -> SandboxRecord {
         hostname: "web".into(),
         cgroup_parent: "kubepods-besteffort.slice".into(),
         config: vec![0x0a, 0x03, b'w', b'e', b'b'],
+        intent: None,
     }
 }
 
@@ -61,6 +62,9 @@ fn container(id: &str, sandbox_id: &str) -> ContainerRecord {
         log_path: "/var/log/pods/default_web_8f0c/nginx/0.log".into(),
         bundle_dir: format!("/run/berth/containers/{id}"),
         config: vec![1, 2, 3],
+        intent: None,
+        started_at: 0,
+        exit: None,
     }
 }
 
@@ -610,4 +614,37 @@ fn error_messages_name_the_object() {
         err.to_string(),
         format!("corrupt container record {id:?} in tree containers: unknown body format tag 0x09")
     );
+}
+
+#[test]
+fn run_state_and_intents_round_trip_and_old_records_read_without_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let mut c = container(&"c".repeat(64), &"s".repeat(64));
+    c.intent = Some(crate::ContainerIntent::Starting);
+    c.started_at = 5;
+    c.exit = Some(crate::ContainerExit {
+        exit_code: 255,
+        finished_at: 6,
+        reason: "Unknown".into(),
+        message: "shim gone".into(),
+    });
+    store.containers().insert(&c).unwrap();
+    assert_eq!(store.containers().get(&c.id).unwrap(), c);
+    assert_eq!(c.state(), ContainerState::Exited);
+    let mut s = sandbox(&"s".repeat(64));
+    s.intent = Some(crate::SandboxIntent::Creating);
+    store.sandboxes().insert(&s).unwrap();
+    assert_eq!(store.sandboxes().get(&s.id).unwrap(), s);
+
+    // A record written before these fields existed reads with none of them.
+    let mut plain = container(&"d".repeat(64), &"s".repeat(64));
+    let mut body = serde_json::to_value(&plain).unwrap();
+    for field in ["intent", "started_at", "exit"] {
+        body.as_object_mut().unwrap().remove(field);
+    }
+    let decoded: ContainerRecord = serde_json::from_value(body).unwrap();
+    plain.started_at = 0;
+    assert_eq!(decoded, plain);
+    assert_eq!(decoded.state(), ContainerState::Created);
 }

@@ -223,7 +223,7 @@ impl Cni {
         let Some(entry) = cache::read(&self.cache_dir, id)? else {
             return Ok(());
         };
-        let netns = netns.filter(|path| is_netns(path));
+        let netns = netns.filter(|path| crate::ns::is_pinned(path));
         let all = entry.network.plugins.len();
         match self.delete(&entry, all, netns, entry.result.as_ref()) {
             Some(err) => Err(err),
@@ -349,12 +349,6 @@ fn status_of(entry: &CachedAttachment, result: &Value) -> Result<NetworkStatus, 
         ips: result_ips(&entry.network.name, result)?,
         raw_result: result.clone(),
     })
-}
-
-/// Whether `path` is a live namespace (a pin that is still mounted).
-fn is_netns(path: &Path) -> bool {
-    use nix::sys::statfs::{statfs, NSFS_MAGIC};
-    statfs(path).is_ok_and(|fs| fs.filesystem_type() == NSFS_MAGIC)
 }
 
 fn validate_id(id: &str) -> Result<(), CniError> {

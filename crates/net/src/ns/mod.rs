@@ -134,6 +134,13 @@ pub fn create_pinned(dir: &Path, req: &NamespaceRequest) -> Result<PinnedNamespa
     pin::create(&sys::LinuxNs, dir, req)
 }
 
+/// Whether `path` is a live namespace pin: a bind mount of a namespace file (nsfs). After
+/// a reboot, or once unpinned, it is not.
+pub fn is_pinned(path: &Path) -> bool {
+    use nix::sys::statfs::{statfs, NSFS_MAGIC};
+    statfs(path).is_ok_and(|fs| fs.filesystem_type() == NSFS_MAGIC)
+}
+
 /// Unpins and removes everything under `dir` that [`create_pinned`] makes, then `dir`
 /// itself. Idempotent: an absent or partial `dir` is fine.
 pub fn remove_pinned(dir: &Path) -> Result<(), NsError> {

@@ -39,14 +39,14 @@ fn image_spec(record: &ContainerRecord) -> v1::ImageSpec {
 }
 
 /// The list entry of a container.
-pub fn to_container(record: &ContainerRecord, observed: &Observed) -> v1::Container {
+pub fn to_container(record: &ContainerRecord, state: ContainerState) -> v1::Container {
     v1::Container {
         id: record.id.clone(),
         pod_sandbox_id: record.sandbox_id.clone(),
         metadata: Some(metadata(record)),
         image: Some(image_spec(record)),
         image_ref: record.image_ref.clone(),
-        state: cri_state(observed.state) as i32,
+        state: cri_state(state) as i32,
         created_at: record.created_at,
         labels: record.labels.clone().into_iter().collect(),
         annotations: record.annotations.clone().into_iter().collect(),
@@ -79,8 +79,8 @@ pub fn to_status(record: &ContainerRecord, observed: &Observed) -> v1::Container
         exit_code: observed.exit_code,
         image: Some(image_spec(record)),
         image_ref: record.image_ref.clone(),
-        reason: observed.reason.to_owned(),
-        message: String::new(),
+        reason: observed.reason.clone(),
+        message: observed.message.clone(),
         labels: record.labels.clone().into_iter().collect(),
         annotations: record.annotations.clone().into_iter().collect(),
         mounts,
@@ -102,13 +102,13 @@ pub fn to_status(record: &ContainerRecord, observed: &Observed) -> v1::Container
 /// Whether the container passes `filter`.
 pub fn matches(
     record: &ContainerRecord,
-    observed: &Observed,
+    state: ContainerState,
     filter: &v1::ContainerFilter,
 ) -> bool {
     let state_ok = filter
         .state
         .as_ref()
-        .is_none_or(|state| cri_state(observed.state) as i32 == state.state);
+        .is_none_or(|wanted| cri_state(state) as i32 == wanted.state);
     state_ok
         && record.sandbox_id.starts_with(&filter.pod_sandbox_id)
         && id_and_labels_match(

@@ -1,75 +1,59 @@
-//! Creating a container (CreateContainer's work): rootfs overlay, OCI spec, bundle, and the
-//! shim that runs `runc create` and holds the container's stdio — each step with its undo,
-//! the record last.
+//! Creating a container (CreateContainer's host work): rootfs overlay, OCI spec, bundle, and
+//! the shim that runs `runc create` and holds the container's stdio. There is no undo here:
+//! the runtime core runs the idempotent
+//! [`remove_container`](crate::container::lifecycle::remove_container) when a step fails,
+//! and at start-up when berthd died in the middle.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use berth_net::ns::USER_PIN;
 use berth_oci::{build_spec, ImageView, PodUserNamespace, SandboxView, SpecInputs, UserDb};
+use berth_runtime::Step;
 use berth_shim::ShimSpawn;
 use berth_store::{ContainerRecord, ImageRecord, SandboxRecord};
 use cri_api::v1;
-use prost::Message as _;
 
-use crate::clock::now_nanos;
 use crate::container::paths::ContainerPaths;
-use crate::container::rootfs::{mount_rootfs, unmount_rootfs, PodIdmap};
+use crate::container::rootfs::{mount_rootfs, PodIdmap};
 use crate::container::userdb::read_in_root;
-use crate::container::volumes::{ensure_nothing_mounted, idmap_volumes, unmount_volumes};
+use crate::container::volumes::idmap_volumes;
 use crate::daemon::Daemon;
 use crate::error::ServiceError;
 use crate::pod::convert::stored_config;
 use crate::pod::create::{ns_dir, sandbox_dir};
 use crate::pod::pidns::pid_namespace;
-use crate::pod::undo::Undo;
 use crate::pod::userns::requested as requested_userns;
 
 /// How long the shim may take to report `runc create`'s outcome.
 const SHIM_READY_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// What CreateContainer asked for, checked.
+/// What CreateContainer asked for beyond the record, checked.
 pub struct ContainerSpec {
-    /// The new container's ID.
-    pub id: String,
-    /// Its sandbox.
-    pub sandbox: SandboxRecord,
     /// The image it runs.
     pub image: ImageRecord,
-    /// The name the user gave the image.
-    pub image_name: String,
     /// The CRI config.
     pub config: v1::ContainerConfig,
 }
 
-/// Creates the container; blocking (mounts, spawns the shim, waits for runc create).
+/// Creates the container's host resources and fills `record` (bundle, log path); blocking
+/// (mounts, spawns the shim, waits for runc create). `step` is called before each part.
 pub fn create_container(
-    daemon: &Arc<Daemon>,
-    spec: ContainerSpec,
-) -> Result<ContainerRecord, ServiceError> {
-    let ContainerSpec {
-        id,
-        sandbox,
-        image,
-        image_name,
-        config,
-    } = spec;
-    let metadata = config.metadata.clone().unwrap_or_default();
+    daemon: &Daemon,
+    record: &mut ContainerRecord,
+    sandbox: &SandboxRecord,
+    spec: &ContainerSpec,
+    step: Step<'_>,
+) -> Result<(), ServiceError> {
+    let ContainerSpec { image, config } = spec;
+    let id = record.id.clone();
     let paths = ContainerPaths::new(daemon, &id);
-    let mut undo = Undo::default();
+    let log_path = log_path(sandbox, config, &paths);
+    record.log_path = log_path.display().to_string();
+    record.bundle_dir = paths.bundle().display().to_string();
+    step("create_container:rootfs");
     for dir in [&paths.state, &paths.layer] {
         std::fs::create_dir_all(dir).map_err(ServiceError::io("create", dir))?;
-        let dir = dir.clone();
-        undo.push("container directory", move || {
-            // Never through a mount that an earlier undo step could not remove.
-            match ensure_nothing_mounted(&dir) {
-                Ok(()) => {
-                    let _ = std::fs::remove_dir_all(dir);
-                }
-                Err(err) => tracing::warn!(error = %err, "container directory kept"),
-            }
-        });
     }
 
     let lowers: Vec<PathBuf> = image
@@ -81,7 +65,7 @@ pub fn create_container(
                 .map_err(|err| ServiceError::Image(err.into()))
         })
         .collect::<Result<_, _>>()?;
-    let sandbox_config = stored_config(&sandbox);
+    let sandbox_config = stored_config(sandbox);
     let pins = ns_dir(daemon, &sandbox.id);
     let userns_pin = pins.join(USER_PIN);
     // Validated by RunPodSandbox; the pin exists while the pod does.
@@ -93,13 +77,8 @@ pub fn create_container(
     });
     mount_rootfs(&lowers, &paths.upper(), &paths.work(), &rootfs, idmap)
         .map_err(ServiceError::io("mount rootfs at", &rootfs))?;
-    {
-        let rootfs = rootfs.clone();
-        undo.push("rootfs mount", move || {
-            let _ = unmount_rootfs(&rootfs);
-        });
-    }
 
+    step("create_container:bundle");
     for mount in &config.mounts {
         create_missing_host_path(&mount.host_path)?;
     }
@@ -113,14 +92,7 @@ pub fn create_container(
     // keeps the mounts as asked.
     let mut spec_config = config.clone();
     if pod_maps.is_some() {
-        let volumes = paths.volumes();
-        {
-            let volumes = volumes.clone();
-            undo.push("idmapped volumes", move || {
-                let _ = unmount_volumes(&volumes);
-            });
-        }
-        idmap_volumes(&mut spec_config, &volumes, &userns_pin)?;
+        idmap_volumes(&mut spec_config, &paths.volumes(), &userns_pin)?;
     }
     let users = UserDb {
         passwd: read_in_root(&rootfs, "/etc/passwd"),
@@ -166,7 +138,7 @@ pub fn create_container(
     std::fs::write(bundle.join("config.json"), config_json)
         .map_err(ServiceError::io("write", &bundle.join("config.json")))?;
 
-    let log_path = log_path(&sandbox, &config, &paths);
+    step("create_container:shim");
     let runc = daemon.runc()?;
     let spawned = berth_shim::spawn(
         &ShimSpawn {
@@ -183,35 +155,8 @@ pub fn create_container(
         },
         SHIM_READY_TIMEOUT,
     )?;
-    {
-        let daemon = daemon.clone();
-        let id = id.clone();
-        undo.push("runc container", move || {
-            let runc = daemon.runc();
-            if let Ok(runc) = runc {
-                let _ = futures_lite_block_on(runc.delete(&id));
-            }
-        });
-    }
-
-    let record = ContainerRecord {
-        id: id.clone(),
-        sandbox_id: sandbox.id.clone(),
-        name: metadata.name.clone(),
-        attempt: metadata.attempt,
-        created_at: now_nanos(),
-        image_ref: image.id.clone(),
-        image_name,
-        labels: config.labels.clone().into_iter().collect(),
-        annotations: config.annotations.clone().into_iter().collect(),
-        log_path: log_path.display().to_string(),
-        bundle_dir: bundle.display().to_string(),
-        config: config.encode_to_vec(),
-    };
-    daemon.store.containers().insert(&record)?;
-    tracing::info!(container = %id, sandbox = %sandbox.id, init_pid = spawned.init_pid, "container created");
-    undo.dismiss();
-    Ok(record)
+    tracing::info!(container = %id, sandbox = %sandbox.id, init_pid = spawned.init_pid, "container created by runc");
+    Ok(())
 }
 
 /// The container's log file: `<sandbox log_directory>/<log_path>`, or a file in its state
@@ -234,9 +179,4 @@ fn create_missing_host_path(host_path: &str) -> Result<(), ServiceError> {
         return Ok(());
     }
     std::fs::create_dir_all(path).map_err(ServiceError::io("create host path", path))
-}
-
-/// Runs a future to completion on the current thread (undo steps run on blocking threads).
-fn futures_lite_block_on<F: std::future::Future>(future: F) -> F::Output {
-    tokio::runtime::Handle::current().block_on(future)
 }

@@ -1,8 +1,8 @@
 //! Containers: an overlay rootfs over the image's snapshots, an OCI bundle, and a
 //! `berth-shim` that runs `runc create`, holds the stdio, writes the CRI log and records the
 //! exit, and runs exec sessions. berthd runs the other runc commands itself (start, kill,
-//! delete, update).
-//! Run state is derived from the shim's files, not stored (see [`state`]).
+//! delete, update). These modules are the host side; the runtime core (`berth-runtime`)
+//! owns each container's state and calls them through [`crate::host::LinuxHost`].
 
 pub mod convert;
 pub mod create;
@@ -14,6 +14,7 @@ pub mod lifecycle;
 pub mod paths;
 pub mod rootfs;
 pub mod runc;
+pub mod shim;
 pub mod shim_stream;
 pub mod state;
 pub mod stats;

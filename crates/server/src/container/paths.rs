@@ -4,7 +4,6 @@
 //! <state>/containers/<id>/bundle/config.json   OCI bundle given to runc (via the shim)
 //! <state>/containers/<id>/bundle/rootfs        overlay mount of the image + upper dir
 //! <state>/containers/<id>/shim/                shim state: pid, exit, shim.sock, logs
-//! <state>/containers/<id>/started              start time (unix nanos), written after runc start
 //! <state>/containers/<id>/volumes/<n>          idmapped volumes (pods with a user namespace)
 //! <root>/containers/<id>/{upper,work}          the writable layer (kept across reboots)
 //! <state>/runc                                 runc's --root
@@ -50,11 +49,6 @@ impl ContainerPaths {
     /// Where idmapped clones of the container's volumes are attached.
     pub fn volumes(&self) -> PathBuf {
         self.state.join("volumes")
-    }
-
-    /// The file recording when the container was started.
-    pub fn started(&self) -> PathBuf {
-        self.state.join("started")
     }
 
     /// The overlay upper directory.

@@ -51,6 +51,13 @@ impl RuncError {
     }
 }
 
+/// What `runc state` says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuncState {
+    /// `created`, `running`, `paused` or `stopped`.
+    pub status: String,
+}
+
 /// runc with berth's state root.
 #[derive(Debug, Clone)]
 pub struct Runc {
@@ -138,6 +145,37 @@ impl Runc {
     pub async fn delete(&self, id: &str) -> Result<(), RuncError> {
         self.run("delete", id, vec!["--force".into(), id.to_owned()])
             .await
+    }
+
+    /// `runc state <id>`: runc's status of the container.
+    pub async fn state(&self, id: &str) -> Result<RuncState, RuncError> {
+        let output = Command::new(&self.binary)
+            .args(self.argv("state", &[id.to_owned()]))
+            .stdin(Stdio::null())
+            .kill_on_drop(true)
+            .output();
+        let output = tokio::time::timeout(RUNC_TIMEOUT, output)
+            .await
+            .map_err(|_| RuncError::Timeout {
+                command: "state",
+                id: id.to_owned(),
+                seconds: RUNC_TIMEOUT.as_secs(),
+            })?
+            .map_err(|source| RuncError::Spawn {
+                runc: self.binary.display().to_string(),
+                source,
+            })?;
+        if !output.status.success() {
+            return Err(RuncError::Failed {
+                command: "state",
+                id: id.to_owned(),
+                message: error_message(&output.stderr),
+            });
+        }
+        let value: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap_or_default();
+        Ok(RuncState {
+            status: value["status"].as_str().unwrap_or_default().to_owned(),
+        })
     }
 
     /// `runc update --resources <file> <id>`.

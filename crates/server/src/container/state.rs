@@ -1,14 +1,12 @@
-//! A container's run state, derived rather than stored: created when its record exists,
-//! running once the `started` file exists, exited once the shim wrote its exit file.
+//! A container's run state in the CRI's terms, from the runtime core's view of it.
 
+use berth_runtime::ContainerView;
 use berth_store::ContainerState;
 
-use crate::container::paths::ContainerPaths;
-
-/// What the files say about a container.
+/// What the core knows of a container's run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Observed {
-    /// Derived state.
+    /// Its state.
     pub state: ContainerState,
     /// Start time (unix nanos), 0 if never started.
     pub started_at: i64,
@@ -16,47 +14,28 @@ pub struct Observed {
     pub finished_at: i64,
     /// Exit code, when exited.
     pub exit_code: i32,
-    /// `Completed`, `Error` or `OOMKilled` once exited.
-    pub reason: &'static str,
+    /// `Completed`, `Error`, `OOMKilled` or `Unknown` once exited.
+    pub reason: String,
+    /// Why, when berth concluded the exit or cannot tell the state.
+    pub message: String,
 }
 
-/// Reads the container's state files.
-pub fn observe(paths: &ContainerPaths) -> Observed {
-    let started_at = std::fs::read_to_string(paths.started())
-        .ok()
-        .and_then(|t| t.trim().parse::<i64>().ok())
-        .unwrap_or(0);
-    match berth_shim::read_exit(&paths.shim()) {
-        Ok(Some(exit)) => Observed {
-            state: ContainerState::Exited,
-            started_at,
-            finished_at: exit.exited_at,
-            exit_code: exit.exit_code,
-            reason: if exit.oom_killed {
-                "OOMKilled"
-            } else if exit.exit_code == 0 {
-                "Completed"
-            } else {
-                "Error"
+impl Observed {
+    /// The run state of `view`.
+    pub fn of(view: &ContainerView) -> Observed {
+        let record = &view.record;
+        let exit = record.exit.as_ref();
+        Observed {
+            state: view.state(),
+            started_at: record.started_at,
+            finished_at: exit.map_or(0, |e| e.finished_at),
+            exit_code: exit.map_or(0, |e| e.exit_code),
+            reason: exit.map(|e| e.reason.clone()).unwrap_or_default(),
+            message: match (exit, &view.unknown) {
+                (Some(e), _) => e.message.clone(),
+                (None, Some(why)) => why.clone(),
+                (None, None) => String::new(),
             },
-        },
-        _ => Observed {
-            state: if started_at > 0 {
-                ContainerState::Running
-            } else {
-                ContainerState::Created
-            },
-            started_at,
-            finished_at: 0,
-            exit_code: 0,
-            reason: "",
-        },
+        }
     }
-}
-
-/// Records the start time.
-pub fn mark_started(paths: &ContainerPaths, at: i64) -> std::io::Result<()> {
-    let tmp = paths.state.join(".started.tmp");
-    std::fs::write(&tmp, at.to_string())?;
-    std::fs::rename(tmp, paths.started())
 }

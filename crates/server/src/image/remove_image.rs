@@ -15,15 +15,10 @@ pub(super) async fn remove_image(
     request: v1::RemoveImageRequest,
 ) -> Result<v1::RemoveImageResponse, ServiceError> {
     let name = request.image.map(|spec| spec.image).unwrap_or_default();
-    let containers = daemon.store.containers().list()?;
+    let core = daemon.core().clone();
     daemon
         .images
-        .remove(&name, |id| {
-            containers
-                .iter()
-                .find(|c| c.image_ref == id)
-                .map(|c| c.id.clone())
-        })
+        .remove(&name, |id| core.image_user(id))
         .await?;
     Ok(v1::RemoveImageResponse {})
 }

@@ -1,36 +1,31 @@
-//! Creating a sandbox (RunPodSandbox's work), step by step with undo.
+//! Creating a sandbox (RunPodSandbox's host work), step by step. There is no undo here: the
+//! runtime core runs the idempotent [`remove_sandbox`](crate::pod::teardown::remove_sandbox)
+//! when a step fails, and at start-up when berthd died in the middle.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use berth_net::cni::{Attachment, PortMapping, Protocol};
 use berth_net::ns::{
-    create_pinned, create_pinned_in_userns, remove_pinned, NamespaceRequest, UserNamespaceRequest,
+    create_pinned, create_pinned_in_userns, NamespaceRequest, UserNamespaceRequest,
 };
-use berth_store::{SandboxRecord, SandboxState};
+use berth_runtime::Step;
+use berth_store::SandboxRecord;
 use cri_api::v1;
-use prost::Message as _;
 
-use crate::clock::now_nanos;
 use crate::daemon::Daemon;
 use crate::error::ServiceError;
 use crate::pod::files;
-use crate::pod::pidns::{start_pid_init, stop_pid_init};
-use crate::pod::shm::{mount_shm, unmount_shm};
-use crate::pod::undo::Undo;
+use crate::pod::pidns::start_pid_init;
+use crate::pod::shm::mount_shm;
 use crate::pod::userns::PodIdMaps;
 
 /// Network interface name of the pod's CNI attachment.
 pub const POD_IFNAME: &str = "eth0";
 
-/// What RunPodSandbox asked for, checked.
-pub struct SandboxSpec {
-    /// The new sandbox's ID.
-    pub id: String,
+/// What RunPodSandbox asked for beyond the record, checked.
+pub struct PodSpec {
     /// The CRI config.
     pub config: v1::PodSandboxConfig,
-    /// Runtime handler ("" = default).
-    pub runtime_handler: String,
     /// The pod's own user namespace, as RunPodSandbox checked it (`None`: the host's).
     pub userns: Option<PodIdMaps>,
 }
@@ -69,30 +64,23 @@ pub fn ns_dir(daemon: &Daemon, id: &str) -> PathBuf {
     daemon.config.state.join("ns").join(id)
 }
 
-/// Creates the sandbox and records it. Blocking: runs namespace syscalls and CNI plugins.
+/// Creates the sandbox's host resources and fills `record` (hostname, netns, IPs).
+/// Blocking: runs namespace syscalls and CNI plugins. `step` is called before each part.
 pub fn create_sandbox(
-    daemon: &Arc<Daemon>,
-    spec: SandboxSpec,
-) -> Result<SandboxRecord, ServiceError> {
-    let SandboxSpec {
-        id,
-        config,
-        runtime_handler,
-        userns,
-    } = spec;
+    daemon: &Daemon,
+    record: &mut SandboxRecord,
+    spec: &PodSpec,
+    step: Step<'_>,
+) -> Result<(), ServiceError> {
+    let PodSpec { config, userns } = spec;
+    let id = record.id.clone();
     let metadata = config.metadata.clone().unwrap_or_default();
-    let (host_network, host_ipc, _host_pid) = namespace_modes(&config);
-    let shared_pid = pid_mode(&config) == v1::NamespaceMode::Pod as i32;
-    let mut undo = Undo::default();
+    let (host_network, host_ipc, _host_pid) = namespace_modes(config);
+    let shared_pid = pid_mode(config) == v1::NamespaceMode::Pod as i32;
 
+    step("run_pod_sandbox:files");
     let dir = sandbox_dir(daemon, &id);
     std::fs::create_dir_all(&dir).map_err(ServiceError::io("create", &dir))?;
-    {
-        let dir = dir.clone();
-        undo.push("sandbox directory", move || {
-            let _ = std::fs::remove_dir_all(dir);
-        });
-    }
 
     let hostname = if host_network || config.hostname.is_empty() {
         nix::unistd::gethostname()
@@ -108,12 +96,10 @@ pub fn create_sandbox(
     )?;
     write(&dir.join("hostname"), &format!("{hostname}\n"))?;
 
+    step("run_pod_sandbox:shm");
     if !host_ipc {
         let shm = dir.join("shm");
         mount_shm(&shm).map_err(ServiceError::io("mount shm tmpfs at", &shm))?;
-        undo.push("shm mount", move || {
-            let _ = unmount_shm(&shm);
-        });
     }
 
     let sysctls: Vec<(String, String)> = config
@@ -134,7 +120,8 @@ pub fn create_sandbox(
         hostname: (!host_network).then(|| hostname.clone()),
         sysctls,
     };
-    let pins = match &userns {
+    step("run_pod_sandbox:namespaces");
+    let pins = match userns {
         Some(maps) => create_pinned_in_userns(
             &ns_dir,
             &request,
@@ -146,19 +133,14 @@ pub fn create_sandbox(
         )?,
         None => create_pinned(&ns_dir, &request)?,
     };
-    {
-        let ns_dir = ns_dir.clone();
-        undo.push("pinned namespaces", move || {
-            let _ = remove_pinned(&ns_dir);
-        });
-    }
 
     // After the pins: in a pod user namespace, the PID namespace is created inside it.
+    step("run_pod_sandbox:pid_init");
     if shared_pid {
         start_pid_init(&daemon.shim_binary(), &dir, pins.user.as_deref())?;
-        let dir = dir.clone();
-        undo.push("pod PID namespace init", move || stop_pid_init(&dir));
     }
+
+    step("run_pod_sandbox:network");
 
     let (ip, additional_ips) = match &pins.net {
         Some(netns) => {
@@ -168,34 +150,17 @@ pub fn create_sandbox(
                 .filter(|p| p.host_port > 0)
                 .map(port_mapping)
                 .collect::<Result<Vec<_>, _>>()?;
-            let status = daemon
-                .cni
-                .setup(&Attachment {
-                    id: &id,
-                    netns,
-                    ifname: POD_IFNAME,
-                    pod_name: &metadata.name,
-                    pod_namespace: &metadata.namespace,
-                    pod_uid: &metadata.uid,
-                    port_mappings,
-                })
-                .inspect_err(|_| {
-                    // setup rolled back what it could; a DEL that failed there is kept for
-                    // a retry that can never come for a sandbox that will not exist.
-                    if let Err(err) = daemon.cni.abandon(&id, Some(netns)) {
-                        tracing::warn!(sandbox = %id, error = %err, "CNI cleanup after a failed setup");
-                    }
-                })?;
-            {
-                let daemon = daemon.clone();
-                let id = id.clone();
-                let netns = netns.clone();
-                undo.push("CNI attachment", move || {
-                    if let Err(err) = daemon.cni.teardown(&id, Some(&netns)) {
-                        tracing::warn!(sandbox = %id, error = %err, "CNI teardown during undo failed");
-                    }
-                });
-            }
+            // A failed setup rolls back what it can and keeps its cache for the teardown
+            // the core runs next (removal retries it until it succeeds).
+            let status = daemon.cni.setup(&Attachment {
+                id: &id,
+                netns,
+                ifname: POD_IFNAME,
+                pod_name: &metadata.name,
+                pod_namespace: &metadata.namespace,
+                pod_uid: &metadata.uid,
+                port_mappings,
+            })?;
             let mut ips = status.ips.iter().map(ToString::to_string);
             (ips.next(), ips.collect())
         }
@@ -206,32 +171,11 @@ pub fn create_sandbox(
         give_to_pod_root(&dir, maps.host_root())?;
     }
 
-    let record = SandboxRecord {
-        id: id.clone(),
-        name: metadata.name.clone(),
-        namespace: metadata.namespace.clone(),
-        uid: metadata.uid.clone(),
-        attempt: metadata.attempt,
-        created_at: now_nanos(),
-        labels: config.labels.clone().into_iter().collect(),
-        annotations: config.annotations.clone().into_iter().collect(),
-        runtime_handler,
-        netns_path: pins.net.as_ref().map(|p| p.display().to_string()),
-        ip,
-        additional_ips,
-        state: SandboxState::Ready,
-        log_directory: config.log_directory.clone(),
-        hostname,
-        cgroup_parent: config
-            .linux
-            .as_ref()
-            .map(|l| l.cgroup_parent.clone())
-            .unwrap_or_default(),
-        config: config.encode_to_vec(),
-    };
-    daemon.store.sandboxes().insert(&record)?;
-    undo.dismiss();
-    Ok(record)
+    record.hostname = hostname;
+    record.netns_path = pins.net.as_ref().map(|p| p.display().to_string());
+    record.ip = ip;
+    record.additional_ips = additional_ips;
+    Ok(())
 }
 
 fn port_mapping(mapping: &v1::PortMapping) -> Result<PortMapping, ServiceError> {

@@ -18,5 +18,4 @@ pub mod pidns;
 pub mod shm;
 pub mod stats;
 pub mod teardown;
-pub mod undo;
 pub mod userns;

@@ -7,7 +7,6 @@ use berth_store::SandboxRecord;
 use cri_api::v1;
 
 use crate::clock::now_nanos;
-use crate::container::lifecycle::containers_of;
 use crate::container::stats::container_stats;
 use crate::daemon::Daemon;
 use crate::error::ServiceError;
@@ -18,9 +17,11 @@ pub fn pod_stats(
     daemon: &Daemon,
     record: &SandboxRecord,
 ) -> Result<v1::PodSandboxStats, ServiceError> {
-    let containers: Vec<v1::ContainerStats> = containers_of(daemon, &record.id)?
+    let containers: Vec<v1::ContainerStats> = daemon
+        .core()
+        .containers_of(&record.id)
         .iter()
-        .map(|c| container_stats(daemon, c))
+        .map(|c| container_stats(daemon, &c.record))
         .collect();
     let now = now_nanos();
     let sum = |get: fn(&v1::ContainerStats) -> Option<u64>| -> Option<v1::UInt64Value> {

@@ -1,38 +1,53 @@
-//! Stopping and removing a sandbox. Both are idempotent and tolerate what a failed or
-//! partial creation, or a restart, left behind.
+//! Stopping and removing a sandbox's host resources. Both are idempotent and tolerate any
+//! part missing: they are the undo of a failed RunPodSandbox and the recovery of an
+//! interrupted one as well as the work of StopPodSandbox and RemovePodSandbox. The runtime
+//! core keeps the record.
 
 use std::path::Path;
 
 use berth_net::ns::remove_pinned;
-use berth_store::{SandboxRecord, SandboxState};
+use berth_runtime::Step;
+use berth_store::SandboxRecord;
+use cri_api::v1;
 
 use crate::daemon::Daemon;
 use crate::error::ServiceError;
-use crate::pod::create::{ns_dir, sandbox_dir};
-use crate::pod::pidns::stop_pid_init;
+use crate::pod::convert::stored_config;
+use crate::pod::create::{namespace_modes, ns_dir, pid_mode, sandbox_dir};
+use crate::pod::pidns::{pid_namespace, stop_pid_init};
 use crate::pod::shm::unmount_shm;
 
-/// Releases the sandbox's network and marks it NotReady.
-pub fn stop_sandbox(daemon: &Daemon, record: &SandboxRecord) -> Result<(), ServiceError> {
+/// Releases the sandbox's network (CNI DEL from the cached attachment, which lives under
+/// `root` so it survives a reboot) and stops its PID init.
+pub fn stop_sandbox(
+    daemon: &Daemon,
+    record: &SandboxRecord,
+    step: Step<'_>,
+) -> Result<(), ServiceError> {
     let netns = record.netns_path.as_deref().map(Path::new);
     daemon
         .cni
         .teardown(&record.id, netns.filter(|p| p.exists()))?;
+    step("stop_pod_sandbox:network_released");
     stop_pid_init(&sandbox_dir(daemon, &record.id));
-    if record.state != SandboxState::NotReady {
-        daemon.store.sandboxes().update(&record.id, |mut current| {
-            current.state = SandboxState::NotReady;
-            Ok::<_, ServiceError>(current)
-        })?;
-    }
     Ok(())
 }
 
-/// Stops the sandbox and deletes everything it had: namespaces, shm, files, record.
-pub fn remove_sandbox(daemon: &Daemon, record: &SandboxRecord) -> Result<(), ServiceError> {
-    stop_sandbox(daemon, record)?;
-    remove_pinned(&ns_dir(daemon, &record.id))?;
+/// Deletes everything the sandbox has: network, PID init, namespaces, shm, files.
+pub fn remove_sandbox(
+    daemon: &Daemon,
+    record: &SandboxRecord,
+    step: Step<'_>,
+) -> Result<(), ServiceError> {
+    let netns = record.netns_path.as_deref().map(Path::new);
+    daemon
+        .cni
+        .teardown(&record.id, netns.filter(|p| p.exists()))?;
+    step("remove_pod_sandbox:network_released");
     let dir = sandbox_dir(daemon, &record.id);
+    stop_pid_init(&dir);
+    remove_pinned(&ns_dir(daemon, &record.id))?;
+    step("remove_pod_sandbox:namespaces_removed");
     let shm = dir.join("shm");
     unmount_shm(&shm).map_err(|source| ServiceError::Io {
         action: "unmount",
@@ -40,15 +55,32 @@ pub fn remove_sandbox(daemon: &Daemon, record: &SandboxRecord) -> Result<(), Ser
         source,
     })?;
     match std::fs::remove_dir_all(&dir) {
-        Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
-            return Err(ServiceError::Io {
-                action: "remove",
-                path: dir,
-                source: err,
-            })
-        }
-        _ => {}
+        Err(err) if err.kind() != std::io::ErrorKind::NotFound => Err(ServiceError::Io {
+            action: "remove",
+            path: dir,
+            source: err,
+        }),
+        _ => Ok(()),
     }
-    daemon.store.sandboxes().remove(&record.id)?;
-    Ok(())
+}
+
+/// Whether the sandbox's pinned namespaces, and its PID init when it has one, still exist
+/// (after a reboot none do).
+pub fn sandbox_alive(daemon: &Daemon, record: &SandboxRecord) -> bool {
+    let config = stored_config(record);
+    let (host_network, host_ipc, _) = namespace_modes(&config);
+    let pins = ns_dir(daemon, &record.id);
+    let pinned = |name: &str| berth_net::ns::is_pinned(&pins.join(name));
+    if !host_network && !(pinned("net") && pinned("uts")) {
+        return false;
+    }
+    if !host_ipc && !pinned("ipc") {
+        return false;
+    }
+    if pid_mode(&config) == v1::NamespaceMode::Pod as i32
+        && pid_namespace(&sandbox_dir(daemon, &record.id)).is_none()
+    {
+        return false;
+    }
+    true
 }

@@ -14,7 +14,6 @@ use cri_api::v1;
 
 use crate::container::paths::ContainerPaths;
 use crate::container::shim_stream;
-use crate::container::state::observe;
 use crate::daemon::Daemon;
 use crate::error::ServiceError;
 
@@ -24,9 +23,11 @@ pub(super) async fn attach(
 ) -> Result<v1::AttachResponse, ServiceError> {
     let options =
         super::exec::stream_options(request.stdin, request.stdout, request.stderr, request.tty)?;
-    let record = daemon.find_container(&request.container_id)?;
+    let view = daemon.find_container(&request.container_id)?;
+    let state = view.state();
+    let record = view.record;
     let paths = ContainerPaths::new(&daemon, &record.id);
-    if observe(&paths).state != ContainerState::Running {
+    if state != ContainerState::Running {
         return Err(ServiceError::FailedPrecondition {
             what: format!("container {} is not running", record.id),
         });

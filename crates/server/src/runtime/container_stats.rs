@@ -12,7 +12,7 @@ pub(super) async fn container_stats(
     daemon: Arc<Daemon>,
     request: v1::ContainerStatsRequest,
 ) -> Result<v1::ContainerStatsResponse, ServiceError> {
-    let record = daemon.find_container(&request.container_id)?;
+    let record = daemon.find_container(&request.container_id)?.record;
     let stats = tokio::task::spawn_blocking(move || stats(&daemon, &record)).await?;
     Ok(v1::ContainerStatsResponse { stats: Some(stats) })
 }

@@ -10,7 +10,7 @@ use berth_oci::{resolve_user, ImageView, UserDb};
 
 use crate::container::convert::{stored_config, to_status};
 use crate::container::paths::ContainerPaths;
-use crate::container::state::observe;
+use crate::container::state::Observed;
 use crate::container::userdb::read_in_root;
 use crate::daemon::Daemon;
 use crate::error::ServiceError;
@@ -19,9 +19,10 @@ pub(super) async fn container_status(
     daemon: Arc<Daemon>,
     request: v1::ContainerStatusRequest,
 ) -> Result<v1::ContainerStatusResponse, ServiceError> {
-    let record = daemon.find_container(&request.container_id)?;
+    let view = daemon.find_container(&request.container_id)?;
+    let observed = Observed::of(&view);
+    let record = view.record;
     let paths = ContainerPaths::new(&daemon, &record.id);
-    let observed = observe(&paths);
     let user = container_user(&daemon, &record, &paths)?;
     let mut info = HashMap::new();
     if request.verbose {

@@ -2,14 +2,15 @@
 
 use std::sync::Arc;
 
-use berth_store::SandboxState;
+use berth_store::ContainerRecord;
 use cri_api::v1;
+use prost::Message as _;
 
-use crate::container::create::{create_container as create, ContainerSpec};
+use crate::clock::now_nanos;
+use crate::container::create::ContainerSpec;
 use crate::daemon::Daemon;
 use crate::error::{FieldProblem, ServiceError};
 use crate::ids::new_id;
-use crate::names::container_key;
 
 pub(super) async fn create_container(
     daemon: Arc<Daemon>,
@@ -32,12 +33,8 @@ pub(super) async fn create_container(
             problem: FieldProblem::Empty,
         });
     }
+    // The core checks readiness again under the pod's lock.
     let sandbox = daemon.find_sandbox(&request.pod_sandbox_id)?;
-    if sandbox.state != SandboxState::Ready {
-        return Err(ServiceError::FailedPrecondition {
-            what: format!("pod sandbox {} is not ready", sandbox.id),
-        });
-    }
     let image_spec = config.image.clone().unwrap_or_default();
     let image = daemon
         .images
@@ -56,34 +53,27 @@ pub(super) async fn create_container(
         path: "/dev/urandom".into(),
         source,
     })?;
-    let key = container_key(&metadata.name, metadata.attempt, &sandbox.id);
-    let reservation = daemon.container_names.reserve(&key, &id, || {
-        Ok(daemon
-            .store
-            .containers()
-            .list()?
-            .into_iter()
-            .find(|c| container_key(&c.name, c.attempt, &c.sandbox_id) == key)
-            .map(|c| c.id))
-    })?;
-    let spec = ContainerSpec {
+    let record = ContainerRecord {
         id,
-        sandbox,
-        image,
+        sandbox_id: sandbox.id.clone(),
+        name: metadata.name.clone(),
+        attempt: metadata.attempt,
+        created_at: now_nanos(),
+        image_ref: image.id.clone(),
         image_name,
-        config,
+        labels: config.labels.clone().into_iter().collect(),
+        annotations: config.annotations.clone().into_iter().collect(),
+        log_path: String::new(),
+        bundle_dir: String::new(),
+        config: config.encode_to_vec(),
+        intent: None,
+        started_at: 0,
+        exit: None,
     };
-    let record = tokio::task::spawn_blocking({
-        let daemon = daemon.clone();
-        move || create(&daemon, spec)
-    })
-    .await??;
-    drop(reservation);
-    daemon.events.emit(
-        &daemon,
-        v1::ContainerEventType::ContainerCreatedEvent,
-        &record.id,
-    );
+    let record = daemon
+        .core()
+        .create_container(record, ContainerSpec { image, config })
+        .await?;
     Ok(v1::CreateContainerResponse {
         container_id: record.id,
     })

@@ -10,8 +10,6 @@ use cri_api::v1;
 use nix::sys::signal::Signal;
 
 use crate::container::exec_session::{self, ExecSession, ExecStreams};
-use crate::container::paths::ContainerPaths;
-use crate::container::state::observe;
 use crate::daemon::Daemon;
 use crate::error::{FieldProblem, ServiceError};
 
@@ -31,9 +29,10 @@ pub(super) async fn exec_sync(
             problem: FieldProblem::Empty,
         });
     }
-    let record = daemon.find_container(&request.container_id)?;
-    let paths = ContainerPaths::new(&daemon, &record.id);
-    if observe(&paths).state != ContainerState::Running {
+    let view = daemon.find_container(&request.container_id)?;
+    let state = view.state();
+    let record = view.record;
+    if state != ContainerState::Running {
         return Err(ServiceError::FailedPrecondition {
             what: format!("container {} is not running", record.id),
         });

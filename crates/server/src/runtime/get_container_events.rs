@@ -15,7 +15,7 @@ pub(super) async fn get_container_events(
     _request: v1::GetEventsRequest,
 ) -> Result<BoxStream<v1::ContainerEventResponse>, ServiceError> {
     // A subscriber that lags loses the oldest events and goes on with the newer ones.
-    let events =
-        BroadcastStream::new(daemon.events.subscribe()).filter_map(|event| event.ok().map(Ok));
+    let events = BroadcastStream::new(daemon.core().subscribe())
+        .filter_map(|event| event.ok().map(|e| Ok(crate::container::events::to_cri(&e))));
     Ok(Box::pin(events))
 }

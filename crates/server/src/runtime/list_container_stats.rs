@@ -15,14 +15,11 @@ pub(super) async fn list_container_stats(
     request: v1::ListContainerStatsRequest,
 ) -> Result<v1::ListContainerStatsResponse, ServiceError> {
     let filter = request.filter.unwrap_or_default();
-    let records: Vec<_> = daemon
-        .store
-        .containers()
-        .list()?
-        .into_iter()
-        .filter(|r| id_and_labels_match(&r.id, &r.labels, &filter.id, &filter.label_selector))
-        .filter(|r| r.sandbox_id.starts_with(&filter.pod_sandbox_id))
-        .collect();
+    let records: Vec<_> = daemon.core().list_containers(|r, _| {
+        (id_and_labels_match(&r.id, &r.labels, &filter.id, &filter.label_selector)
+            && r.sandbox_id.starts_with(&filter.pod_sandbox_id))
+        .then(|| r.clone())
+    });
     let stats = tokio::task::spawn_blocking(move || {
         records
             .iter()

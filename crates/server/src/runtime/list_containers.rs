@@ -6,8 +6,6 @@ use std::sync::Arc;
 use cri_api::v1;
 
 use crate::container::convert::{matches, to_container};
-use crate::container::paths::ContainerPaths;
-use crate::container::state::observe;
 use crate::daemon::Daemon;
 use crate::error::ServiceError;
 
@@ -16,12 +14,8 @@ pub(super) async fn list_containers(
     request: v1::ListContainersRequest,
 ) -> Result<v1::ListContainersResponse, ServiceError> {
     let filter = request.filter.unwrap_or_default();
-    let mut containers = Vec::new();
-    for record in daemon.store.containers().list()? {
-        let observed = observe(&ContainerPaths::new(&daemon, &record.id));
-        if matches(&record, &observed, &filter) {
-            containers.push(to_container(&record, &observed));
-        }
-    }
+    let containers = daemon.core().list_containers(|record, state| {
+        matches(record, state, &filter).then(|| to_container(record, state))
+    });
     Ok(v1::ListContainersResponse { containers })
 }

@@ -14,12 +14,7 @@ pub(super) async fn list_pod_sandbox(
 ) -> Result<v1::ListPodSandboxResponse, ServiceError> {
     let filter = request.filter.unwrap_or_default();
     let items = daemon
-        .store
-        .sandboxes()
-        .list()?
-        .iter()
-        .filter(|record| matches(record, &filter))
-        .map(to_pod_sandbox)
-        .collect();
+        .core()
+        .list_sandboxes(|record| matches(record, &filter).then(|| to_pod_sandbox(record)));
     Ok(v1::ListPodSandboxResponse { items })
 }

@@ -16,12 +16,8 @@ pub(super) async fn list_pod_sandbox_metrics(
     _request: v1::ListPodSandboxMetricsRequest,
 ) -> Result<v1::ListPodSandboxMetricsResponse, ServiceError> {
     let records: Vec<_> = daemon
-        .store
-        .sandboxes()
-        .list()?
-        .into_iter()
-        .filter(|r| r.state == SandboxState::Ready)
-        .collect();
+        .core()
+        .list_sandboxes(|r| (r.state == SandboxState::Ready).then(|| r.clone()));
     let pod_metrics = tokio::task::spawn_blocking(move || {
         records
             .iter()

@@ -14,13 +14,9 @@ pub(super) async fn list_pod_sandbox_stats(
     request: v1::ListPodSandboxStatsRequest,
 ) -> Result<v1::ListPodSandboxStatsResponse, ServiceError> {
     let filter = request.filter.unwrap_or_default();
-    let records: Vec<_> = daemon
-        .store
-        .sandboxes()
-        .list()?
-        .into_iter()
-        .filter(|r| id_and_labels_match(&r.id, &r.labels, &filter.id, &filter.label_selector))
-        .collect();
+    let records: Vec<_> = daemon.core().list_sandboxes(|r| {
+        id_and_labels_match(&r.id, &r.labels, &filter.id, &filter.label_selector).then(|| r.clone())
+    });
     let stats = tokio::task::spawn_blocking(move || {
         records
             .iter()

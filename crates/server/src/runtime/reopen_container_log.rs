@@ -7,7 +7,6 @@ use berth_store::ContainerState;
 use cri_api::v1;
 
 use crate::container::paths::ContainerPaths;
-use crate::container::state::observe;
 use crate::daemon::Daemon;
 use crate::error::ServiceError;
 
@@ -15,9 +14,11 @@ pub(super) async fn reopen_container_log(
     daemon: Arc<Daemon>,
     request: v1::ReopenContainerLogRequest,
 ) -> Result<v1::ReopenContainerLogResponse, ServiceError> {
-    let record = daemon.find_container(&request.container_id)?;
+    let view = daemon.find_container(&request.container_id)?;
+    let state = view.state();
+    let record = view.record;
     let paths = ContainerPaths::new(&daemon, &record.id);
-    if observe(&paths).state != ContainerState::Running {
+    if state != ContainerState::Running {
         return Err(ServiceError::FailedPrecondition {
             what: format!("container {} is not running", record.id),
         });

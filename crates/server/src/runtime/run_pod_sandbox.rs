@@ -1,15 +1,18 @@
-//! `RunPodSandbox`: namespaces, network, files and record of a new pod; nothing is left
-//! behind when a step fails.
+//! `RunPodSandbox`: checks the request and hands the new pod to the runtime core, which
+//! records its intent, creates it on the host and leaves nothing behind when a step fails.
 
 use std::sync::Arc;
 
 use cri_api::v1;
 
+use berth_store::{SandboxRecord, SandboxState};
+use prost::Message as _;
+
+use crate::clock::now_nanos;
 use crate::daemon::Daemon;
 use crate::error::{FieldProblem, ServiceError};
 use crate::ids::new_id;
-use crate::names::pod_key;
-use crate::pod::create::{create_sandbox, SandboxSpec};
+use crate::pod::create::PodSpec;
 use crate::pod::files::dns_is_safe;
 
 /// Longest pod name, namespace or UID accepted (Kubernetes names are at most 253 bytes).
@@ -51,34 +54,35 @@ pub(super) async fn run_pod_sandbox(
         path: "/dev/urandom".into(),
         source,
     })?;
-    let key = pod_key(
-        &metadata.name,
-        &metadata.namespace,
-        &metadata.uid,
-        metadata.attempt,
-    );
-    let reservation = daemon.pod_names.reserve(&key, &id, || {
-        Ok(daemon
-            .store
-            .sandboxes()
-            .list()?
-            .into_iter()
-            .find(|s| pod_key(&s.name, &s.namespace, &s.uid, s.attempt) == key)
-            .map(|s| s.id))
-    })?;
-    let spec = SandboxSpec {
+    let record = SandboxRecord {
         id,
-        config,
+        name: metadata.name,
+        namespace: metadata.namespace,
+        uid: metadata.uid,
+        attempt: metadata.attempt,
+        created_at: now_nanos(),
+        labels: config.labels.clone().into_iter().collect(),
+        annotations: config.annotations.clone().into_iter().collect(),
         runtime_handler: request.runtime_handler,
-        userns,
+        netns_path: None,
+        ip: None,
+        additional_ips: Vec::new(),
+        state: SandboxState::NotReady,
+        log_directory: config.log_directory.clone(),
+        hostname: String::new(),
+        cgroup_parent: config
+            .linux
+            .as_ref()
+            .map(|l| l.cgroup_parent.clone())
+            .unwrap_or_default(),
+        config: config.encode_to_vec(),
+        intent: None,
     };
-    let record = tokio::task::spawn_blocking({
-        let daemon = daemon.clone();
-        move || create_sandbox(&daemon, spec)
-    })
-    .await??;
-    drop(reservation);
-    tracing::info!(sandbox = %record.id, pod = %key, ip = ?record.ip, "pod sandbox running");
+    let record = daemon
+        .core()
+        .run_pod(record, PodSpec { config, userns })
+        .await?;
+    tracing::info!(sandbox = %record.id, pod = %record.name, ip = ?record.ip, "pod sandbox running");
     Ok(v1::RunPodSandboxResponse {
         pod_sandbox_id: record.id,
     })

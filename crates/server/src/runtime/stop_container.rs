@@ -7,7 +7,6 @@ use std::time::Duration;
 use cri_api::v1;
 
 use crate::container::convert::stored_config;
-use crate::container::lifecycle::stop_container as stop;
 use crate::daemon::Daemon;
 use crate::error::ServiceError;
 
@@ -15,10 +14,11 @@ pub(super) async fn stop_container(
     daemon: Arc<Daemon>,
     request: v1::StopContainerRequest,
 ) -> Result<v1::StopContainerResponse, ServiceError> {
-    let Some(record) = daemon.find_container_or_none(&request.container_id)? else {
-        return Ok(v1::StopContainerResponse {});
+    let record = match daemon.find_container(&request.container_id) {
+        Ok(view) => view.record,
+        Err(ServiceError::NotFound { .. }) => return Ok(v1::StopContainerResponse {}),
+        Err(err) => return Err(err),
     };
-    let _guard = daemon.container_locks.lock(&record.id).await;
     let config = stored_config(&record);
     let image = daemon.images.status(&record.image_ref)?;
     let image_config = image.map(|i| i.config).unwrap_or_default();
@@ -31,6 +31,9 @@ pub(super) async fn stop_container(
     )
     .number();
     let timeout = Duration::from_secs(request.timeout.max(0) as u64);
-    stop(&daemon, &record, signal, timeout).await?;
+    daemon
+        .core()
+        .stop_container(&record.id, signal, timeout)
+        .await?;
     Ok(v1::StopContainerResponse {})
 }

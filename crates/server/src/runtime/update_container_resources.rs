@@ -10,7 +10,6 @@ use serde_json::{json, Map, Value};
 
 use crate::container::convert::stored_config;
 use crate::container::paths::ContainerPaths;
-use crate::container::state::observe;
 use crate::daemon::Daemon;
 use crate::error::{FieldProblem, ServiceError};
 
@@ -22,11 +21,24 @@ pub(super) async fn update_container_resources(
         field: "linux",
         problem: FieldProblem::Empty,
     })?;
-    let record = daemon.find_container(&request.container_id)?;
-    let _guard = daemon.container_locks.lock(&record.id).await;
-    let paths = ContainerPaths::new(&daemon, &record.id);
+    let id = daemon.find_container(&request.container_id)?.record.id;
+    let core = daemon.core().clone();
+    // Under the container's operation lock: never interleaved with start, stop or remove.
+    core.with_container(&id, update(&daemon, &id, resources))
+        .await??;
+    Ok(v1::UpdateContainerResourcesResponse {})
+}
+
+async fn update(
+    daemon: &Daemon,
+    id: &str,
+    resources: v1::LinuxContainerResources,
+) -> Result<(), ServiceError> {
+    let view = daemon.find_container(id)?;
+    let record = view.record.clone();
+    let paths = ContainerPaths::new(daemon, &record.id);
     if matches!(
-        observe(&paths).state,
+        view.state(),
         ContainerState::Exited | ContainerState::Unknown
     ) {
         return Err(ServiceError::FailedPrecondition {
@@ -45,15 +57,14 @@ pub(super) async fn update_container_resources(
     let _ = std::fs::remove_file(&file);
     result?;
     daemon
-        .store
-        .containers()
-        .update(&record.id, |mut current| {
-            let mut config = stored_config(&current);
+        .core()
+        .update_container_record(&record.id, |current| {
+            let mut config = stored_config(current);
             config.linux.get_or_insert_with(Default::default).resources = Some(resources);
             current.config = config.encode_to_vec();
-            Ok::<_, ServiceError>(current)
-        })?;
-    Ok(v1::UpdateContainerResourcesResponse {})
+        })
+        .await?;
+    Ok(())
 }
 
 /// The OCI `LinuxResources` JSON `runc update --resources` reads; zero CRI values mean

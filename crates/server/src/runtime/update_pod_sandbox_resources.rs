@@ -16,19 +16,19 @@ pub(super) async fn update_pod_sandbox_resources(
     daemon: Arc<Daemon>,
     request: v1::UpdatePodSandboxResourcesRequest,
 ) -> Result<v1::UpdatePodSandboxResourcesResponse, ServiceError> {
-    let record = daemon.find_sandbox(&request.pod_sandbox_id)?;
-    let _guard = daemon.sandbox_locks.lock(&record.id).await;
-    daemon.store.sandboxes().update(&record.id, |mut current| {
-        let mut config = stored_config(&current);
-        let linux = config.linux.get_or_insert_with(Default::default);
-        if request.overhead.is_some() {
-            linux.overhead = request.overhead.clone();
-        }
-        if request.resources.is_some() {
-            linux.resources = request.resources.clone();
-        }
-        current.config = config.encode_to_vec();
-        Ok::<_, ServiceError>(current)
-    })?;
+    daemon
+        .core()
+        .update_sandbox_record(&request.pod_sandbox_id, |current| {
+            let mut config = stored_config(current);
+            let linux = config.linux.get_or_insert_with(Default::default);
+            if request.overhead.is_some() {
+                linux.overhead = request.overhead.clone();
+            }
+            if request.resources.is_some() {
+                linux.resources = request.resources.clone();
+            }
+            current.config = config.encode_to_vec();
+        })
+        .await?;
     Ok(v1::UpdatePodSandboxResourcesResponse {})
 }

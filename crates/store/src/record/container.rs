@@ -9,10 +9,13 @@ use crate::codec::{decode_json, Record};
 use crate::error::DecodeError;
 use crate::trees;
 
-/// A container as CreateContainer created it (tree `containers`, version 1).
+/// A container as CreateContainer created it, with what the runtime core learnt of its run
+/// (tree `containers`, version 1).
 ///
-/// Holds no run state: pid, start and finish times, exit code and reason come from the
-/// container's shim and its exit file (see [`ContainerState`]).
+/// The run state is written through by berthd's runtime core when it changes: `started_at`
+/// by StartContainer, `exit` when the shim reports the exit (or its death); [`Self::state`]
+/// derives the CRI state from them. `intent` marks an operation begun and not finished, so a
+/// berthd killed in the middle finishes or undoes it at its next start.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ContainerRecord {
     /// Container id: 64 lowercase hex characters; the key.
@@ -46,6 +49,55 @@ pub struct ContainerRecord {
     /// can re-derive fields this version does not store. Base64 in the JSON body.
     #[serde(default, with = "super::base64_bytes")]
     pub config: Vec<u8>,
+    /// An operation begun and not finished; `None` at rest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub intent: Option<ContainerIntent>,
+    /// When the process was started, nanoseconds since the Unix epoch; 0 if never started.
+    #[serde(default)]
+    pub started_at: i64,
+    /// How the process ended, once known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit: Option<ContainerExit>,
+}
+
+impl ContainerRecord {
+    /// The run state the record says: exited once an exit is known, running once started,
+    /// else created.
+    pub fn state(&self) -> ContainerState {
+        ContainerState::observe(self.started_at > 0, self.exit.is_some())
+    }
+}
+
+/// An operation on a container that berthd recorded before touching the host.
+///
+/// At start-up berthd finishes or undoes each one: `Creating` and `Removing` are undone /
+/// finished by removing everything the container may hold; `Starting` is settled from runc's
+/// view; `Stopping` is finished with SIGKILL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ContainerIntent {
+    /// CreateContainer: rootfs, bundle, shim and `runc create` may exist in part.
+    Creating,
+    /// StartContainer: `runc start` may have run.
+    Starting,
+    /// StopContainer / StopPodSandbox: the process may have been signalled.
+    Stopping,
+    /// RemoveContainer / RemovePodSandbox: its resources may be partly gone.
+    Removing,
+}
+
+/// How a container's process ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerExit {
+    /// Exit status, 128 + signal when killed, 255 when unknown.
+    pub exit_code: i32,
+    /// When it ended (or was found gone), nanoseconds since the Unix epoch.
+    pub finished_at: i64,
+    /// `Completed`, `Error`, `OOMKilled` or `Unknown`.
+    pub reason: String,
+    /// Why, when berth had to conclude the exit itself (the shim was gone).
+    #[serde(default)]
+    pub message: String,
 }
 
 impl Record for ContainerRecord {
@@ -64,17 +116,19 @@ impl Record for ContainerRecord {
     }
 }
 
-/// Run state of a container. Never stored: berthd derives it from what the shim reports and
-/// from the exit file the shim writes when the process ends.
+/// Run state of a container, from the record's `started_at` and `exit` (see
+/// [`ContainerRecord::state`]); `Unknown` while berthd cannot tell (its probe of the shim
+/// and runc failed).
 ///
 /// ```text
 ///  CreateContainer          StartContainer           process exits
 ///  ───────────────▶ Created ──────────────▶ Running ───────────────▶ Exited
 ///                                              │
-///                                              └─ shim unreachable, no exit file ─▶ Unknown
+///                                              └─ probe failed ─▶ Unknown
 /// ```
 ///
-/// RemoveContainer is allowed in every state; a `Running` or `Unknown` container is stopped
+/// A shim that dies without recording the exit makes the container `Exited` with code 255
+/// and reason `Unknown`. RemoveContainer is allowed in every state; a `Running` or `Unknown` container is stopped
 /// first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ContainerState {

@@ -4,9 +4,9 @@ mod container;
 mod image;
 mod sandbox;
 
-pub use container::{ContainerRecord, ContainerState};
+pub use container::{ContainerExit, ContainerIntent, ContainerRecord, ContainerState};
 pub use image::ImageRecord;
-pub use sandbox::{SandboxRecord, SandboxState};
+pub use sandbox::{SandboxIntent, SandboxRecord, SandboxState};
 
 /// Serde adapter storing opaque bytes (raw CRI configs) as one base64 string in the JSON body
 /// instead of an array of numbers.

@@ -57,6 +57,25 @@ pub struct SandboxRecord {
     /// version can re-derive fields this version does not store. Base64 in the JSON body.
     #[serde(default, with = "super::base64_bytes")]
     pub config: Vec<u8>,
+    /// An operation begun and not finished; `None` at rest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub intent: Option<SandboxIntent>,
+}
+
+/// An operation on a sandbox that berthd recorded before touching the host.
+///
+/// A sandbox being created is written first with `Creating` (and every resource it may come
+/// to hold is named by its ID), so a crash at any step is undone at the next start by an
+/// idempotent teardown; `Stopping` and `Removing` are finished.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SandboxIntent {
+    /// RunPodSandbox: directories, shm, namespaces, PID init and network may exist in part.
+    Creating,
+    /// StopPodSandbox: containers killed and network released in part.
+    Stopping,
+    /// RemovePodSandbox: containers and resources removed in part.
+    Removing,
 }
 
 impl SandboxRecord {

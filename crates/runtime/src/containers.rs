@@ -1,0 +1,475 @@
+//! Container operations: create, start, stop, remove. Each holds its pod's lifecycle lock
+//! shared and the container's operation lock, intent first.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use berth_store::{ContainerExit, ContainerIntent, ContainerRecord, SandboxIntent, SandboxState};
+
+use crate::error::quote;
+use crate::events::EventKind;
+use crate::registry::ContainerEntry;
+use crate::{failpoint, step, Host, Result, Runtime, RuntimeError, KILL_WAIT, SIGKILL};
+
+impl<H: Host> Runtime<H> {
+    /// Writes `change` of the container's record through to the store, then to memory.
+    /// Does nothing (`Ok(None)`) once the container is forgotten.
+    pub(crate) async fn persist_container(
+        &self,
+        entry: &ContainerEntry,
+        change: impl FnOnce(&mut ContainerRecord),
+    ) -> Result<Option<ContainerRecord>, H> {
+        let _write = entry.write.lock().await;
+        if self.registry.container_exact(&entry.id).is_none() {
+            return Ok(None);
+        }
+        let mut record = entry.record();
+        change(&mut record);
+        let store = self.store.clone();
+        let stored = record.clone();
+        self.blocking("persist", &entry.id, move || {
+            store.containers().put(&stored).map_err(RuntimeError::from)
+        })
+        .await?;
+        entry.set(record.clone());
+        Ok(Some(record))
+    }
+
+    /// Forgets the container: store, then registry.
+    async fn forget_container(&self, entry: &ContainerEntry) -> Result<(), H> {
+        let _write = entry.write.lock().await;
+        let store = self.store.clone();
+        let id = entry.id.clone();
+        self.blocking("forget", &entry.id, move || {
+            store.containers().remove(&id).map_err(RuntimeError::from)
+        })
+        .await?;
+        self.registry.remove_container(&entry.id);
+        Ok(())
+    }
+
+    /// Records how the container ended, once; publishes the stopped event.
+    pub(crate) async fn record_exit(&self, entry: &ContainerEntry, exit: ContainerExit) {
+        if entry.record().exit.is_some() {
+            return;
+        }
+        let mut first = false;
+        let recorded = self
+            .persist_container(entry, |r| {
+                if r.exit.is_none() {
+                    r.exit = Some(exit);
+                    first = true;
+                }
+            })
+            .await;
+        match recorded {
+            Ok(Some(record)) if first => {
+                entry.set_unknown(None);
+                tracing::info!(container = %entry.id, code = record.exit.as_ref().map(|e| e.exit_code), "container exited");
+                self.emit(EventKind::Stopped, record);
+            }
+            Ok(_) => {}
+            Err(err) => {
+                tracing::error!(container = %entry.id, error = %err, "cannot record the container's exit")
+            }
+        }
+    }
+
+    /// CreateContainer: `record` names the container (ID, sandbox ID, name, config); the
+    /// host creates it from `spec`. Nothing is left behind when it fails.
+    pub async fn create_container(
+        self: &Arc<Self>,
+        mut record: ContainerRecord,
+        spec: H::ContainerSpec,
+    ) -> Result<ContainerRecord, H> {
+        let sandbox = self
+            .registry
+            .sandbox_exact(&record.sandbox_id)
+            .ok_or_else(|| RuntimeError::NotFound {
+                kind: "pod sandbox",
+                id: quote(&record.sandbox_id),
+            })?;
+        let lifecycle = sandbox.lifecycle.clone().read_owned().await;
+        // Checked under the lock: a pod being stopped or removed takes no new container.
+        if self.registry.sandbox_exact(&sandbox.id).is_none() {
+            return Err(RuntimeError::NotFound {
+                kind: "pod sandbox",
+                id: sandbox.id.clone(),
+            });
+        }
+        let pod = sandbox.record();
+        let why = match (pod.state, pod.intent) {
+            (_, Some(SandboxIntent::Removing)) => Some("being removed"),
+            (_, Some(SandboxIntent::Stopping)) => Some("being stopped"),
+            (_, Some(SandboxIntent::Creating)) => Some("being created"),
+            (SandboxState::NotReady, None) => Some("not ready"),
+            (SandboxState::Ready, None) => None,
+        };
+        if let Some(why) = why {
+            return Err(RuntimeError::SandboxNotReady {
+                id: sandbox.id.clone(),
+                why,
+            });
+        }
+        record.intent = Some(ContainerIntent::Creating);
+        let entry = self
+            .registry
+            .add_container(record.clone())
+            .map_err(|holder| RuntimeError::NameTaken {
+                kind: "container",
+                name: quote(&crate::registry::container_key(&record)),
+                id: holder,
+            })?;
+        let store = self.store.clone();
+        let intent = record.clone();
+        let id = record.id.clone();
+        if let Err(err) = self
+            .blocking("CreateContainer", &id, move || {
+                store
+                    .containers()
+                    .insert(&intent)
+                    .map_err(RuntimeError::from)
+            })
+            .await
+        {
+            self.registry.remove_container(&id);
+            return Err(err);
+        }
+        failpoint::reach("create_container:intent_recorded");
+        let runtime = self.clone();
+        Self::detached("CreateContainer", &id, async move {
+            let _lifecycle = lifecycle;
+            let host = runtime.host.clone();
+            let created = runtime
+                .blocking("CreateContainer", &entry.id, move || {
+                    host.create_container(&mut record, &pod, &spec, &step)
+                        .map(|()| record)
+                        .map_err(RuntimeError::Host)
+                })
+                .await;
+            let mut record = match created {
+                Ok(record) => record,
+                Err(err) => {
+                    runtime.undo_container(&entry).await;
+                    return Err(err);
+                }
+            };
+            failpoint::reach("create_container:before_commit");
+            record.intent = None;
+            if let Err(err) = runtime.persist_container(&entry, |r| *r = record).await {
+                runtime.undo_container(&entry).await;
+                return Err(err);
+            }
+            runtime.supervise(entry.clone());
+            let record = entry.record();
+            runtime.emit(EventKind::Created, record.clone());
+            tracing::info!(container = %entry.id, sandbox = %entry.sandbox_id, "container created");
+            Ok(record)
+        })
+        .await
+    }
+
+    /// Removes what a container that will never exist may hold, then its record; when the
+    /// host cannot, the record stays (hidden) for the next start to retry.
+    pub(crate) async fn undo_container(&self, entry: &ContainerEntry) {
+        let host = self.host.clone();
+        let record = entry.record();
+        let removed = self
+            .blocking("undo CreateContainer", &entry.id, move || {
+                host.remove_container(&record).map_err(RuntimeError::Host)
+            })
+            .await;
+        match removed {
+            Ok(()) => {
+                if let Err(err) = self.forget_container(entry).await {
+                    tracing::error!(container = %entry.id, error = %err, "cannot forget an undone container; retried at the next start");
+                }
+            }
+            Err(err) => {
+                tracing::error!(container = %entry.id, error = %err, "undo of a container left resources behind; retried at the next start");
+            }
+        }
+    }
+
+    /// Takes the pod's lifecycle lock shared and the container's operation lock; `None`
+    /// when the container is gone by then.
+    async fn lock_container(&self, entry: Arc<ContainerEntry>) -> Option<ContainerGuard> {
+        let lifecycle = match self.registry.sandbox_exact(&entry.sandbox_id) {
+            Some(sandbox) => Some(sandbox.lifecycle.clone().read_owned().await),
+            None => None,
+        };
+        let op = entry.op_lock().await;
+        self.registry.container_exact(&entry.id)?;
+        Some(ContainerGuard {
+            _lifecycle: lifecycle,
+            _op: op,
+            entry,
+        })
+    }
+
+    /// StartContainer: `runc start` of a created container.
+    pub async fn start_container(self: &Arc<Self>, id: &str) -> Result<(), H> {
+        let entry = self
+            .container_entry(id)?
+            .ok_or_else(|| RuntimeError::NotFound {
+                kind: "container",
+                id: quote(id),
+            })?;
+        let runtime = self.clone();
+        Self::detached("StartContainer", &entry.id.clone(), async move {
+            let Some(guard) = runtime.lock_container(entry.clone()).await else {
+                return Err(RuntimeError::NotFound {
+                    kind: "container",
+                    id: entry.id.clone(),
+                });
+            };
+            let entry = &guard.entry;
+            let record = entry.record();
+            let state = record.state();
+            if !state.can_start() || record.intent.is_some() {
+                return Err(RuntimeError::WrongState {
+                    id: entry.id.clone(),
+                    state,
+                    wanted: "created",
+                });
+            }
+            runtime
+                .persist_container(entry, |r| r.intent = Some(ContainerIntent::Starting))
+                .await?;
+            failpoint::reach("start_container:intent_recorded");
+            // Taken before runc start: a process that exits at once must not look started
+            // after it finished.
+            let started_at = crate::now_nanos();
+            let host = runtime.host.clone();
+            let started = runtime
+                .blocking("StartContainer", &entry.id, move || {
+                    host.start_container(&record).map_err(RuntimeError::Host)
+                })
+                .await;
+            if let Err(err) = started {
+                runtime
+                    .persist_container(entry, |r| r.intent = None)
+                    .await?;
+                return Err(err);
+            }
+            failpoint::reach("start_container:started");
+            let record = runtime
+                .persist_container(entry, |r| {
+                    r.intent = None;
+                    r.started_at = started_at;
+                })
+                .await?;
+            if let Some(record) = record {
+                tracing::info!(container = %entry.id, "container started");
+                runtime.emit(EventKind::Started, record);
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// StopContainer: `signal`, `timeout`, then SIGKILL. Idempotent: an unknown or stopped
+    /// container is fine.
+    pub async fn stop_container(
+        self: &Arc<Self>,
+        id: &str,
+        signal: i32,
+        timeout: Duration,
+    ) -> Result<(), H> {
+        let Some(entry) = self.container_entry(id)? else {
+            return Ok(());
+        };
+        let runtime = self.clone();
+        Self::detached("StopContainer", &entry.id.clone(), async move {
+            let Some(guard) = runtime.lock_container(entry).await else {
+                return Ok(());
+            };
+            runtime
+                .stop_container_locked(&guard.entry, signal, timeout)
+                .await
+        })
+        .await
+    }
+
+    /// Stops a container whose operation lock the caller holds.
+    pub(crate) async fn stop_container_locked(
+        &self,
+        entry: &ContainerEntry,
+        signal: i32,
+        timeout: Duration,
+    ) -> Result<(), H> {
+        let record = entry.record();
+        let state = crate::ContainerView {
+            record: record.clone(),
+            unknown: entry.with(|_, u| u.map(str::to_owned)),
+        }
+        .state();
+        if !state.can_stop() {
+            return Ok(());
+        }
+        let own_intent = record.intent.is_none();
+        if own_intent {
+            self.persist_container(entry, |r| r.intent = Some(ContainerIntent::Stopping))
+                .await?;
+        }
+        let mut changes = entry.subscribe();
+        let mut stopped = false;
+        if !timeout.is_zero() {
+            match self.signal(entry, signal, false).await {
+                Ok(()) => stopped = self.wait_for_exit(entry, &mut changes, timeout).await,
+                Err(err) => {
+                    tracing::info!(container = %entry.id, error = %err, "stop signal not delivered")
+                }
+            }
+        }
+        if !stopped {
+            if let Err(err) = self.signal(entry, SIGKILL, true).await {
+                tracing::info!(container = %entry.id, error = %err, "SIGKILL not delivered");
+            }
+            stopped = self.wait_for_exit(entry, &mut changes, KILL_WAIT).await;
+        }
+        if own_intent {
+            self.persist_container(entry, |r| {
+                if r.intent == Some(ContainerIntent::Stopping) {
+                    r.intent = None;
+                }
+            })
+            .await?;
+        }
+        if !stopped {
+            return Err(RuntimeError::StopTimeout {
+                id: entry.id.clone(),
+                seconds: (timeout + KILL_WAIT).as_secs(),
+            });
+        }
+        Ok(())
+    }
+
+    async fn signal(&self, entry: &ContainerEntry, signal: i32, all: bool) -> Result<(), H> {
+        let host = self.host.clone();
+        let record = entry.record();
+        self.blocking("signal", &entry.id, move || {
+            host.signal_container(&record, signal, all)
+                .map_err(RuntimeError::Host)
+        })
+        .await
+    }
+
+    /// Waits until the container's exit is recorded (by the supervisor) or `timeout` passes.
+    async fn wait_for_exit(
+        &self,
+        entry: &ContainerEntry,
+        changes: &mut tokio::sync::watch::Receiver<u64>,
+        timeout: Duration,
+    ) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if entry.record().exit.is_some() {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, changes.changed())
+                .await
+                .map_or(true, |changed| changed.is_err())
+            {
+                return entry.record().exit.is_some();
+            }
+        }
+    }
+
+    /// RemoveContainer: kills it if it runs, then removes everything it holds and its
+    /// record. Idempotent: an unknown container is fine.
+    pub async fn remove_container(self: &Arc<Self>, id: &str) -> Result<(), H> {
+        let Some(entry) = self.container_entry(id)? else {
+            return Ok(());
+        };
+        let runtime = self.clone();
+        Self::detached("RemoveContainer", &entry.id.clone(), async move {
+            let Some(guard) = runtime.lock_container(entry).await else {
+                return Ok(());
+            };
+            runtime.remove_container_locked(&guard.entry).await
+        })
+        .await
+    }
+
+    /// Removes a container whose operation lock the caller holds.
+    pub(crate) async fn remove_container_locked(&self, entry: &ContainerEntry) -> Result<(), H> {
+        if self.registry.container_exact(&entry.id).is_none() {
+            return Ok(());
+        }
+        if entry.record().intent != Some(ContainerIntent::Removing) {
+            self.persist_container(entry, |r| r.intent = Some(ContainerIntent::Removing))
+                .await?;
+        }
+        if let Err(err) = self
+            .stop_container_locked(entry, SIGKILL, Duration::ZERO)
+            .await
+        {
+            // runc's forced delete below kills what is left.
+            tracing::warn!(container = %entry.id, error = %err, "removing a container that did not stop");
+        }
+        let host = self.host.clone();
+        let record = entry.record();
+        self.blocking("RemoveContainer", &entry.id, move || {
+            host.remove_container(&record).map_err(RuntimeError::Host)
+        })
+        .await?;
+        let record = entry.record();
+        self.forget_container(entry).await?;
+        tracing::info!(container = %entry.id, "container removed");
+        self.emit(EventKind::Deleted, record);
+        Ok(())
+    }
+
+    /// Runs `f` with the container's operation lock held (UpdateContainerResources,
+    /// ReopenContainerLog): it never interleaves with start, stop or remove.
+    pub async fn with_container<T>(
+        &self,
+        id: &str,
+        f: impl std::future::Future<Output = T>,
+    ) -> Result<T, H> {
+        let entry = self
+            .container_entry(id)?
+            .ok_or_else(|| RuntimeError::NotFound {
+                kind: "container",
+                id: quote(id),
+            })?;
+        let Some(_guard) = self.lock_container(entry.clone()).await else {
+            return Err(RuntimeError::NotFound {
+                kind: "container",
+                id: entry.id.clone(),
+            });
+        };
+        Ok(f.await)
+    }
+}
+
+impl<H: Host> Runtime<H> {
+    /// Changes container `id`'s record (its stored config, after UpdateContainerResources):
+    /// written through, then in memory.
+    pub async fn update_container_record(
+        &self,
+        id: &str,
+        change: impl FnOnce(&mut ContainerRecord),
+    ) -> Result<ContainerRecord, H> {
+        let entry = self
+            .container_entry(id)?
+            .ok_or_else(|| RuntimeError::NotFound {
+                kind: "container",
+                id: quote(id),
+            })?;
+        self.persist_container(&entry, change)
+            .await?
+            .ok_or_else(|| RuntimeError::NotFound {
+                kind: "container",
+                id: entry.id.clone(),
+            })
+    }
+}
+
+/// The locks of one container operation.
+pub(crate) struct ContainerGuard {
+    _lifecycle: Option<tokio::sync::OwnedRwLockReadGuard<()>>,
+    _op: tokio::sync::OwnedMutexGuard<()>,
+    pub(crate) entry: Arc<ContainerEntry>,
+}

@@ -1,0 +1,196 @@
+//! Start-up: the registry is loaded from the store, then every object is reconciled with the
+//! host before berthd serves.
+//!
+//! Containers first (a pod's removal needs its containers settled):
+//!
+//! | record says              | host says                        | outcome                                   |
+//! |--------------------------|----------------------------------|-------------------------------------------|
+//! | intent `Creating`        | anything                         | removed (host, then record)               |
+//! | intent `Removing`        | anything                         | removal finished                          |
+//! | intent `Starting`        | runc: running / stopped          | started (then as below)                   |
+//! |                          | runc: created                    | created, intent cleared                   |
+//! |                          | runc: missing                    | exited 255 `Unknown`                      |
+//! | intent `Stopping`        | anything                         | intent cleared, SIGKILL if alive          |
+//! | exit recorded            | —                                | exited                                    |
+//! | no exit                  | shim runs                        | supervised                                |
+//! |                          | shim gone, exit file             | exited with the file's code               |
+//! |                          | shim gone, no exit file          | leftovers killed, exited 255 `Unknown`    |
+//!
+//! Then sandboxes: `Creating` → removed; `Removing` → removal finished; `Stopping` → stop
+//! finished; `Ready` whose namespaces (or PID init) are gone, as after a reboot → stopped:
+//! CNI DEL with the cached result releases its IP and port mappings, and it is NotReady, so
+//! kubelet recreates and removes it. Failures are logged and retried at the next start.
+
+use std::sync::Arc;
+
+use berth_store::{ContainerIntent, SandboxIntent, SandboxState};
+
+use crate::registry::{ContainerEntry, SandboxEntry};
+use crate::supervise::exit_lost;
+use crate::{Host, Result, RuncView, Runtime, RuntimeError, SIGKILL};
+
+impl<H: Host> Runtime<H> {
+    /// Reads every record into the registry.
+    pub(crate) async fn load(&self) -> Result<(), H> {
+        let store = self.store.clone();
+        let (sandboxes, containers) = self
+            .blocking("load", "store", move || {
+                Ok((
+                    store.sandboxes().list_with_errors()?,
+                    store.containers().list_with_errors()?,
+                ))
+            })
+            .await?;
+        for record in sandboxes {
+            match record {
+                Ok(record) => {
+                    let id = record.id.clone();
+                    if let Err(holder) = self.registry.add_sandbox(record) {
+                        tracing::error!(sandbox = %id, holder = %holder, "two pod sandboxes with one name; the second is ignored");
+                    }
+                }
+                Err(err) => tracing::error!(error = %err, "unreadable pod sandbox record skipped"),
+            }
+        }
+        for record in containers {
+            match record {
+                Ok(record) => {
+                    let id = record.id.clone();
+                    if let Err(holder) = self.registry.add_container(record) {
+                        tracing::error!(container = %id, holder = %holder, "two containers with one name; the second is ignored");
+                    }
+                }
+                Err(err) => tracing::error!(error = %err, "unreadable container record skipped"),
+            }
+        }
+        Ok(())
+    }
+
+    /// Reconciles every object with the host.
+    pub(crate) async fn recover(self: &Arc<Self>) {
+        for entry in self.registry.all_containers() {
+            if let Err(err) = self.recover_container(&entry).await {
+                tracing::error!(container = %entry.id, error = %err, "recovery failed; retried at the next start");
+            }
+        }
+        for entry in self.registry.all_sandboxes() {
+            if let Err(err) = self.recover_sandbox(&entry).await {
+                tracing::error!(sandbox = %entry.id, error = %err, "recovery failed; retried at the next start");
+            }
+        }
+        tracing::info!(
+            sandboxes = self.registry.all_sandboxes().len(),
+            containers = self.registry.all_containers().len(),
+            "runtime state recovered"
+        );
+    }
+
+    async fn recover_container(self: &Arc<Self>, entry: &Arc<ContainerEntry>) -> Result<(), H> {
+        let record = entry.record();
+        match record.intent {
+            Some(ContainerIntent::Creating) => {
+                tracing::info!(container = %entry.id, "undoing an interrupted CreateContainer");
+                self.undo_container(entry).await;
+                return Ok(());
+            }
+            Some(ContainerIntent::Removing) => {
+                tracing::info!(container = %entry.id, "finishing an interrupted RemoveContainer");
+                let _op = entry.op_lock().await;
+                return self.remove_container_locked(entry).await;
+            }
+            Some(ContainerIntent::Starting) => {
+                let probe = self.probe(entry).await;
+                tracing::info!(container = %entry.id, runc = ?probe.runc, "settling an interrupted StartContainer");
+                match probe.runc {
+                    RuncView::Running | RuncView::Stopped => {
+                        self.persist_container(entry, |r| {
+                            r.intent = None;
+                            r.started_at = crate::now_nanos();
+                        })
+                        .await?;
+                    }
+                    RuncView::Created | RuncView::Missing => {
+                        self.persist_container(entry, |r| r.intent = None).await?;
+                    }
+                    RuncView::Unknown(why) => {
+                        self.persist_container(entry, |r| r.intent = None).await?;
+                        entry.set_unknown(Some(why));
+                    }
+                }
+            }
+            Some(ContainerIntent::Stopping) => {
+                tracing::info!(container = %entry.id, "finishing an interrupted stop");
+                self.persist_container(entry, |r| r.intent = None).await?;
+                let host = self.host.clone();
+                let record = entry.record();
+                if let Err(err) = self
+                    .blocking("kill", &entry.id, move || {
+                        host.signal_container(&record, SIGKILL, true)
+                            .map_err(RuntimeError::Host)
+                    })
+                    .await
+                {
+                    tracing::info!(container = %entry.id, error = %err, "nothing left to kill");
+                }
+            }
+            None => {}
+        }
+        if entry.record().exit.is_some() {
+            return Ok(());
+        }
+        let probe = self.probe(entry).await;
+        if probe.shim_pid.is_some() {
+            self.supervise(entry.clone());
+            return Ok(());
+        }
+        match &probe.exit {
+            Some(file) => {
+                self.record_exit(entry, crate::supervise::exit_from_file(file))
+                    .await
+            }
+            None => {
+                self.kill_leftovers(entry, &probe).await;
+                self.record_exit(
+                    entry,
+                    exit_lost("berth-shim was gone at start-up and left no exit file (node rebooted, or the shim was killed)"),
+                )
+                .await;
+            }
+        }
+        Ok(())
+    }
+
+    async fn recover_sandbox(self: &Arc<Self>, entry: &Arc<SandboxEntry>) -> Result<(), H> {
+        let record = entry.record();
+        match record.intent {
+            Some(SandboxIntent::Creating) => {
+                tracing::info!(sandbox = %entry.id, "undoing an interrupted RunPodSandbox");
+                self.undo_pod(entry).await;
+                Ok(())
+            }
+            Some(SandboxIntent::Removing) => {
+                tracing::info!(sandbox = %entry.id, "finishing an interrupted RemovePodSandbox");
+                let _lifecycle = entry.lifecycle.clone().write_owned().await;
+                self.remove_pod_locked(entry).await
+            }
+            Some(SandboxIntent::Stopping) => {
+                tracing::info!(sandbox = %entry.id, "finishing an interrupted StopPodSandbox");
+                let _lifecycle = entry.lifecycle.clone().write_owned().await;
+                self.stop_pod_locked(entry).await
+            }
+            None if record.state == SandboxState::Ready => {
+                let host = self.host.clone();
+                let alive = self
+                    .blocking("probe", &entry.id, move || Ok(host.pod_alive(&record)))
+                    .await?;
+                if alive {
+                    return Ok(());
+                }
+                tracing::warn!(sandbox = %entry.id, "pod sandbox namespaces are gone; stopping it");
+                let _lifecycle = entry.lifecycle.clone().write_owned().await;
+                self.stop_pod_locked(entry).await
+            }
+            None => Ok(()),
+        }
+    }
+}

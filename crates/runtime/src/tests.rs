@@ -1,0 +1,407 @@
+//! The core's rollback, recovery, supervision and serialisation, against [`FakeHost`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use berth_store::{
+    ContainerIntent, ContainerState, SandboxIntent, SandboxRecord, SandboxState, Store,
+};
+
+use crate::fake::FakeHost;
+use crate::testutil::{container, sandbox};
+use crate::{failpoint, EventKind, ExitFile, Runtime, RuntimeError};
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    root: std::path::PathBuf,
+    host: Arc<FakeHost>,
+    rt: Arc<Runtime<FakeHost>>,
+}
+
+impl Fixture {
+    async fn new() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().to_owned();
+        let host = Arc::new(FakeHost::default());
+        let rt = Runtime::open(host.clone(), Store::open(&root).unwrap())
+            .await
+            .unwrap();
+        Fixture {
+            _dir: dir,
+            root,
+            host,
+            rt,
+        }
+    }
+
+    /// A new berthd over the same store and host (after the old one "died").
+    async fn restart(&mut self) {
+        self.rt.shutdown();
+        let placeholder = tempfile::tempdir().unwrap();
+        let old = std::mem::replace(
+            &mut self.rt,
+            Runtime::open(
+                Arc::new(FakeHost::default()),
+                Store::open(placeholder.path()).unwrap(),
+            )
+            .await
+            .unwrap(),
+        );
+        drop(old);
+        // sled's lock is released once every handle is dropped; an aborted supervisor drops
+        // its own at its next poll.
+        let store = loop {
+            match Store::open(&self.root) {
+                Ok(store) => break store,
+                Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+        };
+        self.rt = Runtime::open(self.host.clone(), store).await.unwrap();
+    }
+
+    async fn pod(&self, id: &str, name: &str) -> SandboxRecord {
+        self.rt.run_pod(sandbox(id, name), ()).await.unwrap()
+    }
+
+    async fn running(&self, id: &str, pod: &str) {
+        self.rt
+            .create_container(container(id, pod, &format!("c-{id}")), ())
+            .await
+            .unwrap();
+        self.rt.start_container(id).await.unwrap();
+    }
+
+    fn stored_sandboxes(&self) -> usize {
+        self.rt.store.sandboxes().list().unwrap().len()
+    }
+}
+
+const POD_STEPS: &[&str] = &[
+    "run_pod_sandbox:files",
+    "run_pod_sandbox:shm",
+    "run_pod_sandbox:namespaces",
+    "run_pod_sandbox:pid_init",
+    "run_pod_sandbox:network",
+];
+
+#[tokio::test]
+async fn a_pod_that_fails_at_any_step_leaves_nothing() {
+    let f = Fixture::new().await;
+    for (n, step) in POD_STEPS.iter().enumerate() {
+        assert!(failpoint::STEPS.contains(step));
+        *f.host.fail.lock().unwrap() = Some((*step).to_owned());
+        let err =
+            f.rt.run_pod(sandbox(&format!("p{n}"), "web"), ())
+                .await
+                .unwrap_err();
+        assert!(matches!(err, RuntimeError::Host(_)), "{err}");
+        assert!(f.host.held().is_empty(), "{step}: {:?}", f.host.held());
+        assert_eq!(f.stored_sandboxes(), 0, "{step}");
+    }
+    // The name is free again.
+    *f.host.fail.lock().unwrap() = None;
+    f.pod("ok", "web").await;
+    assert_eq!(f.rt.sandbox("ok").unwrap().state, SandboxState::Ready);
+}
+
+#[tokio::test]
+async fn a_failed_undo_is_kept_hidden_and_retried_at_the_next_start() {
+    let mut f = Fixture::new().await;
+    // What a create whose undo failed leaves: the record with its intent, and resources.
+    *f.host.fail.lock().unwrap() = Some("remove_pod".into());
+    f.host
+        .resources
+        .lock()
+        .unwrap()
+        .insert("pod:qq:files".into());
+    let mut record = sandbox("qq", "db");
+    record.intent = Some(SandboxIntent::Creating);
+    f.rt.store.sandboxes().insert(&record).unwrap();
+    f.restart().await;
+    // Recovery tried and failed: still held, still stored, never listed.
+    assert!(f.host.held().contains("pod:qq:files"));
+    assert_eq!(f.stored_sandboxes(), 1);
+    assert!(f.rt.list_sandboxes(|s| Some(s.id.clone())).is_empty());
+    assert!(matches!(
+        f.rt.sandbox("qq"),
+        Err(RuntimeError::NotFound { .. })
+    ));
+    // The next start succeeds.
+    *f.host.fail.lock().unwrap() = None;
+    f.restart().await;
+    assert!(f.host.held().is_empty());
+    assert_eq!(f.stored_sandboxes(), 0);
+}
+
+#[tokio::test]
+async fn interrupted_operations_are_finished_or_undone_at_start_up() {
+    let mut f = Fixture::new().await;
+    f.pod("pa", "a").await;
+    f.running("c1", "pa").await;
+    // What a kill -9 in the middle of each operation leaves.
+    let store = f.rt.store.clone();
+    let mut creating_pod = sandbox("pb", "b");
+    creating_pod.intent = Some(SandboxIntent::Creating);
+    store.sandboxes().insert(&creating_pod).unwrap();
+    f.host
+        .resources
+        .lock()
+        .unwrap()
+        .extend(["pod:pb:files".to_owned(), "pod:pb:ns".to_owned()]);
+    let mut creating = container("c2", "pa", "two");
+    creating.intent = Some(ContainerIntent::Creating);
+    store.containers().insert(&creating).unwrap();
+    f.host
+        .resources
+        .lock()
+        .unwrap()
+        .insert("ctr:c2:rootfs".into());
+    let mut removing_pod = sandbox("pc", "c");
+    removing_pod.intent = Some(SandboxIntent::Removing);
+    store.sandboxes().insert(&removing_pod).unwrap();
+    f.host.resources.lock().unwrap().insert("pod:pc:net".into());
+    drop(store);
+
+    f.restart().await;
+    let held = f.host.held();
+    assert!(
+        held.iter()
+            .all(|r| r.starts_with("pod:pa:") || r.starts_with("ctr:c1:")),
+        "{held:?}"
+    );
+    let ids = f.rt.list_sandboxes(|s| Some(s.id.clone()));
+    assert_eq!(ids, ["pa"]);
+    let containers = f.rt.list_containers(|c, state| Some((c.id.clone(), state)));
+    assert_eq!(containers, [("c1".to_owned(), ContainerState::Running)]);
+}
+
+#[tokio::test]
+async fn an_interrupted_start_is_settled_from_runc() {
+    let mut f = Fixture::new().await;
+    f.pod("pa", "a").await;
+    f.rt.create_container(container("c1", "pa", "one"), ())
+        .await
+        .unwrap();
+    f.rt.create_container(container("c2", "pa", "two"), ())
+        .await
+        .unwrap();
+    // c1: runc start ran, the record was not updated; c2: it never ran.
+    for id in ["c1", "c2"] {
+        let mut record = f.rt.container(id).unwrap().record;
+        record.intent = Some(ContainerIntent::Starting);
+        f.rt.store.containers().put(&record).unwrap();
+    }
+    f.host
+        .runc
+        .lock()
+        .unwrap()
+        .insert("c1".into(), crate::RuncView::Running);
+    f.restart().await;
+    assert_eq!(
+        f.rt.container("c1").unwrap().state(),
+        ContainerState::Running
+    );
+    assert_eq!(
+        f.rt.container("c2").unwrap().state(),
+        ContainerState::Created
+    );
+    // c2 can be started now (it could not with the intent left).
+    f.rt.start_container("c2").await.unwrap();
+}
+
+#[tokio::test]
+async fn a_reboot_leaves_not_ready_pods_and_exited_containers_that_remove_cleanly() {
+    let mut f = Fixture::new().await;
+    f.pod("pa", "a").await;
+    f.running("c1", "pa").await;
+    f.rt.create_container(container("c2", "pa", "created"), ())
+        .await
+        .unwrap();
+    f.host.reboot();
+    f.restart().await;
+    let pod = f.rt.sandbox("pa").unwrap();
+    assert_eq!(pod.state, SandboxState::NotReady);
+    assert_eq!(
+        f.host.calls_of("stop_pod").len(),
+        1,
+        "network released at start-up"
+    );
+    for id in ["c1", "c2"] {
+        let view = f.rt.container(id).unwrap();
+        assert_eq!(view.state(), ContainerState::Exited, "{id}");
+        let exit = view.record.exit.unwrap();
+        assert_eq!((exit.exit_code, exit.reason.as_str()), (255, "Unknown"));
+    }
+    f.rt.remove_pod("pa").await.unwrap();
+    assert!(f.host.held().is_empty(), "{:?}", f.host.held());
+    assert_eq!(f.stored_sandboxes(), 0);
+}
+
+#[tokio::test]
+async fn a_dead_shim_is_noticed_at_once() {
+    let f = Fixture::new().await;
+    f.pod("pa", "a").await;
+    f.running("c1", "pa").await;
+    let mut events = f.rt.subscribe();
+    f.host.kill_shim("c1", None);
+    let event = tokio::time::timeout(Duration::from_secs(2), events.recv())
+        .await
+        .expect("stopped event within 2 s")
+        .unwrap();
+    assert_eq!(event.kind, EventKind::Stopped);
+    let view = f.rt.container("c1").unwrap();
+    assert_eq!(view.state(), ContainerState::Exited);
+    assert_eq!(view.record.exit.as_ref().unwrap().exit_code, 255);
+    // What was left of the container was killed.
+    assert_eq!(f.host.calls_of("signal"), ["signal c1 9 all"]);
+    // Stop and remove succeed at once.
+    tokio::time::timeout(Duration::from_secs(1), f.rt.stop_pod("pa"))
+        .await
+        .unwrap()
+        .unwrap();
+    f.rt.remove_pod("pa").await.unwrap();
+    assert!(f.host.held().is_empty());
+}
+
+#[tokio::test]
+async fn an_exit_recorded_by_the_shim_keeps_its_code() {
+    let f = Fixture::new().await;
+    f.pod("pa", "a").await;
+    f.running("c1", "pa").await;
+    f.host.kill_shim(
+        "c1",
+        Some(ExitFile {
+            exit_code: 3,
+            exited_at: 42,
+            oom_killed: false,
+        }),
+    );
+    for _ in 0..100 {
+        if f.rt.container("c1").unwrap().record.exit.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let exit = f.rt.container("c1").unwrap().record.exit.unwrap();
+    assert_eq!(
+        (exit.exit_code, exit.finished_at, exit.reason.as_str()),
+        (3, 42, "Error")
+    );
+}
+
+#[tokio::test]
+async fn stop_signals_and_waits_for_the_exit() {
+    let f = Fixture::new().await;
+    f.pod("pa", "a").await;
+    f.running("c1", "pa").await;
+    f.rt.stop_container("c1", 15, Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(
+        f.rt.container("c1").unwrap().state(),
+        ContainerState::Exited
+    );
+    assert_eq!(f.host.calls_of("signal"), ["signal c1 15"]);
+    assert_eq!(f.rt.container("c1").unwrap().record.intent, None);
+    // Idempotent.
+    f.rt.stop_container("c1", 15, Duration::from_secs(5))
+        .await
+        .unwrap();
+    f.rt.stop_container("unknown", 15, Duration::ZERO)
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_removes_of_one_pod_all_succeed() {
+    let f = Fixture::new().await;
+    f.pod("pa", "a").await;
+    f.running("c1", "pa").await;
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let rt = f.rt.clone();
+            tokio::spawn(async move { rt.remove_pod("pa").await })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap().unwrap();
+    }
+    assert_eq!(f.host.calls_of("remove_pod").len(), 1);
+    assert!(f.host.held().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_container_outlives_a_pod_removed_while_it_is_created() {
+    for round in 0..10 {
+        let f = Fixture::new().await;
+        f.pod("pa", "a").await;
+        let rt = f.rt.clone();
+        let create = tokio::spawn(async move {
+            rt.create_container(container("c1", "pa", "one"), ())
+                .await?;
+            rt.start_container("c1").await
+        });
+        if round % 2 == 0 {
+            tokio::task::yield_now().await;
+        }
+        f.rt.remove_pod("pa").await.unwrap();
+        let _ = create.await.unwrap();
+        assert!(
+            f.host.held().is_empty(),
+            "round {round}: {:?}",
+            f.host.held()
+        );
+        assert!(f.rt.list_containers(|c, _| Some(c.id.clone())).is_empty());
+        assert!(f.rt.store.containers().list().unwrap().is_empty());
+    }
+}
+
+#[tokio::test]
+async fn names_are_held_for_the_whole_operation() {
+    let f = Fixture::new().await;
+    f.pod("pa", "a").await;
+    let err = f.rt.run_pod(sandbox("pb", "a"), ()).await.unwrap_err();
+    assert!(
+        matches!(err, RuntimeError::NameTaken { ref id, .. } if id == "pa"),
+        "{err}"
+    );
+    f.rt.create_container(container("c1", "pa", "one"), ())
+        .await
+        .unwrap();
+    let err =
+        f.rt.create_container(container("c2", "pa", "one"), ())
+            .await
+            .unwrap_err();
+    assert!(matches!(err, RuntimeError::NameTaken { .. }), "{err}");
+    // A cancelled create keeps going and keeps its name until it ends.
+    let rt = f.rt.clone();
+    let cancelled = tokio::spawn(async move {
+        rt.create_container(container("c3", "pa", "three"), ())
+            .await
+    });
+    cancelled.abort();
+    let _ = cancelled.await;
+    for _ in 0..100 {
+        if f.rt.container("c3").is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Either it never began (aborted before the first poll) or it finished.
+    if let Ok(view) = f.rt.container("c3") {
+        assert_eq!(view.state(), ContainerState::Created);
+    }
+}
+
+#[tokio::test]
+async fn containers_cannot_be_created_in_a_stopped_pod() {
+    let f = Fixture::new().await;
+    f.pod("pa", "a").await;
+    f.rt.stop_pod("pa").await.unwrap();
+    let err =
+        f.rt.create_container(container("c1", "pa", "one"), ())
+            .await
+            .unwrap_err();
+    assert!(matches!(err, RuntimeError::SandboxNotReady { .. }), "{err}");
+    assert!(f.host.held().iter().all(|r| r.starts_with("pod:")));
+}
