@@ -6,8 +6,6 @@
 //! `fatal`, and runc itself then ends with `can't get final child's PID from pipe: EOF`. So the
 //! message keeps every `error`/`fatal`/`panic` line, in order, each once.
 
-use std::collections::HashSet;
-
 use serde::Deserialize;
 
 /// The longest message built, in bytes.
@@ -15,8 +13,10 @@ pub const MAX_MESSAGE: usize = 4096;
 
 /// Between two messages.
 const SEP: &str = "; ";
-/// Where messages were left out.
+/// Where messages were left out to keep the message short.
 const GAP: &str = " [...] ";
+/// Where lines were left out because there were too many.
+const OMITTED: &str = "[...]";
 
 #[derive(Deserialize)]
 struct LogLine {
@@ -29,8 +29,8 @@ struct LogLine {
 /// The message of a failed run, from the part of runc's log file written during it (`log`;
 /// empty without `--log`) and its stderr: every error-level JSON line of either, in that
 /// order, deduplicated; else the non-empty lines of stderr that are not JSON. Bounded to
-/// [`MAX_MESSAGE`] bytes (the first lines and the last are kept). `None` when runc said
-/// nothing useful.
+/// [`MAX_MESSAGE`] bytes and [`MAX_LINES`] lines plus the last (the first lines and the last
+/// are kept, `[...]` marks what was left out). `None` when runc said nothing useful.
 pub fn error_message(log: &str, stderr: &[u8]) -> Option<String> {
     let stderr = String::from_utf8_lossy(stderr);
     let mut errors = Distinct::default();
@@ -55,23 +55,47 @@ pub fn error_message(log: &str, stderr: &[u8]) -> Option<String> {
             Err(_) => {}
         }
     }
-    let lines = if errors.0.is_empty() {
-        plain.0
+    let lines = if errors.first.is_empty() {
+        plain.into_vec()
     } else {
-        errors.0
+        errors.into_vec()
     };
     (!lines.is_empty()).then(|| join_bounded(&lines, MAX_MESSAGE))
 }
 
-/// Non-empty strings in first-seen order, each once.
+/// How many distinct lines are kept from the start (the last one is always kept as well):
+/// more would not fit into [`MAX_MESSAGE`] anyway.
+const MAX_LINES: usize = 64;
+
+/// Non-empty strings in first-seen order, each once: the first [`MAX_LINES`], and the last.
+/// With so few, a linear search is enough (and keeps hashing out of the shim).
 #[derive(Default)]
-struct Distinct(Vec<String>, HashSet<String>);
+struct Distinct {
+    first: Vec<String>,
+    last: Option<String>,
+    /// Lines between `first` and `last` were left out.
+    omitted: bool,
+}
 
 impl Distinct {
     fn push(&mut self, s: &str) {
-        if !s.is_empty() && self.1.insert(s.to_owned()) {
-            self.0.push(s.to_owned());
+        if s.is_empty() || self.first.iter().any(|seen| seen == s) {
+            return;
         }
+        if self.first.len() < MAX_LINES {
+            self.first.push(s.to_owned());
+        } else {
+            self.omitted |= self.last.replace(s.to_owned()).is_some();
+        }
+    }
+
+    fn into_vec(self) -> Vec<String> {
+        let mut v = self.first;
+        if self.omitted {
+            v.push(OMITTED.to_owned());
+        }
+        v.extend(self.last);
+        v
     }
 }
 
@@ -196,12 +220,28 @@ mod tests {
         assert!(m.len() <= MAX_MESSAGE, "{}", m.len());
         assert!(m.starts_with("error number 000 "), "{m}");
         assert!(m.contains("error number 001 "), "{m}");
-        assert!(m.contains(GAP), "{m}");
+        assert!(m.contains(GAP) || m.contains(OMITTED), "{m}");
         assert!(
             m.ends_with(&format!("error number 499 {}", "x".repeat(40))),
             "{m}"
         );
         assert!(!m.contains("error number 250 "), "{m}");
+        // Fewer, longer lines: cut by size, not count.
+        let long: String = (0..10)
+            .map(|i| json("error", &format!("long {i} {}", "y".repeat(1000))))
+            .collect();
+        let m = error_message("", long.as_bytes()).unwrap();
+        assert!(m.len() <= MAX_MESSAGE, "{}", m.len());
+        assert!(m.starts_with("long 0 ") && m.contains(GAP), "{m}");
+        assert!(m.ends_with(&format!("long 9 {}", "y".repeat(1000))), "{m}");
+        // Many short distinct lines: the count is bounded, the omission marked.
+        let many: String = (0..200).map(|i| json("error", &format!("e{i}"))).collect();
+        let m = error_message("", many.as_bytes()).unwrap();
+        assert!(m.starts_with("e0; e1; "), "{m}");
+        assert!(
+            m.ends_with(&format!("e{}; {OMITTED}; e199", MAX_LINES - 1)),
+            "{m}"
+        );
     }
 
     #[test]

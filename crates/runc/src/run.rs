@@ -89,7 +89,7 @@ impl Runc {
     }
 
     /// The error of `op`, which ended with `status` after writing `stderr`: its message is
-    /// built from the log file's lines after `log_start` (see [`Runc::log_len`]) and `stderr`.
+    /// [`Runc::failure_message`].
     pub fn failure(
         &self,
         op: &Op<'_>,
@@ -97,18 +97,30 @@ impl Runc {
         stderr: &[u8],
         status: impl fmt::Display,
     ) -> RuncError {
+        RuncError::Failed {
+            command: op.name(),
+            id: op.id().to_owned(),
+            message: self.failure_message(op.name(), log_start, stderr, status),
+        }
+    }
+
+    /// What runc said when `command` failed with `status`: [`error_message`] of the log
+    /// file's lines after `log_start` (see [`Runc::log_len`]) and of `stderr`, else a note
+    /// naming `status`.
+    pub fn failure_message(
+        &self,
+        command: &str,
+        log_start: u64,
+        stderr: &[u8],
+        status: impl fmt::Display,
+    ) -> String {
         let log = self
             .log
             .as_deref()
             .and_then(|l| read_log(l, log_start).ok())
             .unwrap_or_default();
-        let message = error_message(&log, stderr)
-            .unwrap_or_else(|| format!("{} failed without an error message ({status})", op.name()));
-        RuncError::Failed {
-            command: op.name(),
-            id: op.id().to_owned(),
-            message,
-        }
+        error_message(&log, stderr)
+            .unwrap_or_else(|| format!("{command} failed without an error message ({status})"))
     }
 
     fn spawn_error(&self, source: io::Error) -> RuncError {
