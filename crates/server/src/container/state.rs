@@ -56,7 +56,5 @@ pub fn observe(paths: &ContainerPaths) -> Observed {
 
 /// Records the start time.
 pub fn mark_started(paths: &ContainerPaths, at: i64) -> std::io::Result<()> {
-    let tmp = paths.state.join(".started.tmp");
-    std::fs::write(&tmp, at.to_string())?;
-    std::fs::rename(tmp, paths.started())
+    berth_atomicfile::write(&paths.started(), at.to_string().as_bytes(), 0o644)
 }
