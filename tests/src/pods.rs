@@ -378,9 +378,8 @@ impl TestNet {
             "plugins": plugins,
         });
         let path = self.conf_dir.join("10-berth-it.conflist");
-        let temp = self.conf_dir.join(".10-berth-it.conflist.tmp");
-        std::fs::write(&temp, serde_json::to_vec_pretty(&list).unwrap()).unwrap();
-        std::fs::rename(&temp, &path).unwrap();
+        // Atomically: berthd may read the directory at any moment.
+        berth_atomicfile::write(&path, &serde_json::to_vec_pretty(&list).unwrap(), 0o644).unwrap();
     }
 
     /// Writes the standard conflist: bridge, then portmap.

@@ -9,6 +9,8 @@ use berth_net::ns::NsError;
 use berth_store::StoreError;
 use tonic::{Code, Status};
 
+use crate::container::runc::RuncError;
+
 /// Why an RPC failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
@@ -90,7 +92,7 @@ pub enum ServiceError {
     Shim(#[from] berth_shim::ShimError),
     /// A runc command failed.
     #[error(transparent)]
-    Runc(#[from] crate::container::runc::RuncError),
+    Runc(#[from] RuncError),
     /// Creating, entering or removing namespaces failed.
     #[error(transparent)]
     Namespace(#[from] NsError),
@@ -197,6 +199,7 @@ impl ServiceError {
                 Code::DeadlineExceeded
             }
             ServiceError::Spec(_) => Code::InvalidArgument,
+            ServiceError::Runc(RuncError::Task { .. }) => Code::Internal,
             ServiceError::Shim(_) | ServiceError::Runc(_) | ServiceError::ExecStart { .. } => {
                 Code::Unknown
             }
@@ -265,6 +268,19 @@ mod tests {
             status.message(),
             "invalid container_id: is 300 bytes long; at most 64 are allowed"
         );
+    }
+
+    #[test]
+    fn runc_failures_keep_runcs_message() {
+        let status = Status::from(ServiceError::Runc(RuncError::Runc(
+            berth_runc::RuncError::Failed {
+                command: "start",
+                id: "c1".into(),
+                message: "first cause; last line".into(),
+            },
+        )));
+        assert_eq!(status.code(), Code::Unknown);
+        assert_eq!(status.message(), "runc start c1: first cause; last line");
     }
 }
 

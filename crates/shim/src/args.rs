@@ -3,7 +3,8 @@
 //!
 //! ```text
 //! berth-shim --id <container-id> --bundle <dir> --runc <path> --runc-root <dir>
-//!            --state-dir <dir> --log-path <file> [--stdin] [--stdin-once] [--tty] [--ready-fd <n>]
+//!            --state-dir <dir> --log-path <file> [--stdin] [--stdin-once] [--tty]
+//!            [--systemd-cgroup] [--ready-fd <n>]
 //! ```
 
 use std::ffi::{OsStr, OsString};
@@ -31,6 +32,9 @@ pub struct ShimArgs {
     pub stdin_once: bool,
     /// Allocate a pty (`terminal: true` in config.json must match).
     pub tty: bool,
+    /// The systemd cgroup driver is used: runc gets `--systemd-cgroup` (config.json's
+    /// `linux.cgroupsPath` is then `slice:prefix:name`).
+    pub systemd_cgroup: bool,
     /// Inherited fd the readiness line is written to.
     pub ready_fd: Option<RawFd>,
 }
@@ -53,7 +57,7 @@ impl ShimArgs {
         let mut state_dir = None;
         let mut log_path = None;
         let mut ready_fd = None;
-        let (mut stdin, mut stdin_once, mut tty) = (false, false, false);
+        let (mut stdin, mut stdin_once, mut tty, mut systemd_cgroup) = (false, false, false, false);
 
         let mut it = args.into_iter();
         while let Some(flag) = it.next() {
@@ -90,6 +94,7 @@ impl ShimArgs {
                 "--stdin" => stdin = true,
                 "--stdin-once" => stdin_once = true,
                 "--tty" => tty = true,
+                "--systemd-cgroup" => systemd_cgroup = true,
                 other => return Err(ArgsError(format!("unknown argument {other:?}"))),
             }
         }
@@ -111,6 +116,7 @@ impl ShimArgs {
             stdin,
             stdin_once,
             tty,
+            systemd_cgroup,
             ready_fd,
         })
     }
@@ -135,6 +141,7 @@ impl ShimArgs {
             (self.stdin, "--stdin"),
             (self.stdin_once, "--stdin-once"),
             (self.tty, "--tty"),
+            (self.systemd_cgroup, "--systemd-cgroup"),
         ] {
             if on {
                 v.push(flag.into());
@@ -159,6 +166,7 @@ mod tests {
             stdin: true,
             stdin_once: false,
             tty: true,
+            systemd_cgroup: true,
             ready_fd: Some(3),
         }
     }
@@ -171,6 +179,7 @@ mod tests {
             stdin: false,
             tty: false,
             stdin_once: true,
+            systemd_cgroup: false,
             ready_fd: None,
             ..sample()
         };

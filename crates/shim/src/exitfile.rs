@@ -1,9 +1,9 @@
 //! `<state-dir>/exit`: `{"exit_code":N,"exited_at":<unix nanos>,"oom_killed":bool}`, written
-//! once, atomically (temp file, fsync, rename, fsync dir), after the container's init was reaped.
+//! once, atomically (temp file, fsync, rename, fsync dir: `berth_atomicfile::write`), after
+//! the container's init was reaped.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::fs;
+use std::io;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -39,25 +39,9 @@ pub fn read_exit(state_dir: &Path) -> Result<Option<ExitStatus>, ShimError> {
 
 /// Writes the exit file atomically.
 pub(crate) fn write_exit(state_dir: &Path, status: &ExitStatus) -> io::Result<()> {
-    let tmp = state_dir.join(".exit.tmp");
-    let dst = state_dir.join(EXIT_FILE);
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o644)
-        .open(&tmp)?;
     let mut body = serde_json::to_vec(status).map_err(io::Error::other)?;
     body.push(b'\n');
-    f.write_all(&body)?;
-    f.sync_all()?;
-    drop(f);
-    fs::rename(&tmp, &dst)?;
-    // Make the rename itself durable; a failure here does not undo it.
-    if let Ok(dir) = File::open(state_dir) {
-        let _ = dir.sync_all();
-    }
-    Ok(())
+    berth_atomicfile::write(&state_dir.join(EXIT_FILE), &body, 0o644)
 }
 
 #[cfg(test)]
@@ -80,7 +64,11 @@ mod tests {
             raw,
             "{\"exit_code\":137,\"exited_at\":1795410347123456789,\"oom_killed\":true}\n"
         );
-        assert!(!dir.path().join(".exit.tmp").exists());
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, [EXIT_FILE], "no temporary file is left");
     }
 
     #[test]

@@ -42,6 +42,8 @@ pub struct ShimSpawn {
     pub stdin: bool,
     pub stdin_once: bool,
     pub tty: bool,
+    /// The systemd cgroup driver is used (runc gets `--systemd-cgroup`).
+    pub systemd_cgroup: bool,
 }
 
 /// A shim that reported readiness: the container is created (`runc create` succeeded) and waits
@@ -71,6 +73,7 @@ pub fn spawn(s: &ShimSpawn, timeout: Duration) -> Result<Spawned, ShimError> {
         stdin: s.stdin,
         stdin_once: s.stdin_once,
         tty: s.tty,
+        systemd_cgroup: s.systemd_cgroup,
         ready_fd: Some(ready_w.as_raw_fd()),
     };
     let mut cmd = Command::new(&s.shim_binary);
@@ -277,6 +280,7 @@ mod tests {
             stdin: false,
             stdin_once: false,
             tty: false,
+            systemd_cgroup: false,
         }
     }
 

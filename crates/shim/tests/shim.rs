@@ -255,3 +255,42 @@ fn wait_for(cond: impl Fn() -> bool) {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// berth-runc's client against the real runc: the state of a container the shim created,
+/// started and saw exit, and runc's answer for one it does not know.
+#[test]
+fn runc_state_through_berth_runc() {
+    require_root_and_runc!();
+    let mut c = TestContainer::new("runcstate", &["sh", "-c", "read x; exit 3"], |_| {});
+    let spec = berth_shim::ShimSpawn {
+        stdin: true,
+        ..c.spawn_spec()
+    };
+    let s = c.spawn_with(&spec).unwrap();
+    let runc = berth_runc::Runc::new(common::RUNC, &c.runc_root);
+    let timeout = Duration::from_secs(20);
+    let st = runc.state(&c.id, timeout).unwrap();
+    assert_eq!(
+        (st.id.as_str(), st.status, st.pid),
+        (c.id.as_str(), berth_runc::Status::Created, s.init_pid)
+    );
+    runc.run(&berth_runc::Op::Start { id: &c.id }, timeout)
+        .unwrap();
+    assert_eq!(
+        runc.state(&c.id, timeout).unwrap().status,
+        berth_runc::Status::Running
+    );
+    c.client().close_stdin().unwrap();
+    assert_eq!(c.wait_exit(EXIT_TIMEOUT).exit_code, 3);
+    assert_eq!(
+        runc.state(&c.id, timeout).unwrap().status,
+        berth_runc::Status::Stopped
+    );
+
+    let err = runc.state("berth-no-such-container", timeout).unwrap_err();
+    assert!(err.is_not_found(), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        "runc state berth-no-such-container: container does not exist"
+    );
+}

@@ -24,6 +24,7 @@ fn hung_binary_times_out_and_is_reaped() {
         stdin: false,
         stdin_once: false,
         tty: false,
+        systemd_cgroup: false,
     };
     let t0 = Instant::now();
     let err = spawn(&spec, Duration::from_millis(300)).unwrap_err();

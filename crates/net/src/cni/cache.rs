@@ -3,11 +3,10 @@
 //! It holds exactly what ADD was run with (the whole network configuration list, the
 //! interface name, the netns path, `CNI_ARGS`, the runtime config) and, once the chain
 //! succeeded, its result. DEL is run from it, so teardown is correct after the config
-//! dir changed or berthd restarted. Written atomically (temp file, fsync, rename), mode
-//! 0600. Format 1.
+//! dir changed or berthd restarted. Written atomically (`berth_atomicfile::write`: temp file,
+//! fsync, rename, fsync dir), mode 0600. Format 1.
 
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -49,30 +48,10 @@ pub(crate) fn write(cache_dir: &Path, entry: &CachedAttachment) -> Result<(), Cn
             source,
         })?;
     let target = path(cache_dir, &entry.id);
-    let temp = cache_dir.join(format!(".{}.json.tmp", entry.id));
     let bytes = serde_json::to_vec_pretty(entry).expect("cache entries serialize");
-    let written = (|| {
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&temp)?;
-        file.write_all(&bytes)?;
-        file.sync_all()?;
-        std::fs::rename(&temp, &target)?;
-        // Make the rename itself durable; failure here loses nothing already visible.
-        if let Ok(dir) = std::fs::File::open(cache_dir) {
-            let _ = dir.sync_all();
-        }
-        Ok(())
-    })();
-    written.map_err(|source| {
-        let _ = std::fs::remove_file(&temp);
-        CniError::CacheWrite {
-            path: target,
-            source,
-        }
+    berth_atomicfile::write(&target, &bytes, 0o600).map_err(|source| CniError::CacheWrite {
+        path: target,
+        source,
     })
 }
 

@@ -152,6 +152,7 @@ pub fn create_container(
             stdin: config.stdin,
             stdin_once: config.stdin_once,
             tty: config.tty,
+            systemd_cgroup: runc.systemd_cgroup,
         },
         SHIM_READY_TIMEOUT,
     )?;

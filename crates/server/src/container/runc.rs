@@ -1,12 +1,13 @@
-//! A typed runc command client: each operation berthd runs itself (start, kill, delete,
-//! update) as argv, with runc's JSON log read back for the error message.
-//! (`runc create` is run by the shim, which must hold the container's stdio.)
+//! The runc commands berthd runs itself (start, kill, delete, update, state): an async facade
+//! over berth-runc's blocking client, which runs on a blocking task. argv, timeouts and error
+//! messages are berth-runc's, shared with the shim (which runs `runc create`, as it must hold
+//! the container's stdio).
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
 
-use tokio::process::Command;
+use berth_runc::Op;
+pub use berth_runc::RuncState;
 
 /// How long a runc command may take.
 const RUNC_TIMEOUT: Duration = Duration::from_secs(60);
@@ -14,48 +15,26 @@ const RUNC_TIMEOUT: Duration = Duration::from_secs(60);
 /// A runc failure.
 #[derive(Debug, thiserror::Error)]
 pub enum RuncError {
-    /// runc could not be started.
-    #[error("cannot run {runc}: {source}")]
-    Spawn {
-        /// The binary.
-        runc: String,
-        /// The error.
-        source: std::io::Error,
-    },
-    /// runc exited non-zero.
-    #[error("runc {command} {id}: {message}")]
-    Failed {
+    /// runc could not be run, failed or timed out.
+    #[error(transparent)]
+    Runc(#[from] berth_runc::RuncError),
+    /// The blocking task running runc panicked or was cancelled.
+    #[error("runc {command} {id}: the task running it failed: {source}")]
+    Task {
         /// The subcommand.
         command: &'static str,
         /// The container ID.
         id: String,
-        /// runc's last error message.
-        message: String,
-    },
-    /// runc did not finish in time.
-    #[error("runc {command} {id} did not finish within {seconds} s")]
-    Timeout {
-        /// The subcommand.
-        command: &'static str,
-        /// The container ID.
-        id: String,
-        /// The limit.
-        seconds: u64,
+        /// The task's failure.
+        source: tokio::task::JoinError,
     },
 }
 
 impl RuncError {
     /// Whether runc said the container does not exist.
     pub fn is_not_found(&self) -> bool {
-        matches!(self, RuncError::Failed { message, .. } if message.contains("does not exist") || message.contains("not found"))
+        matches!(self, RuncError::Runc(err) if err.is_not_found())
     }
-}
-
-/// What `runc state` says.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RuncState {
-    /// `created`, `running`, `paused` or `stopped`.
-    pub status: String,
 }
 
 /// runc with berth's state root.
@@ -70,205 +49,220 @@ pub struct Runc {
 }
 
 impl Runc {
-    fn global_args(&self) -> Vec<String> {
-        let mut args = vec!["--root".to_owned(), self.root.display().to_string()];
-        if self.systemd_cgroup {
-            args.push("--systemd-cgroup".into());
+    /// The blocking client (runc logs to stderr: berthd runs no command whose log it keeps).
+    fn client(&self) -> berth_runc::Runc {
+        berth_runc::Runc {
+            systemd_cgroup: self.systemd_cgroup,
+            ..berth_runc::Runc::new(&self.binary, &self.root)
         }
-        args
     }
 
-    /// argv of `runc <command> <args..>` (without the binary), for tests and logs.
-    pub fn argv(&self, command: &str, args: &[String]) -> Vec<String> {
-        let mut argv = self.global_args();
-        argv.push(command.to_owned());
-        argv.extend(args.iter().cloned());
-        argv
+    /// Runs `f` with the client on a blocking task.
+    async fn blocking<T, F>(&self, command: &'static str, id: &str, f: F) -> Result<T, RuncError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&berth_runc::Runc) -> Result<T, berth_runc::RuncError> + Send + 'static,
+    {
+        let client = self.client();
+        tokio::task::spawn_blocking(move || f(&client))
+            .await
+            .map_err(|source| RuncError::Task {
+                command,
+                id: id.to_owned(),
+                source,
+            })?
+            .map_err(RuncError::from)
     }
 
+    /// Runs `op` (built from owned copies of its arguments on the blocking task).
     async fn run(
         &self,
         command: &'static str,
         id: &str,
-        args: Vec<String>,
+        op: impl FnOnce(&berth_runc::Runc) -> Result<Vec<u8>, berth_runc::RuncError> + Send + 'static,
     ) -> Result<(), RuncError> {
-        let argv = self.argv(command, &args);
-        let child = Command::new(&self.binary)
-            .args(&argv)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|source| RuncError::Spawn {
-                runc: self.binary.display().to_string(),
-                source,
-            })?;
-        let output = tokio::time::timeout(RUNC_TIMEOUT, child.wait_with_output())
-            .await
-            .map_err(|_| RuncError::Timeout {
-                command,
-                id: id.to_owned(),
-                seconds: RUNC_TIMEOUT.as_secs(),
-            })?
-            .map_err(|source| RuncError::Spawn {
-                runc: self.binary.display().to_string(),
-                source,
-            })?;
-        if output.status.success() {
-            return Ok(());
-        }
-        Err(RuncError::Failed {
-            command,
-            id: id.to_owned(),
-            message: error_message(&output.stderr),
-        })
+        self.blocking(command, id, op).await.map(drop)
     }
 
     /// `runc start <id>`.
     pub async fn start(&self, id: &str) -> Result<(), RuncError> {
-        self.run("start", id, vec![id.to_owned()]).await
+        let owned = id.to_owned();
+        self.run("start", id, move |r| {
+            r.run(&Op::Start { id: &owned }, RUNC_TIMEOUT)
+        })
+        .await
     }
 
     /// `runc kill [--all] <id> <signal>`.
     pub async fn kill(&self, id: &str, signal: i32, all: bool) -> Result<(), RuncError> {
-        let mut args = Vec::new();
-        if all {
-            args.push("--all".to_owned());
-        }
-        args.push(id.to_owned());
-        args.push(signal.to_string());
-        self.run("kill", id, args).await
+        let owned = id.to_owned();
+        self.run("kill", id, move |r| {
+            let op = Op::Kill {
+                id: &owned,
+                signal,
+                all,
+            };
+            r.run(&op, RUNC_TIMEOUT)
+        })
+        .await
     }
 
     /// `runc delete --force <id>`.
     pub async fn delete(&self, id: &str) -> Result<(), RuncError> {
-        self.run("delete", id, vec!["--force".into(), id.to_owned()])
-            .await
-    }
-
-    /// `runc state <id>`: runc's status of the container.
-    pub async fn state(&self, id: &str) -> Result<RuncState, RuncError> {
-        let output = Command::new(&self.binary)
-            .args(self.argv("state", &[id.to_owned()]))
-            .stdin(Stdio::null())
-            .kill_on_drop(true)
-            .output();
-        let output = tokio::time::timeout(RUNC_TIMEOUT, output)
-            .await
-            .map_err(|_| RuncError::Timeout {
-                command: "state",
-                id: id.to_owned(),
-                seconds: RUNC_TIMEOUT.as_secs(),
-            })?
-            .map_err(|source| RuncError::Spawn {
-                runc: self.binary.display().to_string(),
-                source,
-            })?;
-        if !output.status.success() {
-            return Err(RuncError::Failed {
-                command: "state",
-                id: id.to_owned(),
-                message: error_message(&output.stderr),
-            });
-        }
-        let value: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap_or_default();
-        Ok(RuncState {
-            status: value["status"].as_str().unwrap_or_default().to_owned(),
+        let owned = id.to_owned();
+        self.run("delete", id, move |r| {
+            r.run(&Op::Delete { id: &owned }, RUNC_TIMEOUT)
         })
+        .await
     }
 
     /// `runc update --resources <file> <id>`.
     pub async fn update(&self, id: &str, resources: &Path) -> Result<(), RuncError> {
-        self.run(
-            "update",
-            id,
-            vec![
-                "--resources".into(),
-                resources.display().to_string(),
-                id.to_owned(),
-            ],
-        )
+        let owned = id.to_owned();
+        let resources = resources.to_owned();
+        self.run("update", id, move |r| {
+            let op = Op::Update {
+                id: &owned,
+                resources: &resources,
+            };
+            r.run(&op, RUNC_TIMEOUT)
+        })
         .await
     }
-}
 
-/// The message of a failed runc run: the last `"level":"error"` JSON line's `msg`, else the
-/// last non-empty line of its stderr.
-pub fn error_message(stderr: &[u8]) -> String {
-    let text = String::from_utf8_lossy(stderr);
-    let mut last_json = None;
-    let mut last_line = None;
-    for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
-        if let Ok(value) = serde_json::from_str::<serde_json::Value>(line) {
-            if value["level"] == "error" {
-                if let Some(msg) = value["msg"].as_str() {
-                    last_json = Some(msg.to_owned());
-                }
-            }
-        }
-        last_line = Some(line.to_owned());
+    /// `runc state <id>`: the container's status and init PID. A container runc does not
+    /// know is an error for which [`RuncError::is_not_found`] holds.
+    pub async fn state(&self, id: &str) -> Result<RuncState, RuncError> {
+        let owned = id.to_owned();
+        self.blocking("state", id, move |r| r.state(&owned, RUNC_TIMEOUT))
+            .await
     }
-    last_json
-        .or(last_line)
-        .unwrap_or_else(|| "failed without a message".into())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn runc() -> Runc {
+    fn runc(binary: &Path, root: &Path) -> Runc {
         Runc {
-            binary: "/bin/false".into(),
-            root: "/run/berth/runc".into(),
-            systemd_cgroup: false,
+            binary: binary.into(),
+            root: root.into(),
+            systemd_cgroup: true,
         }
     }
 
-    #[test]
-    fn argv_carries_root_and_flags() {
-        assert_eq!(
-            runc().argv("kill", &["--all".into(), "abc".into(), "15".into()]),
-            ["--root", "/run/berth/runc", "kill", "--all", "abc", "15"]
-        );
-        let systemd = Runc {
-            systemd_cgroup: true,
-            ..runc()
-        };
-        assert_eq!(systemd.argv("start", &["x".into()])[2], "--systemd-cgroup");
+    /// A fake runc that records its argv in `dir/argv` and answers like runc: `state` prints a
+    /// running container, every command on container `gone` fails as runc does for a
+    /// container it does not know.
+    ///
+    /// Other tests of this binary fork concurrently; a fork while this process holds the
+    /// script open for writing would make exec of it fail (ETXTBSY). So the script is put in
+    /// place by `cp` and made executable by `chmod`: this process never opens it for writing.
+    fn fake_runc(dir: &Path) -> PathBuf {
+        let text = dir.join("runc.txt");
+        let script = dir.join("runc");
+        std::fs::write(
+            &text,
+            format!(
+                r#"#!/bin/sh
+printf '%s\n' "$@" > '{argv}'
+case " $* " in
+  *" gone "*) echo '{{"level":"error","msg":"container does not exist","time":"t"}}' >&2; exit 1 ;;
+  *" state "*) echo '{{"id":"c1","pid":42,"status":"running","bundle":"/b"}}' ;;
+esac
+exit 0
+"#,
+                argv = dir.join("argv").display()
+            ),
+        )
+        .unwrap();
+        for cmd in [
+            std::process::Command::new("cp")
+                .arg(&text)
+                .arg(&script)
+                .status(),
+            std::process::Command::new("chmod")
+                .arg("755")
+                .arg(&script)
+                .status(),
+        ] {
+            assert!(cmd.unwrap().success());
+        }
+        script
     }
 
-    #[test]
-    fn error_message_prefers_runc_json_errors() {
-        let stderr = br#"{"level":"warning","msg":"w"}
-{"level":"error","msg":"container \"x\" does not exist"}
-"#;
-        assert_eq!(error_message(stderr), "container \"x\" does not exist");
-        assert_eq!(error_message(b"plain failure\n\n"), "plain failure");
-        assert_eq!(error_message(b""), "failed without a message");
+    fn argv(dir: &Path) -> Vec<String> {
+        std::fs::read_to_string(dir.join("argv"))
+            .unwrap()
+            .lines()
+            .map(str::to_owned)
+            .collect()
     }
 
     #[tokio::test]
-    async fn a_failing_runc_is_reported_with_its_message() {
-        let err = runc().start("abc").await.unwrap_err();
+    async fn every_command_through_a_fake_runc() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = runc(&fake_runc(dir.path()), &dir.path().join("root"));
+        let globals = |rest: &[&str]| {
+            let mut v = vec![
+                "--root".to_owned(),
+                dir.path().join("root").display().to_string(),
+                "--log-format".into(),
+                "json".into(),
+                "--systemd-cgroup".into(),
+            ];
+            v.extend(rest.iter().map(|s| s.to_string()));
+            v
+        };
+
+        r.start("c1").await.unwrap();
+        assert_eq!(argv(dir.path()), globals(&["start", "c1"]));
+        r.kill("c1", 15, false).await.unwrap();
+        assert_eq!(argv(dir.path()), globals(&["kill", "c1", "15"]));
+        r.kill("c1", 9, true).await.unwrap();
+        assert_eq!(argv(dir.path()), globals(&["kill", "--all", "c1", "9"]));
+        r.delete("c1").await.unwrap();
+        assert_eq!(argv(dir.path()), globals(&["delete", "--force", "c1"]));
+        r.update("c1", Path::new("/r.json")).await.unwrap();
+        assert_eq!(
+            argv(dir.path()),
+            globals(&["update", "--resources", "/r.json", "c1"])
+        );
+        let st = r.state("c1").await.unwrap();
+        assert_eq!((st.status, st.pid), (berth_runc::Status::Running, 42));
+        assert_eq!(argv(dir.path()), globals(&["state", "c1"]));
+
+        let err = r.state("gone").await.unwrap_err();
+        assert!(err.is_not_found(), "{err:?}");
+        assert_eq!(err.to_string(), "runc state gone: container does not exist");
+        assert!(r.kill("gone", 15, false).await.unwrap_err().is_not_found());
+    }
+
+    #[tokio::test]
+    async fn a_failing_or_missing_runc() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = runc(Path::new("/bin/false"), dir.path())
+            .start("abc")
+            .await
+            .unwrap_err();
         assert!(
             matches!(
                 err,
-                RuncError::Failed {
+                RuncError::Runc(berth_runc::RuncError::Failed {
                     command: "start",
                     ..
-                }
+                })
             ),
             "{err}"
         );
-        let missing = Runc {
-            binary: "/nonexistent/runc".into(),
-            ..runc()
-        };
-        assert!(matches!(
-            missing.start("abc").await,
-            Err(RuncError::Spawn { .. })
-        ));
+        assert!(!err.is_not_found());
+        let err = runc(Path::new("/nonexistent/runc"), dir.path())
+            .start("abc")
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, RuncError::Runc(berth_runc::RuncError::Spawn { .. })),
+            "{err}"
+        );
     }
 }

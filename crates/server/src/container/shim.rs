@@ -4,6 +4,7 @@
 
 use std::path::Path;
 
+use berth_runc::Status;
 use berth_runtime::{ExitFile, Probe, RuncView};
 
 use crate::container::paths::ContainerPaths;
@@ -66,11 +67,10 @@ fn runc_view(daemon: &Daemon, id: &str) -> RuncView {
         Err(err) => return RuncView::Unknown(err.to_string()),
     };
     match block_on(runc.state(id)) {
-        Ok(state) => match state.status.as_str() {
-            "created" => RuncView::Created,
-            "running" | "paused" | "pausing" => RuncView::Running,
-            "stopped" => RuncView::Stopped,
-            other => RuncView::Unknown(format!("runc reports status {other:?}")),
+        Ok(state) => match state.status {
+            Status::Created => RuncView::Created,
+            Status::Running | Status::Paused | Status::Pausing => RuncView::Running,
+            Status::Stopped => RuncView::Stopped,
         },
         Err(err) if err.is_not_found() => RuncView::Missing,
         Err(err) => RuncView::Unknown(err.to_string()),

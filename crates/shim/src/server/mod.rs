@@ -143,15 +143,21 @@ fn run(args: &ShimArgs, ready: &mut Readiness) -> i32 {
     }
     let mut diag = Diag::open(&state.join(SHIM_LOG));
     diag.log(format_args!(
-        "berth-shim {} starting for {} (pid {}, tty {}, stdin {}, stdin_once {})",
+        "berth-shim {} starting for {} (pid {}, tty {}, stdin {}, stdin_once {}, systemd_cgroup {})",
         env!("CARGO_PKG_VERSION"),
         args.id,
         std::process::id(),
         args.tty,
         args.stdin,
-        args.stdin_once
+        args.stdin_once,
+        args.systemd_cgroup
     ));
-    let runc = Runc::new(&args.runc, &args.runc_root, &state.join(RUNC_LOG));
+    let runc = Runc::new(
+        &args.runc,
+        &args.runc_root,
+        &state.join(RUNC_LOG),
+        args.systemd_cgroup,
+    );
     let code = match start(args, &runc, &mut diag) {
         Ok(started) => {
             let r = Ready::success(started.init_pid, std::process::id());
@@ -193,7 +199,7 @@ struct Started {
 /// container is deleted again.
 fn start(args: &ShimArgs, runc: &Runc, diag: &mut Diag) -> Result<Started, Failure> {
     let state = args.state_dir.as_path();
-    for stale in [EXIT_FILE, ".exit.tmp", INIT_PID_FILE] {
+    for stale in [EXIT_FILE, INIT_PID_FILE] {
         let _ = fs::remove_file(state.join(stale));
     }
     fs::write(

@@ -1,24 +1,20 @@
 //! The runc commands the shim runs: `create`, `exec --detach` (exec sessions) and, on a failed
-//! start, `delete --force`.
+//! start, `delete --force`. Their argv (global options included: `--root`, `--log <state-dir>/
+//! runc.log --log-format json`, `--systemd-cgroup` with the systemd cgroup driver) and the
+//! message of a failure come from berth-runc; the shim only owns how it spawns them: `create`
+//! waited for in a helper child, `exec` not waited for at all (the main loop reaps it).
 //!
-//! Global flags: `runc --root <runc-root> --log <state-dir>/runc.log --log-format json`.
-//! runc writes its errors both to that JSON log and to its stderr; the shim reports the last
-//! `error`-level message logged during this `create`, else runc's stderr, else the exit status.
+//! runc writes its errors both to the JSON log and to its stderr; a failure is reported with
+//! every error logged during this command, else runc's stderr, else the exit status.
 
-use std::ffi::{OsStr, OsString};
-use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::io;
+use std::path::Path;
+use std::process::Stdio;
 
-use serde::Deserialize;
+use berth_runc::Op;
 
 /// A runc binary with the shim's global options.
-pub(crate) struct Runc {
-    binary: PathBuf,
-    root: PathBuf,
-    log: PathBuf,
-}
+pub(crate) struct Runc(berth_runc::Runc);
 
 /// Standard streams handed to `runc create`; for a non-TTY container runc passes them on to
 /// the container's init.
@@ -29,79 +25,17 @@ pub(crate) struct RuncStdio {
 }
 
 impl Runc {
-    pub(crate) fn new(binary: &Path, root: &Path, log: &Path) -> Self {
-        Runc {
-            binary: binary.to_path_buf(),
-            root: root.to_path_buf(),
-            log: log.to_path_buf(),
-        }
-    }
-
-    fn global_args(&self) -> Vec<OsString> {
-        vec![
-            "--root".into(),
-            self.root.clone().into(),
-            "--log".into(),
-            self.log.clone().into(),
-            "--log-format".into(),
-            "json".into(),
-        ]
-    }
-
-    /// `<global> <verb...> --pid-file <pid_file> [--console-socket <sock>] <id>`: the shape of
-    /// both commands that start a process.
-    fn start_args(
-        &self,
-        verb: &[&OsStr],
-        pid_file: &Path,
-        console_socket: Option<&Path>,
-        id: &str,
-    ) -> Vec<OsString> {
-        let mut a = self.global_args();
-        a.extend(verb.iter().map(|s| s.to_os_string()));
-        a.extend(["--pid-file".into(), pid_file.into()]);
-        if let Some(sock) = console_socket {
-            a.extend(["--console-socket".into(), sock.into()]);
-        }
-        a.push(id.into());
-        a
-    }
-
-    pub(crate) fn create_args(
-        &self,
-        id: &str,
-        bundle: &Path,
-        pid_file: &Path,
-        console_socket: Option<&Path>,
-    ) -> Vec<OsString> {
-        let verb = ["create".as_ref(), "--bundle".as_ref(), bundle.as_os_str()];
-        self.start_args(&verb, pid_file, console_socket, id)
+    pub(crate) fn new(binary: &Path, root: &Path, log: &Path, systemd_cgroup: bool) -> Self {
+        Runc(berth_runc::Runc {
+            systemd_cgroup,
+            ..berth_runc::Runc::new(binary, root).with_log(log)
+        })
     }
 
     /// A copy that logs to `log` (each exec session has its own log, so concurrent sessions
     /// do not read each other's errors).
     pub(crate) fn with_log(&self, log: &Path) -> Runc {
-        Runc {
-            binary: self.binary.clone(),
-            root: self.root.clone(),
-            log: log.to_path_buf(),
-        }
-    }
-
-    pub(crate) fn exec_args(
-        &self,
-        id: &str,
-        process: &Path,
-        pid_file: &Path,
-        console_socket: Option<&Path>,
-    ) -> Vec<OsString> {
-        let verb = [
-            "exec".as_ref(),
-            "--detach".as_ref(),
-            "--process".as_ref(),
-            process.as_os_str(),
-        ];
-        self.start_args(&verb, pid_file, console_socket, id)
+        Runc(self.0.with_log(log))
     }
 
     /// Starts `runc exec --detach` without waiting for it: the shim reaps it in its loop (see
@@ -114,8 +48,15 @@ impl Runc {
         console_socket: Option<&Path>,
         stdio: RuncStdio,
     ) -> io::Result<u32> {
+        let op = Op::Exec {
+            id,
+            process,
+            pid_file,
+            console_socket,
+        };
         let child = self
-            .command(self.exec_args(id, process, pid_file, console_socket))
+            .0
+            .command(&op)
             .stdin(stdio.stdin)
             .stdout(stdio.stdout)
             .stderr(stdio.stderr)
@@ -124,28 +65,11 @@ impl Runc {
         Ok(child.id())
     }
 
-    /// Why a `runc exec` that exited with `code` failed: its log's last error, else what it
-    /// wrote to `stderr`.
+    /// Why a `runc exec` that exited with `code` failed: the errors in its log (its own, from
+    /// the start), else what it wrote to `stderr`.
     pub(crate) fn exec_failure(&self, stderr: &[u8], code: i32) -> String {
-        let log = read_from(&self.log, 0).unwrap_or_default();
-        failure_message(
-            &log,
-            stderr,
-            &format!("runc exec failed (exit code {code})"),
-        )
-    }
-
-    pub(crate) fn delete_force_args(&self, id: &str) -> Vec<OsString> {
-        let mut a = self.global_args();
-        a.extend(["delete".into(), "--force".into(), id.into()]);
-        a
-    }
-
-    fn command(&self, args: Vec<OsString>) -> Command {
-        let mut c = Command::new(&self.binary);
-        // runc would talk to systemd's notify socket if it found one in the environment.
-        c.args(args).env_remove("NOTIFY_SOCKET");
-        c
+        self.0
+            .failure_message("exec", 0, stderr, format_args!("exit code {code}"))
     }
 
     /// Runs `runc create` to completion. `Err` carries runc's message.
@@ -158,32 +82,36 @@ impl Runc {
         stdio: RuncStdio,
         stderr_capture: &mut dyn FnMut() -> Vec<u8>,
     ) -> Result<(), String> {
-        let log_start = std::fs::metadata(&self.log).map(|m| m.len()).unwrap_or(0);
-        let mut cmd = self.command(self.create_args(id, bundle, pid_file, console_socket));
+        let log_start = self.0.log_len();
+        let op = Op::Create {
+            id,
+            bundle,
+            pid_file,
+            console_socket,
+        };
+        let mut cmd = self.0.command(&op);
         cmd.stdin(stdio.stdin)
             .stdout(stdio.stdout)
             .stderr(stdio.stderr);
         let status = cmd
             .spawn()
             .and_then(|mut child| child.wait())
-            .map_err(|e| format!("run {}: {e}", self.binary.display()))?;
+            .map_err(|e| format!("run {}: {e}", self.0.binary.display()))?;
         // Dropping the command closes our copies of the container's ends of the pipes.
         drop(cmd);
         if status.success() {
             return Ok(());
         }
-        let log_tail = read_from(&self.log, log_start).unwrap_or_default();
-        Err(failure_message(
-            &log_tail,
-            &stderr_capture(),
-            &format!("runc create failed ({status})"),
-        ))
+        Err(self
+            .0
+            .failure_message(op.name(), log_start, &stderr_capture(), status))
     }
 
     /// `runc delete --force`, best effort (used to undo a failed start).
     pub(crate) fn delete_force(&self, id: &str) {
         let _ = self
-            .command(self.delete_force_args(id))
+            .0
+            .command(&Op::Delete { id })
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -191,192 +119,99 @@ impl Runc {
     }
 }
 
-fn read_from(path: &Path, offset: u64) -> io::Result<String> {
-    let mut f = File::open(path)?;
-    f.seek(SeekFrom::Start(offset))?;
-    let mut s = String::new();
-    f.take(1 << 20).read_to_string(&mut s)?;
-    Ok(s)
-}
-
-#[derive(Deserialize)]
-struct LogLine {
-    #[serde(default)]
-    level: String,
-    #[serde(default)]
-    msg: String,
-}
-
-/// The last `error`-level (or worse) message in runc's JSON log.
-pub(crate) fn last_error(log: &str) -> Option<String> {
-    log.lines().rev().find_map(|l| {
-        let line: LogLine = serde_json::from_str(l).ok()?;
-        matches!(line.level.as_str(), "error" | "fatal" | "panic")
-            .then_some(line.msg)
-            .filter(|m| !m.is_empty())
-    })
-}
-
-fn failure_message(log_tail: &str, stderr: &[u8], fallback: &str) -> String {
-    if let Some(m) = last_error(log_tail) {
-        return m;
-    }
-    let err = String::from_utf8_lossy(stderr);
-    let err = err.trim();
-    if !err.is_empty() {
-        return err.chars().take(4096).collect();
-    }
-    fallback.to_owned()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn runc() -> Runc {
-        Runc::new(
+    fn null() -> RuncStdio {
+        RuncStdio {
+            stdin: Stdio::null(),
+            stdout: Stdio::null(),
+            stderr: Stdio::null(),
+        }
+    }
+
+    #[test]
+    fn global_options_carry_log_and_cgroup_driver() {
+        let r = Runc::new(
             Path::new("/usr/sbin/runc"),
             Path::new("/run/berth/runc"),
             Path::new("/s/runc.log"),
-        )
-    }
-
-    fn strs(v: Vec<OsString>) -> Vec<String> {
-        v.into_iter().map(|s| s.into_string().unwrap()).collect()
-    }
-
-    #[test]
-    fn create_argv() {
-        let r = runc();
+            true,
+        );
+        // The options themselves and their order are berth-runc's (tested there).
         assert_eq!(
-            strs(r.create_args("c1", Path::new("/b"), Path::new("/s/pid"), None)),
-            [
-                "--root",
-                "/run/berth/runc",
-                "--log",
-                "/s/runc.log",
-                "--log-format",
-                "json",
-                "create",
-                "--bundle",
-                "/b",
-                "--pid-file",
-                "/s/pid",
-                "c1"
-            ]
+            r.0,
+            berth_runc::Runc {
+                binary: "/usr/sbin/runc".into(),
+                root: "/run/berth/runc".into(),
+                log: Some("/s/runc.log".into()),
+                systemd_cgroup: true,
+            }
         );
-        let tty = strs(r.create_args(
-            "c1",
-            Path::new("/b"),
-            Path::new("/s/pid"),
-            Some(Path::new("/s/console.sock")),
-        ));
-        assert_eq!(&tty[11..], ["--console-socket", "/s/console.sock", "c1"]);
-        assert_eq!(
-            &strs(r.delete_force_args("c1"))[6..],
-            ["delete", "--force", "c1"]
-        );
-    }
-
-    #[test]
-    fn last_error_of_json_log() {
-        let log = concat!(
-            "{\"level\":\"warning\",\"msg\":\"w\",\"time\":\"t\"}\n",
-            "{\"level\":\"error\",\"msg\":\"first\",\"time\":\"t\"}\n",
-            "not json\n",
-            "{\"level\":\"error\",\"msg\":\"exec: \\\"x\\\": executable file not found in $PATH\",\"time\":\"t\"}\n",
-            "{\"level\":\"info\",\"msg\":\"later\",\"time\":\"t\"}\n",
-        );
-        assert_eq!(
-            last_error(log).unwrap(),
-            "exec: \"x\": executable file not found in $PATH"
-        );
-        assert_eq!(last_error("{\"level\":\"info\",\"msg\":\"x\"}\n"), None);
-    }
-
-    #[test]
-    fn failure_message_fallbacks() {
-        let st = "runc create failed (exit status: 1)";
-        assert_eq!(
-            failure_message("{\"level\":\"error\",\"msg\":\"boom\"}", b"other", st),
-            "boom"
-        );
-        assert_eq!(failure_message("", b"  from stderr\n", st), "from stderr");
-        assert_eq!(failure_message("", b"", st), st);
-    }
-
-    #[test]
-    fn exec_argv() {
-        let r = runc().with_log(Path::new("/s/exec-e1.log"));
-        assert_eq!(
-            strs(r.exec_args("c1", Path::new("/p.json"), Path::new("/s/e1.pid"), None)),
-            [
-                "--root",
-                "/run/berth/runc",
-                "--log",
-                "/s/exec-e1.log",
-                "--log-format",
-                "json",
-                "exec",
-                "--detach",
-                "--process",
-                "/p.json",
-                "--pid-file",
-                "/s/e1.pid",
-                "c1"
-            ]
-        );
-        let tty = strs(r.exec_args(
-            "c1",
-            Path::new("/p.json"),
-            Path::new("/s/e1.pid"),
-            Some(Path::new("/s/e1.sock")),
-        ));
-        assert_eq!(&tty[12..], ["--console-socket", "/s/e1.sock", "c1"]);
+        let exec = r.with_log(Path::new("/s/exec-e1.log"));
+        assert_eq!(exec.0.log.as_deref(), Some(Path::new("/s/exec-e1.log")));
+        assert!(exec.0.systemd_cgroup);
     }
 
     #[test]
     fn create_with_fake_runc() {
         let dir = tempfile::tempdir().unwrap();
-        let null = || RuncStdio {
-            stdin: Stdio::null(),
-            stdout: Stdio::null(),
-            stderr: Stdio::null(),
-        };
-        let ok = Runc::new(Path::new("/bin/true"), dir.path(), &dir.path().join("l"));
-        assert!(ok
-            .create(
-                "c",
-                dir.path(),
-                &dir.path().join("pid"),
-                None,
-                null(),
-                &mut Vec::new
-            )
+        let runc = |bin: &str| Runc::new(Path::new(bin), dir.path(), &dir.path().join("l"), false);
+        let pid = dir.path().join("pid");
+        assert!(runc("/bin/true")
+            .create("c", dir.path(), &pid, None, null(), &mut Vec::new)
             .is_ok());
-        let bad = Runc::new(Path::new("/bin/false"), dir.path(), &dir.path().join("l"));
+        let bad = runc("/bin/false");
         let msg = bad
-            .create(
-                "c",
-                dir.path(),
-                &dir.path().join("pid"),
-                None,
-                null(),
-                &mut || b"captured".to_vec(),
-            )
+            .create("c", dir.path(), &pid, None, null(), &mut || {
+                b"captured".to_vec()
+            })
             .unwrap_err();
         assert_eq!(msg, "captured");
-        let missing = Runc::new(Path::new("/nonexistent/runc"), dir.path(), dir.path());
-        let msg = missing
-            .create(
-                "c",
-                dir.path(),
-                &dir.path().join("pid"),
-                None,
-                null(),
-                &mut Vec::new,
-            )
+        let msg = bad
+            .create("c", dir.path(), &pid, None, null(), &mut Vec::new)
+            .unwrap_err();
+        assert!(
+            msg.starts_with("create failed without an error message"),
+            "{msg}"
+        );
+        // Only what runc logged during this create counts.
+        std::fs::write(
+            dir.path().join("l"),
+            "{\"level\":\"error\",\"msg\":\"an earlier create\"}\n",
+        )
+        .unwrap();
+        let msg = bad
+            .create("c", dir.path(), &pid, None, null(), &mut || b"now".to_vec())
+            .unwrap_err();
+        assert_eq!(msg, "now");
+        let msg = runc("/nonexistent/runc")
+            .create("c", dir.path(), &pid, None, null(), &mut Vec::new)
             .unwrap_err();
         assert!(msg.contains("/nonexistent/runc"), "{msg}");
+    }
+
+    #[test]
+    fn exec_failure_reads_the_sessions_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("exec-e1.log");
+        let r = Runc::new(Path::new("/bin/false"), dir.path(), &log, false);
+        assert_eq!(
+            r.exec_failure(b"", 1),
+            "exec failed without an error message (exit code 1)"
+        );
+        std::fs::write(
+            &log,
+            concat!(
+                "{\"level\":\"error\",\"msg\":\"exec: \\\"x\\\": executable file not found in $PATH\"}\n",
+                "{\"level\":\"error\",\"msg\":\"exec failed: unable to start container process\"}\n",
+            ),
+        )
+        .unwrap();
+        assert_eq!(
+            r.exec_failure(b"ignored: the log has errors", 255),
+            "exec: \"x\": executable file not found in $PATH; exec failed: unable to start container process"
+        );
     }
 }

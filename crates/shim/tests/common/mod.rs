@@ -102,6 +102,7 @@ impl TestContainer {
             stdin: false,
             stdin_once: false,
             tty: false,
+            systemd_cgroup: false,
         }
     }
 
