@@ -70,8 +70,12 @@ tests/images/mirror-hosts.sh "$work/certs.d" "$registry_addr"
 export BERTH_TEST_REGISTRY=$registry_addr BERTH_REQUIRE_REGISTRY=1
 
 step "cargo test (unit and integration)"
-cargo build --workspace --quiet
-BERTHD=$repo/target/debug/berthd cargo test --workspace --quiet 2>&1 | tee "$out/cargo-test.log" |
+# The test build of berthd has failpoints (BERTH_FAIL_AT=<step> aborts it there) for the
+# crash tests; both commands name the feature so that cargo test does not rebuild berthd
+# without it.
+features=(--features berthd/failpoints)
+cargo build --workspace --quiet "${features[@]}"
+BERTHD=$repo/target/debug/berthd cargo test --workspace --quiet "${features[@]}" 2>&1 | tee "$out/cargo-test.log" |
   grep -E '^(test result|failures:|    [a-z_:]+$|---- )' || true
 # tee hides cargo's status; the log's summary lines decide.
 if grep -q '^test result: FAILED' "$out/cargo-test.log" || ! grep -q '^test result: ok' "$out/cargo-test.log"; then

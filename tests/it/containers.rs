@@ -1935,3 +1935,347 @@ async fn crictl_drives_a_container_through_its_life() {
     crictl_ok(&env, &["rmp", &pod]);
     assert_nothing_left(&env, &mut rt, &[pod], &[id]).await;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Faults: a dead shim, a reboot, berthd killed at every step, concurrent removes.
+
+/// A pod of `name` on the test network with a host port (so portmap rules exist too).
+fn pod_with_port(env: &Env, name: &str, host_port: i32) -> v1::PodSandboxConfig {
+    let mut config = pod_config(env, name);
+    config.port_mappings = vec![v1::PortMapping {
+        protocol: v1::Protocol::Tcp as i32,
+        container_port: 8080,
+        host_port,
+        host_ip: String::new(),
+    }];
+    config
+}
+
+/// Every pod the daemon lists, stopped and removed (what kubelet does with pods it finds).
+async fn remove_all_pods(rt: &mut Runtime) -> Vec<String> {
+    let pods = timed(
+        "ListPodSandbox",
+        rt.list_pod_sandbox(v1::ListPodSandboxRequest { filter: None }),
+    )
+    .await
+    .unwrap()
+    .into_inner()
+    .items;
+    let ids: Vec<String> = pods.into_iter().map(|p| p.id).collect();
+    for id in &ids {
+        pod::stop_and_remove(rt, id).await;
+    }
+    ids
+}
+
+/// The sandbox's state as listed.
+async fn pod_state(rt: &mut Runtime, id: &str) -> v1::PodSandboxState {
+    pod::status(rt, id).await.state()
+}
+
+#[tokio::test]
+async fn a_killed_shim_makes_its_container_exited_at_once_and_the_pod_removable() {
+    const TEST: &str = "a_killed_shim_makes_its_container_exited_at_once_and_the_pod_removable";
+    let Some(registry) = can_run(TEST) else {
+        return;
+    };
+    let (mut env, mut rt) = start_env(&registry, 20).await;
+    let pod_cfg = pod_config(&env, "shimkill");
+    let pod_id = pod::run(&mut rt, pod_cfg.clone()).await;
+    let id = create(
+        &mut rt,
+        &pod_id,
+        &pod_cfg,
+        container_config("sleeper", &["sleep", "3600"]),
+    )
+    .await;
+    start(&mut rt, &id).await;
+    let (shim, init) = env.record_processes(&id);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(shim.pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let killed = Instant::now();
+    let status = loop {
+        let st = status(&mut rt, &id).await;
+        if state_of(&st) == v1::ContainerState::ContainerExited {
+            break st;
+        }
+        assert!(
+            killed.elapsed() < Duration::from_secs(2),
+            "still {:?} 2 s after the shim was killed",
+            state_of(&st)
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    eprintln!(
+        "exited {:?} after the shim's kill: code {}, reason {}, message {:?}",
+        killed.elapsed(),
+        status.exit_code,
+        status.reason,
+        status.message
+    );
+    assert_eq!((status.exit_code, status.reason.as_str()), (255, "Unknown"));
+    // The container's own process is gone too (berth killed what the shim left).
+    let deadline = Instant::now() + SETTLE;
+    while init.alive() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        !init.alive(),
+        "container init {} outlived its shim",
+        init.pid
+    );
+    // Stop and remove succeed at once.
+    let removed = Instant::now();
+    pod::stop_and_remove(&mut rt, &pod_id).await;
+    assert!(
+        removed.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        removed.elapsed()
+    );
+    assert_nothing_left(&env, &mut rt, &[pod_id], &[id]).await;
+}
+
+#[tokio::test]
+async fn after_a_reboot_pods_are_not_ready_containers_exited_and_removal_leaks_nothing() {
+    const TEST: &str =
+        "after_a_reboot_pods_are_not_ready_containers_exited_and_removal_leaks_nothing";
+    let Some(registry) = can_run(TEST) else {
+        return;
+    };
+    let (mut env, mut rt) = start_env(&registry, 21).await;
+    let pod_cfg = pod_with_port(&env, "reboot", 31021);
+    let pod_id = pod::run(&mut rt, pod_cfg.clone()).await;
+    let ran = create(
+        &mut rt,
+        &pod_id,
+        &pod_cfg,
+        container_config("ran", &["sleep", "3600"]),
+    )
+    .await;
+    start(&mut rt, &ran).await;
+    env.record_processes(&ran);
+    let created = create(
+        &mut rt,
+        &pod_id,
+        &pod_cfg,
+        container_config("created", &["true"]),
+    )
+    .await;
+    assert_eq!(env.pod.net.ip_allocations().len(), 1);
+
+    // The reboot: every process gone, the state directory (a tmpfs) empty, root kept.
+    env.pod.daemon.kill();
+    for what in Reaper::new(env.state()).reap() {
+        eprintln!("reboot: {what}");
+    }
+    for mount in berth_integration::pods::unmount_all_under(env.state()) {
+        eprintln!("reboot: unmounted {}", mount.display());
+    }
+    std::fs::remove_dir_all(env.state()).unwrap();
+    // iptables rules do not survive a reboot either.
+    for rule in env.pod.net.clean_iptables() {
+        eprintln!("reboot: removed {rule}");
+    }
+    env.pod.daemon.restart();
+    let mut rt = env.pod.daemon.runtime().await;
+
+    assert_eq!(
+        pod_state(&mut rt, &pod_id).await,
+        v1::PodSandboxState::SandboxNotready
+    );
+    for id in [&ran, &created] {
+        let st = status(&mut rt, id).await;
+        assert_eq!(state_of(&st), v1::ContainerState::ContainerExited, "{id}");
+        assert_eq!(st.exit_code, 255, "{id}");
+    }
+    // The pod's IP was released at start-up (CNI DEL from the cache kept under root).
+    assert_eq!(env.pod.net.ip_allocations(), Vec::<String>::new());
+    // kubelet can recreate the pod and remove the old one.
+    let new_pod = pod::run(&mut rt, {
+        let mut c = pod_cfg.clone();
+        c.metadata.as_mut().unwrap().attempt = 2;
+        c
+    })
+    .await;
+    pod::stop_and_remove(&mut rt, &pod_id).await;
+    pod::stop_and_remove(&mut rt, &new_pod).await;
+    assert_nothing_left(&env, &mut rt, &[pod_id, new_pod], &[ran, created]).await;
+}
+
+/// The operation that reaches each failpoint, and the steps before it.
+async fn drive_to(rt: &mut Runtime, env: &Env, step: &str, host_port: i32) -> Result<(), Status> {
+    let op = step.split(':').next().unwrap_or_default();
+    let name = format!("crash{host_port}");
+    let pod_cfg = pod_with_port(env, &name, host_port);
+    let pod_id = pod::try_run(rt, pod_cfg.clone()).await?;
+    if op == "run_pod_sandbox" {
+        return Ok(());
+    }
+    let id = try_create(
+        rt,
+        &pod_id,
+        &pod_cfg,
+        container_config("app", &["sleep", "3600"]),
+    )
+    .await?;
+    if op == "create_container" {
+        return Ok(());
+    }
+    rt.start_container(v1::StartContainerRequest {
+        container_id: id.clone(),
+    })
+    .await?;
+    match op {
+        "start_container" => Ok(()),
+        "stop_pod_sandbox" => rt
+            .stop_pod_sandbox(v1::StopPodSandboxRequest {
+                pod_sandbox_id: pod_id,
+            })
+            .await
+            .map(drop),
+        "remove_pod_sandbox" => rt
+            .remove_pod_sandbox(v1::RemovePodSandboxRequest {
+                pod_sandbox_id: pod_id,
+            })
+            .await
+            .map(drop),
+        other => panic!("no operation for failpoint {other}"),
+    }
+}
+
+/// Every failpoint berthd has (crates/runtime/src/failpoint.rs `STEPS`).
+const FAILPOINTS: &[&str] = &[
+    "run_pod_sandbox:intent_recorded",
+    "run_pod_sandbox:files",
+    "run_pod_sandbox:shm",
+    "run_pod_sandbox:namespaces",
+    "run_pod_sandbox:pid_init",
+    "run_pod_sandbox:network",
+    "run_pod_sandbox:before_commit",
+    "create_container:intent_recorded",
+    "create_container:rootfs",
+    "create_container:bundle",
+    "create_container:shim",
+    "create_container:before_commit",
+    "start_container:intent_recorded",
+    "start_container:started",
+    "stop_pod_sandbox:intent_recorded",
+    "stop_pod_sandbox:containers_stopped",
+    "stop_pod_sandbox:network_released",
+    "remove_pod_sandbox:intent_recorded",
+    "remove_pod_sandbox:containers_removed",
+    "remove_pod_sandbox:network_released",
+    "remove_pod_sandbox:namespaces_removed",
+];
+
+#[tokio::test]
+async fn berthd_killed_at_any_step_leaves_a_complete_object_or_nothing() {
+    const TEST: &str = "berthd_killed_at_any_step_leaves_a_complete_object_or_nothing";
+    let Some(registry) = can_run(TEST) else {
+        return;
+    };
+    let (env, _rt) = start_env(&registry, 22).await;
+    let mut env = env;
+    for (n, step) in FAILPOINTS.iter().enumerate() {
+        env.pod.daemon.kill();
+        env.pod.daemon.restart_failing_at(step);
+        let mut rt = env.pod.daemon.runtime().await;
+        let host_port = 31100 + n as i32;
+        let result = drive_to(&mut rt, &env, step, host_port).await;
+        assert!(
+            env.pod.daemon.wait_for_exit(Duration::from_secs(30)),
+            "{step}: berthd never reached the failpoint (RPCs: {result:?}); is it built with --features berthd/failpoints?"
+        );
+        assert!(
+            env.pod
+                .daemon
+                .log_text()
+                .contains(&format!("failpoint {step} reached")),
+            "{step}: berthd died for another reason:\n{}",
+            env.pod.daemon.log_tail(30)
+        );
+        // A new berthd finishes or undoes the operation; kubelet then removes what it lists.
+        env.pod.daemon.restart();
+        let mut rt = env.pod.daemon.runtime().await;
+        let pods = remove_all_pods(&mut rt).await;
+        eprintln!(
+            "{step}: after restart {} pod(s) listed and removed",
+            pods.len()
+        );
+        assert_nothing_left(&env, &mut rt, &pods, &[]).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_removes_and_creates_racing_removal_leave_nothing() {
+    const TEST: &str = "concurrent_removes_and_creates_racing_removal_leave_nothing";
+    let Some(registry) = can_run(TEST) else {
+        return;
+    };
+    let (env, mut rt) = start_env(&registry, 23).await;
+    // 20 concurrent RemovePodSandbox of one running pod: every one succeeds.
+    let pod_cfg = pod_config(&env, "race");
+    let pod_id = pod::run(&mut rt, pod_cfg.clone()).await;
+    let id = create(
+        &mut rt,
+        &pod_id,
+        &pod_cfg,
+        container_config("app", &["sleep", "3600"]),
+    )
+    .await;
+    start(&mut rt, &id).await;
+    let calls: Vec<_> = (0..20)
+        .map(|_| {
+            let mut rt = rt.clone();
+            let pod_id = pod_id.clone();
+            tokio::spawn(async move {
+                rt.remove_pod_sandbox(v1::RemovePodSandboxRequest {
+                    pod_sandbox_id: pod_id,
+                })
+                .await
+                .map(drop)
+            })
+        })
+        .collect();
+    for call in calls {
+        call.await
+            .unwrap()
+            .expect("every concurrent RemovePodSandbox succeeds");
+    }
+    assert_nothing_left(&env, &mut rt, &[pod_id], &[id]).await;
+
+    // Create + Start racing RemovePodSandbox, 10 times: no container survives its pod.
+    let mut pods = Vec::new();
+    for round in 0..10 {
+        let mut cfg = pod_config(&env, &format!("race{round}"));
+        cfg.metadata.as_mut().unwrap().attempt = round;
+        let pod_id = pod::run(&mut rt, cfg.clone()).await;
+        let mut creator = rt.clone();
+        let (p, c) = (pod_id.clone(), cfg.clone());
+        let create_and_start = tokio::spawn(async move {
+            let id = try_create(
+                &mut creator,
+                &p,
+                &c,
+                container_config("app", &["sleep", "3600"]),
+            )
+            .await?;
+            creator
+                .start_container(v1::StartContainerRequest { container_id: id })
+                .await
+                .map(drop)
+        });
+        tokio::time::sleep(Duration::from_millis(u64::from(round) * 15)).await;
+        pod::remove(&mut rt, &pod_id).await;
+        let outcome = create_and_start.await.unwrap();
+        eprintln!(
+            "round {round}: create+start {:?}",
+            outcome.map_err(|s| s.code())
+        );
+        pods.push(pod_id);
+    }
+    assert_nothing_left(&env, &mut rt, &pods, &[]).await;
+}

@@ -10,7 +10,7 @@
 //!
 //! "Nothing left" ([`assert_nothing_left`]) means: ListPodSandbox empty; no mount under
 //! `--state` (namespace pins are nsfs bind mounts, `/dev/shm` a tmpfs); `<state>/ns`,
-//! `<state>/sandboxes` and `<state>/cni-cache` empty; no link on the test bridge (a veth of
+//! `<state>/sandboxes` and `<root>/cni-cache` empty; no link on the test bridge (a veth of
 //! a pod); no host-local allocation; no iptables rule naming the network, its subnet or a
 //! sandbox ID, no per-pod `CNI-*` chain of the test; no cgroup named after a sandbox ID.
 //!
@@ -1104,7 +1104,7 @@ async fn built_in_network_uses_the_pod_cidr_from_update_runtime_config() {
     let result = try_run(&mut rt, pod_config("cidr")).await;
     // The bridge the pod was attached to, from the network config berth used (its cache).
     let bridge = result.as_ref().ok().and_then(|id| {
-        let cache = daemon.state.join("cni-cache").join(format!("{id}.json"));
+        let cache = daemon.root.join("cni-cache").join(format!("{id}.json"));
         let cached: serde_json::Value = serde_json::from_slice(&std::fs::read(cache).ok()?).ok()?;
         cached["network"]["plugins"][0]["bridge"]
             .as_str()

@@ -188,12 +188,22 @@ fn daemon_args(config: &Path, socket: &Path, root: &Path, state: &Path) -> Vec<S
 }
 
 fn spawn_berthd(log: &Path, args: &[String]) -> Child {
+    spawn_berthd_failing_at(log, args, None)
+}
+
+/// Spawns berthd; with `fail_at`, a test build (feature `failpoints`) aborts at that step.
+fn spawn_berthd_failing_at(log: &Path, args: &[String], fail_at: Option<&str>) -> Child {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(log)
         .unwrap();
-    Command::new(berthd_binary())
+    let mut command = Command::new(berthd_binary());
+    match fail_at {
+        Some(step) => command.env("BERTH_FAIL_AT", step),
+        None => command.env_remove("BERTH_FAIL_AT"),
+    };
+    command
         .args(args)
         .stdin(Stdio::null())
         .stdout(log.try_clone().unwrap())
@@ -297,6 +307,32 @@ impl Berthd {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+
+    /// Like [`Berthd::restart`], but the new daemon aborts (as `kill -9` would stop it) when
+    /// it reaches failpoint `step`; needs berthd built with the `failpoints` feature.
+    pub fn restart_failing_at(&mut self, step: &str) {
+        assert!(self.child.is_none(), "kill the daemon before restarting it");
+        let args = daemon_args(&self.config, &self.socket, &self.root, &self.state);
+        self.child = Some(spawn_berthd_failing_at(&self.log, &args, Some(step)));
+        self.wait_for_socket();
+    }
+
+    /// Waits up to `timeout` for the daemon to end on its own; whether it did (then it is
+    /// reaped and [`Berthd::restart`] may follow).
+    pub fn wait_for_exit(&mut self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while let Some(child) = self.child.as_mut() {
+            if let Ok(Some(_)) = child.try_wait() {
+                self.child = None;
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        true
     }
 
     /// Starts a new daemon on the same config, socket, root and state (after

@@ -642,9 +642,9 @@ impl PodEnv {
         self.daemon.state.join("sandboxes")
     }
 
-    /// `<state>/cni-cache`
+    /// `<root>/cni-cache` (kept across reboots)
     pub fn cni_cache(&self) -> PathBuf {
-        self.daemon.state.join("cni-cache")
+        self.daemon.root.join("cni-cache")
     }
 
     /// The pin of namespace `kind` (`net`, `ipc`, `uts`) of sandbox `id`.
@@ -659,7 +659,7 @@ impl PodEnv {
 
     /// Everything pods left on the host, for sandboxes `ids` (which may be empty): mounts
     /// under the state dir, entries of `<state>/ns`, `<state>/sandboxes` and
-    /// `<state>/cni-cache`, the network's leftovers, iptables lines naming an ID, cgroups
+    /// `<root>/cni-cache`, the network's leftovers, iptables lines naming an ID, cgroups
     /// named after an ID.
     pub fn leftovers(&self, ids: &[String]) -> Vec<String> {
         let mut found = Vec::new();

@@ -241,6 +241,32 @@ impl From<ServiceError> for Status {
     }
 }
 
+/// The runtime core's errors in the server's terms: host errors pass through, the core's
+/// own become the variants the CRI expects (NotFound, AlreadyExists, FailedPrecondition,
+/// DeadlineExceeded).
+impl From<berth_runtime::RuntimeError<ServiceError>> for ServiceError {
+    fn from(err: berth_runtime::RuntimeError<ServiceError>) -> Self {
+        use berth_runtime::RuntimeError as E;
+        match err {
+            E::NotFound { kind, id } => ServiceError::NotFound { kind, id },
+            E::NameTaken { kind, name, id } => ServiceError::NameTaken { kind, name, id },
+            E::StopTimeout { id, seconds } => ServiceError::StopTimeout { id, seconds },
+            E::Ambiguous { kind, prefix } => ServiceError::Unsupported {
+                field: "id",
+                reason: format!("{kind} ID prefix {prefix:?} matches more than one"),
+            },
+            err @ (E::SandboxNotReady { .. } | E::WrongState { .. } | E::Busy { .. }) => {
+                ServiceError::FailedPrecondition {
+                    what: err.to_string(),
+                }
+            }
+            E::Store(err) => ServiceError::Store(err),
+            E::Host(err) => err,
+            err @ E::Aborted { .. } => ServiceError::Aborted(err.to_string()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -281,31 +307,5 @@ mod tests {
         )));
         assert_eq!(status.code(), Code::Unknown);
         assert_eq!(status.message(), "runc start c1: first cause; last line");
-    }
-}
-
-/// The runtime core's errors in the server's terms: host errors pass through, the core's
-/// own become the variants the CRI expects (NotFound, AlreadyExists, FailedPrecondition,
-/// DeadlineExceeded).
-impl From<berth_runtime::RuntimeError<ServiceError>> for ServiceError {
-    fn from(err: berth_runtime::RuntimeError<ServiceError>) -> Self {
-        use berth_runtime::RuntimeError as E;
-        match err {
-            E::NotFound { kind, id } => ServiceError::NotFound { kind, id },
-            E::NameTaken { kind, name, id } => ServiceError::NameTaken { kind, name, id },
-            E::StopTimeout { id, seconds } => ServiceError::StopTimeout { id, seconds },
-            E::Ambiguous { kind, prefix } => ServiceError::Unsupported {
-                field: "id",
-                reason: format!("{kind} ID prefix {prefix:?} matches more than one"),
-            },
-            err @ (E::SandboxNotReady { .. } | E::WrongState { .. } | E::Busy { .. }) => {
-                ServiceError::FailedPrecondition {
-                    what: err.to_string(),
-                }
-            }
-            E::Store(err) => ServiceError::Store(err),
-            E::Host(err) => err,
-            err @ E::Aborted { .. } => ServiceError::Aborted(err.to_string()),
-        }
     }
 }

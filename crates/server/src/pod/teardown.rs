@@ -71,7 +71,7 @@ pub fn sandbox_alive(daemon: &Daemon, record: &SandboxRecord) -> bool {
     let (host_network, host_ipc, _) = namespace_modes(&config);
     let pins = ns_dir(daemon, &record.id);
     let pinned = |name: &str| berth_net::ns::is_pinned(&pins.join(name));
-    if !host_network && !(pinned("net") && pinned("uts")) {
+    if !(host_network || pinned("net") && pinned("uts")) {
         return false;
     }
     if !host_ipc && !pinned("ipc") {
