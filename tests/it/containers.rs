@@ -1979,7 +1979,7 @@ async fn a_killed_shim_makes_its_container_exited_at_once_and_the_pod_removable(
     let Some(registry) = can_run(TEST) else {
         return;
     };
-    let (mut env, mut rt) = start_env(&registry, 20).await;
+    let (mut env, mut rt) = start_env(&registry, 10).await;
     let pod_cfg = pod_config(&env, "shimkill");
     let pod_id = pod::run(&mut rt, pod_cfg.clone()).await;
     let id = create(
@@ -2045,7 +2045,7 @@ async fn after_a_reboot_pods_are_not_ready_containers_exited_and_removal_leaks_n
     let Some(registry) = can_run(TEST) else {
         return;
     };
-    let (mut env, mut rt) = start_env(&registry, 21).await;
+    let (mut env, mut rt) = start_env(&registry, 11).await;
     let pod_cfg = pod_with_port(&env, "reboot", 31021);
     let pod_id = pod::run(&mut rt, pod_cfg.clone()).await;
     let ran = create(
@@ -2177,7 +2177,7 @@ async fn berthd_killed_at_any_step_leaves_a_complete_object_or_nothing() {
     let Some(registry) = can_run(TEST) else {
         return;
     };
-    let (env, _rt) = start_env(&registry, 22).await;
+    let (env, _rt) = start_env(&registry, 12).await;
     let mut env = env;
     for (n, step) in FAILPOINTS.iter().enumerate() {
         env.pod.daemon.kill();
@@ -2215,7 +2215,7 @@ async fn concurrent_removes_and_creates_racing_removal_leave_nothing() {
     let Some(registry) = can_run(TEST) else {
         return;
     };
-    let (env, mut rt) = start_env(&registry, 23).await;
+    let (env, mut rt) = start_env(&registry, 13).await;
     // 20 concurrent RemovePodSandbox of one running pod: every one succeeds.
     let pod_cfg = pod_config(&env, "race");
     let pod_id = pod::run(&mut rt, pod_cfg.clone()).await;

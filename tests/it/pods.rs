@@ -3,7 +3,7 @@
 //! CNI plugins (Debian's, from /usr/lib/cni).
 //!
 //! Every test runs its daemon on a network of its own ([`TestNet`]: bridge
-//! `bt<pid%10000><slot>`, subnet `10.232.<n>.0/24`, host-local `dataDir` in the temporary
+//! `bt<pid%10000><slot, 2 digits>`, subnet `10.232.<n>.0/24`, host-local `dataDir` in the temporary
 //! directory, portmap), never on the built-in `berth0`. [`PodEnv`] cleans up on drop, also
 //! after a panic: daemon killed by PID, mounts under the temporary directory unmounted,
 //! bridge deleted, the network's iptables rules and chains removed.

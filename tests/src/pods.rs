@@ -1,6 +1,6 @@
 //! Helpers of the pod sandbox tests (`tests/it/pods.rs`).
 //!
-//! - [`TestNet`]: a CNI network of the test's own — bridge `bt<pid%10000><slot>`, subnet
+//! - [`TestNet`]: a CNI network of the test's own — bridge `bt<pid%10000><slot, 2 digits>`, subnet
 //!   `10.232.<n>.0/24`, host-local `dataDir` inside the daemon's temporary directory, and
 //!   portmap — written into the daemon's `cni.conf_dir`; never the built-in `berth0`
 //!   (10.88.0.0/16), never `/var/lib/cni`.
@@ -291,13 +291,14 @@ pub struct TestNet {
 }
 
 impl TestNet {
-    /// The network of test `slot` (0..=9, one per test of a binary) for a daemon whose
+    /// The network of test `slot` (0..=19, one per test of a binary) for a daemon whose
     /// temporary directory is `dir` (its `cni.conf_dir` is `<dir>/net.d`).
     pub fn new(dir: &Path, slot: u8) -> TestNet {
-        assert!(slot < 10, "slot {slot} out of range");
+        assert!(slot < 20, "slot {slot} out of range");
         let pid = std::process::id();
-        let bridge = format!("bt{:04}{slot}", pid % 10000);
-        let octet = 100 + (pid % 15) as u8 * 10 + slot;
+        let bridge = format!("bt{:04}{slot:02}", pid % 10000);
+        // 20..=219: clear of the benchmarks' 10.232.25x networks.
+        let octet = 20 + (pid % 10) as u8 * 20 + slot;
         let tables = iptables_tables();
         let hostport_chains_existed = tables
             .iter()

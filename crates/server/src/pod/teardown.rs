@@ -3,8 +3,6 @@
 //! interrupted one as well as the work of StopPodSandbox and RemovePodSandbox. The runtime
 //! core keeps the record.
 
-use std::path::Path;
-
 use berth_net::ns::remove_pinned;
 use berth_runtime::Step;
 use berth_store::SandboxRecord;
@@ -17,6 +15,16 @@ use crate::pod::create::{namespace_modes, ns_dir, pid_mode, sandbox_dir};
 use crate::pod::pidns::{pid_namespace, stop_pid_init};
 use crate::pod::shm::unmount_shm;
 
+/// The pod's netns pin: where the record says, or where a creation interrupted before it
+/// recorded it put it (the bridge plugin needs the netns to remove its masquerade rules).
+fn netns_of(daemon: &Daemon, record: &SandboxRecord) -> std::path::PathBuf {
+    record
+        .netns_path
+        .as_ref()
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| ns_dir(daemon, &record.id).join("net"))
+}
+
 /// Releases the sandbox's network (CNI DEL from the cached attachment, which lives under
 /// `root` so it survives a reboot) and stops its PID init.
 pub fn stop_sandbox(
@@ -24,10 +32,10 @@ pub fn stop_sandbox(
     record: &SandboxRecord,
     step: Step<'_>,
 ) -> Result<(), ServiceError> {
-    let netns = record.netns_path.as_deref().map(Path::new);
+    let netns = netns_of(daemon, record);
     daemon
         .cni
-        .teardown(&record.id, netns.filter(|p| p.exists()))?;
+        .teardown(&record.id, Some(netns.as_path()).filter(|p| p.exists()))?;
     step("stop_pod_sandbox:network_released");
     stop_pid_init(&sandbox_dir(daemon, &record.id));
     Ok(())
@@ -39,10 +47,10 @@ pub fn remove_sandbox(
     record: &SandboxRecord,
     step: Step<'_>,
 ) -> Result<(), ServiceError> {
-    let netns = record.netns_path.as_deref().map(Path::new);
+    let netns = netns_of(daemon, record);
     daemon
         .cni
-        .teardown(&record.id, netns.filter(|p| p.exists()))?;
+        .teardown(&record.id, Some(netns.as_path()).filter(|p| p.exists()))?;
     step("remove_pod_sandbox:network_released");
     let dir = sandbox_dir(daemon, &record.id);
     stop_pid_init(&dir);
