@@ -87,6 +87,10 @@ async fn serve(config: Config) -> Result<(), DaemonError> {
             source,
         })?;
     }
+    // Before the socket exists: a SIGTERM sent as soon as it accepts (while recovery runs)
+    // is a clean shutdown, not the default death.
+    let mut sigterm = signal(SignalKind::terminate()).map_err(DaemonError::Signal)?;
+    let mut sigint = signal(SignalKind::interrupt()).map_err(DaemonError::Signal)?;
     let store = Store::open(&config.root)?;
     let (listener, socket_guard) = listener::bind(&config.listen)?;
     let listen = config.listen.clone();
@@ -99,8 +103,6 @@ async fn serve(config: Config) -> Result<(), DaemonError> {
     let streaming = tokio::spawn(stream_server.serve());
     let (runtime_service, image_service) = berth_server::services(daemon.clone());
 
-    let mut sigterm = signal(SignalKind::terminate()).map_err(DaemonError::Signal)?;
-    let mut sigint = signal(SignalKind::interrupt()).map_err(DaemonError::Signal)?;
     let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
     let shutdown = async move {
         let name = tokio::select! {
