@@ -3,13 +3,15 @@
 # and mean/max; (c) exec round trip of `true` (ExecSync and streaming exec through crictl),
 # p50/p90 over 50 runs each; (b) pod start time: RunPodSandbox + CreateContainer +
 # StartContainer through a direct gRPC client (tests/examples/podstart.rs), p50/p90 over 20
-# runs.
+# runs; (d) ListContainers / ListPodSandbox p50/p99 with many containers (--list-pods pods
+# of 10 containers each, default 50 = 500 containers), 1000 calls each from the gRPC client.
 # See bench/README.md.
 #
-#   bench/containers.sh [--runs N] [--idle N] [--shim static|dynamic|PATH] [--no-build]
+#   bench/containers.sh [--runs N] [--idle N] [--list-pods N] [--shim static|dynamic|PATH] [--no-build]
 #
-#   --runs N     pod start runs (default 20)
-#   --idle N     idle containers (default 20)
+#   --runs N      pod start runs (default 20)
+#   --idle N      idle containers (default 20)
+#   --list-pods N pods of 10 containers for the list timing (default 50; 0 skips it)
 #   --shim       which berth-shim the daemon runs (runtime.shim_path):
 #                static  (default) the crate README's static-pie recipe,
 #                        target/x86_64-unknown-linux-gnu/shim/berth-shim; falls back to
@@ -39,17 +41,19 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=bench/lib.sh
 . "$REPO/bench/lib.sh"
 die() { echo "$PROG: error: $*" >&2; exit 1; }
-usage() { sed -n '7,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '9,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
 RUNS=20
 EXEC_RUNS=50
 IDLE=20
+LIST_PODS=50
 SHIM=static
 BUILD=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --runs) [ $# -ge 2 ] || usage; RUNS=$2; shift 2 ;;
     --idle) [ $# -ge 2 ] || usage; IDLE=$2; shift 2 ;;
+    --list-pods) [ $# -ge 2 ] || usage; LIST_PODS=$2; shift 2 ;;
     --shim) [ $# -ge 2 ] || usage; SHIM=$2; shift 2 ;;
     --no-build) BUILD=0; shift ;;
     -h|--help) usage ;;
@@ -58,6 +62,7 @@ while [ $# -gt 0 ]; do
 done
 [[ "$RUNS" =~ ^[1-9][0-9]*$ ]] || die "--runs expects a positive number"
 [[ "$IDLE" =~ ^[1-9][0-9]*$ ]] || die "--idle expects a positive number"
+[[ "$LIST_PODS" =~ ^[0-9]+$ ]] || die "--list-pods expects a number"
 [ "$(id -u)" -eq 0 ] || die "must run as root (namespaces, mounts, runc)"
 for tool in ip iptables iptables-save awk sort runc file; do
   command -v "$tool" >/dev/null || die "'$tool' not found (scripts/install-deps.sh test installs it)"
@@ -281,3 +286,15 @@ echo
 echo "== (b) pod start: RunPodSandbox + CreateContainer + StartContainer, $RUNS runs"
 "$PODSTART" start --socket "$SOCKET" --image "$IMAGE" --runs "$RUNS" --log-dir "$WORK/logs" ||
   { tail -n 20 "$WORK/berthd.log" >&2; die "pod start runs failed"; }
+
+# --- (d) List RPCs with many containers, answered from berthd's in-memory registry.
+if ((LIST_PODS > 0)); then
+  echo
+  echo "== (d) ListContainers / ListPodSandbox with $((LIST_PODS * 10)) running containers in $LIST_PODS pods"
+  "$PODSTART" idle --socket "$SOCKET" --image "$IMAGE" --count 10 --pods "$LIST_PODS" \
+    --log-dir "$WORK/logs" > "$WORK/list.out" ||
+    { tail -n 20 "$WORK/berthd.log" >&2; die "creating the containers to list failed"; }
+  "$PODSTART" list --socket "$SOCKET" --runs 1000
+  echo "berthd VmRSS with $((LIST_PODS * 10)) containers: $(awk '/^VmRSS:/ {print $2 " " $3}' "/proc/$BERTHD_PID/status")"
+  "$PODSTART" remove --socket "$SOCKET" >/dev/null
+fi

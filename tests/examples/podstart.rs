@@ -6,9 +6,13 @@
 //!     N times: RunPodSandbox + CreateContainer + StartContainer of a pod with one container
 //!     (`sleep 1000000`), timed together; then, outside the clock, StopPodSandbox +
 //!     RemovePodSandbox. Prints each run (and its three parts) and p50/p90 (nearest rank).
-//! podstart idle   --socket S [--image I] [--count N] [--log-dir D]
-//!     One pod with N idle containers (`sleep 1000000`), left running. Prints `pod <id>` and
-//!     then `container <id>` per container.
+//! podstart idle   --socket S [--image I] [--count N] [--pods P] [--log-dir D]
+//!     P pods (default 1) with N idle containers each (`sleep 1000000`), left running.
+//!     Prints `pod <id>` and then `container <id>` per container.
+//! podstart list   --socket S [--runs N]
+//!     N calls each of ListContainers (no filter), ListContainers filtered by one pod's ID
+//!     and ListPodSandbox over one connection, timed from the client (the round trip over
+//!     the unix socket bounds the server's time from above). Prints p50/p99/max.
 //! podstart remove --socket S [--pod ID]
 //!     StopPodSandbox + RemovePodSandbox of that pod, or of every pod the daemon lists
 //!     (their containers go with them).
@@ -36,6 +40,7 @@ struct Args {
     image: String,
     runs: usize,
     count: usize,
+    pods: usize,
     log_dir: Option<PathBuf>,
     pod: Option<String>,
 }
@@ -43,7 +48,8 @@ struct Args {
 fn usage() -> ! {
     eprintln!(
         "usage: podstart start  --socket S [--image I] [--runs N] [--log-dir D]\n       \
-         podstart idle   --socket S [--image I] [--count N] [--log-dir D]\n       \
+         podstart idle   --socket S [--image I] [--count N] [--pods P] [--log-dir D]\n       \
+         podstart list   --socket S [--runs N]\n       \
          podstart remove --socket S [--pod ID]"
     );
     std::process::exit(2)
@@ -52,7 +58,7 @@ fn usage() -> ! {
 fn parse_args() -> Args {
     let mut argv = std::env::args().skip(1);
     let mode = argv.next().unwrap_or_else(|| usage());
-    if !matches!(mode.as_str(), "start" | "idle" | "remove") {
+    if !matches!(mode.as_str(), "start" | "idle" | "list" | "remove") {
         usage();
     }
     let mut args = Args {
@@ -61,6 +67,7 @@ fn parse_args() -> Args {
         image: DEFAULT_IMAGE.to_owned(),
         runs: 20,
         count: 20,
+        pods: 1,
         log_dir: None,
         pod: None,
     };
@@ -71,12 +78,13 @@ fn parse_args() -> Args {
             "--image" => args.image = value,
             "--runs" => args.runs = value.parse().unwrap_or_else(|_| usage()),
             "--count" => args.count = value.parse().unwrap_or_else(|_| usage()),
+            "--pods" => args.pods = value.parse().unwrap_or_else(|_| usage()),
             "--log-dir" => args.log_dir = Some(value.into()),
             "--pod" => args.pod = Some(value),
             _ => usage(),
         }
     }
-    if args.socket.as_os_str().is_empty() || args.runs == 0 || args.count == 0 {
+    if args.socket.as_os_str().is_empty() || args.runs == 0 || args.count == 0 || args.pods == 0 {
         usage();
     }
     args
@@ -251,33 +259,109 @@ async fn start_runs(args: &Args, rt: &mut RuntimeServiceClient<Channel>) -> Resu
 }
 
 async fn idle(args: &Args, rt: &mut RuntimeServiceClient<Channel>) -> Result<(), Error> {
-    let pod_cfg = pod_config("idle", args.log_dir.as_ref());
-    let pod = rt
-        .run_pod_sandbox(v1::RunPodSandboxRequest {
-            config: Some(pod_cfg.clone()),
-            runtime_handler: String::new(),
-        })
-        .await?
-        .into_inner()
-        .pod_sandbox_id;
-    println!("pod {pod}");
-    for n in 1..=args.count {
-        let id = rt
-            .create_container(v1::CreateContainerRequest {
-                pod_sandbox_id: pod.clone(),
-                config: Some(container_config(&format!("idle-{n}"), &args.image)),
-                sandbox_config: Some(pod_cfg.clone()),
+    for p in 1..=args.pods {
+        let name = if args.pods == 1 {
+            "idle".to_owned()
+        } else {
+            format!("idle-{p}")
+        };
+        let pod_cfg = pod_config(&name, args.log_dir.as_ref());
+        let pod = rt
+            .run_pod_sandbox(v1::RunPodSandboxRequest {
+                config: Some(pod_cfg.clone()),
+                runtime_handler: String::new(),
             })
             .await?
             .into_inner()
-            .container_id;
-        rt.start_container(v1::StartContainerRequest {
-            container_id: id.clone(),
-        })
-        .await?;
-        println!("container {id}");
+            .pod_sandbox_id;
+        println!("pod {pod}");
+        for n in 1..=args.count {
+            let id = rt
+                .create_container(v1::CreateContainerRequest {
+                    pod_sandbox_id: pod.clone(),
+                    config: Some(container_config(&format!("idle-{n}"), &args.image)),
+                    sandbox_config: Some(pod_cfg.clone()),
+                })
+                .await?
+                .into_inner()
+                .container_id;
+            rt.start_container(v1::StartContainerRequest {
+                container_id: id.clone(),
+            })
+            .await?;
+            println!("container {id}");
+        }
     }
     Ok(())
+}
+
+/// Times `runs` calls of `call`; prints the percentiles with the number of items listed.
+async fn time_list<F, Fut>(label: &str, runs: usize, mut call: F) -> Result<(), Error>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<usize, tonic::Status>>,
+{
+    let mut times = Vec::with_capacity(runs);
+    let mut items = 0;
+    for _ in 0..runs {
+        let at = Instant::now();
+        items = call().await?;
+        times.push(ms(at));
+    }
+    times.sort_by(f64::total_cmp);
+    println!(
+        "{label:<40} {items:>5} items  p50 {:.3} ms  p99 {:.3} ms  max {:.3} ms  ({runs} calls)",
+        percentile(&times, 50),
+        percentile(&times, 99),
+        times[times.len() - 1]
+    );
+    Ok(())
+}
+
+async fn list(args: &Args, rt: &RuntimeServiceClient<Channel>) -> Result<(), Error> {
+    let pods = rt
+        .clone()
+        .list_pod_sandbox(v1::ListPodSandboxRequest { filter: None })
+        .await?
+        .into_inner()
+        .items;
+    let one_pod = pods.first().map(|p| p.id.clone()).unwrap_or_default();
+    time_list("ListContainers", args.runs, || {
+        let mut rt = rt.clone();
+        async move {
+            let r = rt
+                .list_containers(v1::ListContainersRequest { filter: None })
+                .await?;
+            Ok(r.into_inner().containers.len())
+        }
+    })
+    .await?;
+    time_list("ListContainers (one pod's ID)", args.runs, || {
+        let mut rt = rt.clone();
+        let filter = v1::ContainerFilter {
+            pod_sandbox_id: one_pod.clone(),
+            ..Default::default()
+        };
+        async move {
+            let r = rt
+                .list_containers(v1::ListContainersRequest {
+                    filter: Some(filter),
+                })
+                .await?;
+            Ok(r.into_inner().containers.len())
+        }
+    })
+    .await?;
+    time_list("ListPodSandbox", args.runs, || {
+        let mut rt = rt.clone();
+        async move {
+            let r = rt
+                .list_pod_sandbox(v1::ListPodSandboxRequest { filter: None })
+                .await?;
+            Ok(r.into_inner().items.len())
+        }
+    })
+    .await
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -294,6 +378,7 @@ async fn main() -> Result<(), Error> {
             pull(channel, &args.image).await?;
             idle(&args, &mut rt).await
         }
+        "list" => list(&args, &rt).await,
         _ => {
             let pods = match args.pod.clone() {
                 Some(pod) => vec![pod],

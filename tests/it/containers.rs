@@ -2146,31 +2146,6 @@ async fn drive_to(rt: &mut Runtime, env: &Env, step: &str, host_port: i32) -> Re
     }
 }
 
-/// Every failpoint berthd has (crates/runtime/src/failpoint.rs `STEPS`).
-const FAILPOINTS: &[&str] = &[
-    "run_pod_sandbox:intent_recorded",
-    "run_pod_sandbox:files",
-    "run_pod_sandbox:shm",
-    "run_pod_sandbox:namespaces",
-    "run_pod_sandbox:pid_init",
-    "run_pod_sandbox:network",
-    "run_pod_sandbox:before_commit",
-    "create_container:intent_recorded",
-    "create_container:rootfs",
-    "create_container:bundle",
-    "create_container:shim",
-    "create_container:before_commit",
-    "start_container:intent_recorded",
-    "start_container:started",
-    "stop_pod_sandbox:intent_recorded",
-    "stop_pod_sandbox:containers_stopped",
-    "stop_pod_sandbox:network_released",
-    "remove_pod_sandbox:intent_recorded",
-    "remove_pod_sandbox:containers_removed",
-    "remove_pod_sandbox:network_released",
-    "remove_pod_sandbox:namespaces_removed",
-];
-
 #[tokio::test]
 async fn berthd_killed_at_any_step_leaves_a_complete_object_or_nothing() {
     const TEST: &str = "berthd_killed_at_any_step_leaves_a_complete_object_or_nothing";
@@ -2179,7 +2154,7 @@ async fn berthd_killed_at_any_step_leaves_a_complete_object_or_nothing() {
     };
     let (env, _rt) = start_env(&registry, 12).await;
     let mut env = env;
-    for (n, step) in FAILPOINTS.iter().enumerate() {
+    for (n, step) in berth_runtime::failpoint::STEPS.iter().enumerate() {
         env.pod.daemon.kill();
         env.pod.daemon.restart_failing_at(step);
         let mut rt = env.pod.daemon.runtime().await;

@@ -478,13 +478,8 @@ async fn cni_failure_is_reported_and_rolled_back() {
 }
 
 /// A plugin whose DEL fails as well as its ADD: the rollback's DEL of that plugin fails,
-/// and still nothing may be left once RunPodSandbox has answered.
-///
-/// KNOWN BUG (fails as of d9a077b): `<state>/cni-cache/<id>.json` of the failed sandbox
-/// stays forever. `Cni::setup`'s rollback keeps the cache file when a DEL fails "so a later
-/// teardown retries", but `create_sandbox` registers its CNI undo only after `setup`
-/// succeeded and no record is written, so nothing ever retries: one orphaned cache file
-/// (and whatever the failing plugin held) per failed RunPodSandbox.
+/// and still nothing may be left once RunPodSandbox has answered (the runtime core's undo
+/// of a pod that never ran abandons its CNI attachment after one more DEL).
 #[tokio::test]
 async fn cni_failure_with_failing_rollback_leaves_nothing() {
     if !can_run("cni_failure_with_failing_rollback_leaves_nothing") {

@@ -5,7 +5,7 @@
 
 use berth_net::ns::remove_pinned;
 use berth_runtime::Step;
-use berth_store::SandboxRecord;
+use berth_store::{SandboxIntent, SandboxRecord};
 use cri_api::v1;
 
 use crate::daemon::Daemon;
@@ -15,14 +15,22 @@ use crate::pod::create::{namespace_modes, ns_dir, pid_mode, sandbox_dir};
 use crate::pod::pidns::{pid_namespace, stop_pid_init};
 use crate::pod::shm::unmount_shm;
 
-/// The pod's netns pin: where the record says, or where a creation interrupted before it
-/// recorded it put it (the bridge plugin needs the netns to remove its masquerade rules).
-fn netns_of(daemon: &Daemon, record: &SandboxRecord) -> std::path::PathBuf {
+fn netns_path(daemon: &Daemon, record: &SandboxRecord) -> std::path::PathBuf {
     record
         .netns_path
         .as_ref()
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| ns_dir(daemon, &record.id).join("net"))
+}
+
+/// CNI DEL from the cached attachment, inside the pod's netns while it is still pinned: where
+/// the record says, or where a creation interrupted before it recorded it put it (the
+/// bridge plugin needs the netns to remove its masquerade rules).
+fn release_network(daemon: &Daemon, record: &SandboxRecord) -> Result<(), ServiceError> {
+    let netns = netns_path(daemon, record);
+    Ok(daemon
+        .cni
+        .teardown(&record.id, Some(netns.as_path()).filter(|p| p.exists()))?)
 }
 
 /// Releases the sandbox's network (CNI DEL from the cached attachment, which lives under
@@ -32,10 +40,7 @@ pub fn stop_sandbox(
     record: &SandboxRecord,
     step: Step<'_>,
 ) -> Result<(), ServiceError> {
-    let netns = netns_of(daemon, record);
-    daemon
-        .cni
-        .teardown(&record.id, Some(netns.as_path()).filter(|p| p.exists()))?;
+    release_network(daemon, record)?;
     step("stop_pod_sandbox:network_released");
     stop_pid_init(&sandbox_dir(daemon, &record.id));
     Ok(())
@@ -47,10 +52,19 @@ pub fn remove_sandbox(
     record: &SandboxRecord,
     step: Step<'_>,
 ) -> Result<(), ServiceError> {
-    let netns = netns_of(daemon, record);
-    daemon
-        .cni
-        .teardown(&record.id, Some(netns.as_path()).filter(|p| p.exists()))?;
+    if record.intent == Some(SandboxIntent::Creating) {
+        // A pod that never ran: one more DEL, then its attachment is forgotten even if the
+        // DEL failed (a plugin that cannot delete would otherwise keep the pod's namespaces
+        // and mounts pinned forever); the failure is logged with what it may have left.
+        if let Err(err) = daemon
+            .cni
+            .abandon(&record.id, Some(&netns_path(daemon, record)))
+        {
+            tracing::warn!(sandbox = %record.id, error = %err, "CNI DEL of a pod that never ran failed; what the plugin allocated for it may be left");
+        }
+    } else {
+        release_network(daemon, record)?;
+    }
     step("remove_pod_sandbox:network_released");
     let dir = sandbox_dir(daemon, &record.id);
     stop_pid_init(&dir);
