@@ -16,6 +16,10 @@
 //! long. With more workers a single blocked one is hidden by the others, until as many slow
 //! calls come together as there are workers.
 //!
+//! What is removed may stay on disk after RemoveImage answered, in `<root>/trash` (see
+//! `crates/image/src/trash.rs`) or under `<root>/snapshots`; the test waits for both to hold
+//! no file.
+//!
 //! Needs root (the layer's files are owned by uid 0), skopeo and docker-registry; without
 //! them the test says so and passes, unless `BERTH_REQUIRE_REGISTRY=1`.
 
@@ -230,8 +234,16 @@ async fn probe(channel: Channel, call: Call, stop: Arc<AtomicBool>) -> Vec<Durat
     latencies
 }
 
+fn spec(image: &str) -> Option<v1::ImageSpec> {
+    Some(v1::ImageSpec {
+        image: image.to_owned(),
+        ..Default::default()
+    })
+}
+
 /// The `p`-th percentile (nearest rank) of `samples`.
 fn percentile(samples: &mut [Duration], p: f64) -> Duration {
+    assert!(!samples.is_empty(), "no call completed");
     samples.sort();
     let rank = ((p / 100.0) * samples.len() as f64).ceil() as usize;
     samples[rank.clamp(1, samples.len()) - 1]
@@ -277,10 +289,7 @@ async fn removing_an_image_of_many_files_does_not_delay_other_rpcs() {
     timed(
         "PullImage",
         images.pull_image(v1::PullImageRequest {
-            image: Some(v1::ImageSpec {
-                image: reference.clone(),
-                ..Default::default()
-            }),
+            image: spec(&reference),
             auth: None,
             sandbox_config: None,
         }),
@@ -318,10 +327,7 @@ async fn removing_an_image_of_many_files_does_not_delay_other_rpcs() {
     timed(
         "RemoveImage",
         images.remove_image(v1::RemoveImageRequest {
-            image: Some(v1::ImageSpec {
-                image: reference.clone(),
-                ..Default::default()
-            }),
+            image: spec(&reference),
         }),
     )
     .await
