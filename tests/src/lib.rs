@@ -152,12 +152,18 @@ impl Layout {
 
     /// Spawns berthd with `args`, stderr to the layout's log file.
     pub fn spawn(&self, args: &[String]) -> Child {
-        spawn_berthd(&self.log, args)
+        spawn_berthd(&self.log, args, &[])
     }
 
     /// Starts berthd with the standard arguments and waits for its socket.
     pub fn start(self) -> Berthd {
-        let child = self.spawn(&self.args());
+        self.start_with_env(&[])
+    }
+
+    /// Like [`Layout::start`], with `env` added to berthd's environment (not kept for
+    /// [`Berthd::restart`]).
+    pub fn start_with_env(self, env: &[(&str, &str)]) -> Berthd {
+        let child = spawn_berthd(&self.log, &self.args(), env);
         let daemon = Berthd {
             child: Some(child),
             socket: self.socket,
@@ -187,12 +193,18 @@ fn daemon_args(config: &Path, socket: &Path, root: &Path, state: &Path) -> Vec<S
     ]
 }
 
-fn spawn_berthd(log: &Path, args: &[String]) -> Child {
-    spawn_berthd_failing_at(log, args, None)
+fn spawn_berthd(log: &Path, args: &[String], env: &[(&str, &str)]) -> Child {
+    spawn_berthd_failing_at(log, args, env, None)
 }
 
-/// Spawns berthd; with `fail_at`, a test build (feature `failpoints`) aborts at that step.
-fn spawn_berthd_failing_at(log: &Path, args: &[String], fail_at: Option<&str>) -> Child {
+/// Spawns berthd with `env` added to its environment; with `fail_at`, a test build (feature
+/// `failpoints`) aborts at that step.
+fn spawn_berthd_failing_at(
+    log: &Path,
+    args: &[String],
+    env: &[(&str, &str)],
+    fail_at: Option<&str>,
+) -> Child {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -205,6 +217,7 @@ fn spawn_berthd_failing_at(log: &Path, args: &[String], fail_at: Option<&str>) -
     };
     command
         .args(args)
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(log.try_clone().unwrap())
         .stderr(log)
@@ -314,7 +327,7 @@ impl Berthd {
     pub fn restart_failing_at(&mut self, step: &str) {
         assert!(self.child.is_none(), "kill the daemon before restarting it");
         let args = daemon_args(&self.config, &self.socket, &self.root, &self.state);
-        self.child = Some(spawn_berthd_failing_at(&self.log, &args, Some(step)));
+        self.child = Some(spawn_berthd_failing_at(&self.log, &args, &[], Some(step)));
         self.wait_for_socket();
     }
 
@@ -343,7 +356,7 @@ impl Berthd {
             "terminate the daemon before restarting it"
         );
         let args = daemon_args(&self.config, &self.socket, &self.root, &self.state);
-        self.child = Some(spawn_berthd(&self.log, &args));
+        self.child = Some(spawn_berthd(&self.log, &args, &[]));
         self.wait_for_socket();
     }
 }

@@ -3,7 +3,8 @@
 //!
 //! A blob becomes visible only complete and verified: it is written to
 //! `<root>/content/ingest/<unique>` and renamed into place after its digest and size
-//! matched. Ingest files left by a crash are removed when the store opens.
+//! matched. Removed blobs, abandoned downloads and the ingest files a crash left are
+//! renamed into the [`Trash`] and deleted there in the background.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -11,6 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::digest::{Digest, Hasher};
 use crate::error::ImageError;
+use crate::trash::Trash;
 
 /// Unique suffix source for temporary names within this process.
 static UNIQUE: AtomicU64 = AtomicU64::new(0);
@@ -33,23 +35,27 @@ pub(crate) fn unique_name(prefix: &str) -> String {
 pub struct ContentStore {
     blobs: PathBuf,
     ingest: PathBuf,
+    trash: Trash,
 }
 
 impl ContentStore {
-    /// Opens (creating) the store under `dir` (`<root>/content`) and clears stale ingests.
-    pub fn open(dir: &Path) -> Result<ContentStore, ImageError> {
+    /// Opens (creating) the store under `dir` (`<root>/content`, on the filesystem of
+    /// `trash`) and moves stale ingests into the trash.
+    pub fn open(dir: &Path, trash: Trash) -> Result<ContentStore, ImageError> {
         let store = ContentStore {
             blobs: dir.join("blobs/sha256"),
             ingest: dir.join("ingest"),
+            trash,
         };
         for path in [&store.blobs, &store.ingest] {
             std::fs::create_dir_all(path).map_err(ImageError::io("create", path.clone()))?;
+            store.trash.check_same_filesystem(path)?;
         }
         let stale = std::fs::read_dir(&store.ingest)
             .map_err(ImageError::io("list", store.ingest.clone()))?;
         for entry in stale.flatten() {
             tracing::info!(path = %entry.path().display(), "removing interrupted download");
-            let _ = std::fs::remove_file(entry.path());
+            store.trash.put(&entry.path())?;
         }
         Ok(store)
     }
@@ -106,18 +112,13 @@ impl ContentStore {
             file: Some(file),
             hasher: Hasher::new(),
             blobs: self.blobs.clone(),
+            trash: self.trash.clone(),
         })
     }
 
-    /// Deletes a blob; absent is fine.
+    /// Removes a blob at once (into the trash); absent is fine.
     pub fn remove(&self, digest: &Digest) -> Result<(), ImageError> {
-        let path = self.path(digest);
-        match std::fs::remove_file(&path) {
-            Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
-                Err(ImageError::io("remove", path)(err))
-            }
-            _ => Ok(()),
-        }
+        self.trash.put(&self.path(digest)).map(|_| ())
     }
 
     /// Every stored blob.
@@ -134,13 +135,15 @@ impl ContentStore {
     }
 }
 
-/// A blob being written. Dropped without [`commit`](Ingest::commit), its file is removed.
+/// A blob being written. Dropped without [`commit`](Ingest::commit), its file goes to the
+/// trash.
 #[derive(Debug)]
 pub struct Ingest {
     path: PathBuf,
     file: Option<std::fs::File>,
     hasher: Hasher,
     blobs: PathBuf,
+    trash: Trash,
 }
 
 impl Ingest {
@@ -167,7 +170,8 @@ impl Ingest {
         self.hasher.is_empty()
     }
 
-    /// Checks digest and size, syncs, and moves the blob into place.
+    /// Checks digest and size, syncs, and moves the blob into place. The sync waits for the
+    /// disk: call it off the async workers.
     pub fn commit(mut self, what: &str, digest: &Digest, size: u64) -> Result<(), ImageError> {
         let actual = std::mem::take(&mut self.hasher);
         let written = actual.len();
@@ -197,8 +201,10 @@ impl Ingest {
 
 impl Drop for Ingest {
     fn drop(&mut self) {
-        if self.file.is_some() || self.path.exists() {
-            let _ = std::fs::remove_file(&self.path);
+        drop(self.file.take());
+        if let Err(err) = self.trash.put(&self.path) {
+            // Left in place, it is moved to the trash at the next start.
+            tracing::warn!(error = %err, "cannot discard an unfinished download");
         }
     }
 }
@@ -206,25 +212,39 @@ impl Drop for Ingest {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::trash::tests::wait_until_empty;
+
+    /// A content store in `<dir>/content` with the trash in `<dir>/trash`.
+    fn open(dir: &Path) -> ContentStore {
+        let trash = Trash::open(&dir.join("trash")).unwrap();
+        ContentStore::open(&dir.join("content"), trash).unwrap()
+    }
+
+    fn entries(dir: &Path) -> usize {
+        std::fs::read_dir(dir).unwrap().count()
+    }
 
     #[test]
     fn verified_write_and_read_back() {
         let dir = tempfile::tempdir().unwrap();
-        let store = ContentStore::open(dir.path()).unwrap();
+        let store = open(dir.path());
         let digest = Digest::of(b"hello");
         store.write_verified("test", &digest, b"hello").unwrap();
         assert!(store.contains(&digest));
         assert_eq!(store.read(&digest).unwrap(), b"hello");
         assert_eq!(store.list().unwrap(), vec![digest.clone()]);
         store.remove(&digest).unwrap();
-        store.remove(&digest).unwrap();
+        // Gone from the store at once; the trash never shows as a blob.
         assert!(!store.contains(&digest));
+        assert_eq!(store.list().unwrap(), Vec::<Digest>::new());
+        store.remove(&digest).unwrap();
+        wait_until_empty(&dir.path().join("trash"));
     }
 
     #[test]
     fn mismatching_content_is_never_stored() {
         let dir = tempfile::tempdir().unwrap();
-        let store = ContentStore::open(dir.path()).unwrap();
+        let store = open(dir.path());
         let digest = Digest::of(b"expected");
         let err = store
             .write_verified("blob", &digest, b"corrupted")
@@ -237,33 +257,20 @@ mod tests {
         let err = ingest.commit("blob", &digest, 99).unwrap_err();
         assert!(matches!(err, ImageError::SizeMismatch { .. }), "{err}");
         assert!(!store.contains(&digest));
-        assert_eq!(
-            std::fs::read_dir(dir.path().join("ingest"))
-                .unwrap()
-                .count(),
-            0
-        );
+        assert_eq!(entries(&dir.path().join("content/ingest")), 0);
+        wait_until_empty(&dir.path().join("trash"));
     }
 
     #[test]
     fn stale_ingests_are_removed_on_open() {
         let dir = tempfile::tempdir().unwrap();
-        let store = ContentStore::open(dir.path()).unwrap();
+        let store = open(dir.path());
         let mut ingest = store.ingest().unwrap();
         ingest.write(b"partial").unwrap();
         std::mem::forget(ingest); // as if the daemon was killed mid-download
-        assert_eq!(
-            std::fs::read_dir(dir.path().join("ingest"))
-                .unwrap()
-                .count(),
-            1
-        );
-        ContentStore::open(dir.path()).unwrap();
-        assert_eq!(
-            std::fs::read_dir(dir.path().join("ingest"))
-                .unwrap()
-                .count(),
-            0
-        );
+        assert_eq!(entries(&dir.path().join("content/ingest")), 1);
+        open(dir.path());
+        assert_eq!(entries(&dir.path().join("content/ingest")), 0);
+        wait_until_empty(&dir.path().join("trash"));
     }
 }

@@ -151,6 +151,20 @@ pub enum ImageError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// The trash and an image directory are on different filesystems, so nothing can be
+    /// moved from one into the other.
+    #[error(
+        "{} and {} are on different filesystems: the image directories must share the \
+         filesystem of the trash",
+        trash.display(),
+        other.display()
+    )]
+    TrashOnOtherFilesystem {
+        /// The trash directory.
+        trash: PathBuf,
+        /// The store directory on another filesystem.
+        other: PathBuf,
+    },
     /// A container still uses the image.
     #[error("image {image} is used by container {container}; remove the container first")]
     InUse {

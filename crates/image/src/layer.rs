@@ -1,9 +1,11 @@
 //! Fetching one layer as a single pipeline: download → sha256 of the compressed bytes and a
 //! copy into the content store → decompression → sha256 of the tar (the diff ID) → safe
-//! unpack into a pending snapshot. The download runs on the async side; decompression and
-//! unpack on a blocking thread fed through a bounded channel, so a layer is never first
-//! downloaded and then unpacked. Blob and snapshot become visible only after the compressed
-//! digest, the size and the diff ID all matched.
+//! unpack into a pending snapshot. Only the download runs on the async side; everything that
+//! touches the disk (writing the blob, decompression, unpack, and the fsync and renames that
+//! commit them) runs on blocking threads, fed through a bounded channel, so a layer is never
+//! first downloaded and then unpacked and a slow disk never holds up an async worker. Blob
+//! and snapshot become visible only after the compressed digest, the size and the diff ID
+//! all matched.
 
 use std::io::Read;
 use std::time::{Duration, Instant};
@@ -12,7 +14,7 @@ use bytes::Bytes;
 use futures_util::StreamExt as _;
 use tokio::sync::mpsc;
 
-use crate::content::ContentStore;
+use crate::content::{ContentStore, Ingest};
 use crate::digest::{Digest, Hasher};
 use crate::error::ImageError;
 use crate::registry::Remote;
@@ -52,17 +54,43 @@ pub struct LayerSink<'a> {
     pub stall_timeout: Duration,
 }
 
-/// Reads the chunks sent by the download side.
-struct ChannelReader {
+/// Reads the chunks sent by the download side, appending each to the blob first.
+struct StoringReader {
     rx: mpsc::Receiver<Bytes>,
     current: Bytes,
+    blob: Ingest,
+    /// Why the blob could not be written; nothing is read after that.
+    failed: Option<ImageError>,
 }
 
-impl Read for ChannelReader {
+impl StoringReader {
+    /// The next chunk, stored in the blob; `None` at the end of the download.
+    fn next_chunk(&mut self) -> Option<Bytes> {
+        if self.failed.is_some() {
+            return None;
+        }
+        let chunk = self.rx.blocking_recv()?;
+        if let Err(err) = self.blob.write(&chunk) {
+            self.failed = Some(err);
+            return None;
+        }
+        Some(chunk)
+    }
+
+    /// Stores the rest of the download (the unpack may stop before its end).
+    fn drain(&mut self) {
+        while self.next_chunk().is_some() {}
+    }
+}
+
+impl Read for StoringReader {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         while self.current.is_empty() {
-            match self.rx.blocking_recv() {
+            match self.next_chunk() {
                 Some(chunk) => self.current = chunk,
+                None if self.failed.is_some() => {
+                    return Err(std::io::Error::other("the layer blob cannot be written"))
+                }
                 None => return Ok(0),
             }
         }
@@ -103,36 +131,33 @@ pub async fn fetch_layer(
             source,
         })?;
     let pending = sink.snapshots.prepare()?;
-    let mut blob = sink.content.ingest()?;
+    let blob = sink.content.ingest()?;
 
     let (tx, rx) = mpsc::channel::<Bytes>(PIPELINE_DEPTH);
     let fs = pending.fs().to_owned();
     let limits = *sink.limits;
     let layer = job.digest.clone();
-    let unpacker = tokio::task::spawn_blocking(move || -> Result<Digest, ImageError> {
-        let unpack_err = |source| ImageError::Unpack {
-            layer: layer.clone(),
-            source,
-        };
-        let reader = ChannelReader {
+    let worker = tokio::task::spawn_blocking(move || {
+        let mut input = StoringReader {
             rx,
             current: Bytes::new(),
+            blob,
+            failed: None,
         };
-        let tar = decompress(reader, compression).map_err(unpack_err)?;
-        let mut tar = HashingReader {
-            inner: tar,
-            hasher: Hasher::new(),
-        };
-        apply_layer(&mut tar, &fs, &limits).map_err(unpack_err)?;
-        // Whatever follows the archive still belongs to the diff ID.
-        std::io::copy(&mut tar, &mut std::io::sink()).map_err(ImageError::io("decompress", &fs))?;
-        Ok(tar.hasher.finish())
+        let unpacked = unpack(&mut input, compression, &fs, &limits, &layer);
+        // Whatever the unpack's outcome, the blob gets the whole download: its digest is
+        // checked in any case.
+        input.drain();
+        match input.failed.take() {
+            Some(err) => Err(err),
+            None => Ok((input.blob, unpacked)),
+        }
     });
 
     let started = Instant::now();
     let mut last_report = started;
     let mut stream = remote.blob_stream(&job.digest).await?;
-    let mut unpacker_alive = true;
+    let mut received = 0u64;
     let download: Result<(), ImageError> = async {
         loop {
             let next = tokio::time::timeout(sink.stall_timeout, stream.next())
@@ -146,7 +171,7 @@ pub async fn fetch_layer(
                 Ok(chunk) => chunk,
                 // The client checks the digest itself and fails the stream's end on a
                 // mismatch; all bytes arrived, so the comparison below reports it.
-                Err(_) if blob.len() == job.size => break,
+                Err(_) if received == job.size => break,
                 Err(source) => {
                     return Err(ImageError::Io {
                         op: "download",
@@ -155,30 +180,30 @@ pub async fn fetch_layer(
                     })
                 }
             };
-            if blob.len() + chunk.len() as u64 > job.size {
+            received += chunk.len() as u64;
+            if received > job.size {
                 return Err(ImageError::SizeMismatch {
                     what: what.clone(),
                     expected: job.size,
-                    actual: blob.len() + chunk.len() as u64,
+                    actual: received,
                 });
             }
-            blob.write(&chunk)?;
-            // When the unpacker stopped early the download still runs to its end: if the
-            // content does not match its digest, that is the error to report.
-            if unpacker_alive && tx.send(chunk).await.is_err() {
-                unpacker_alive = false;
+            // The worker only stops receiving when the blob cannot be written; it says so.
+            if tx.send(chunk).await.is_err() {
+                break;
             }
             if last_report.elapsed() >= PROGRESS_INTERVAL {
                 last_report = Instant::now();
-                log_progress(&job.digest, blob.len(), job.size, started, "downloading");
+                log_progress(&job.digest, received, job.size, started, "downloading");
             }
         }
         Ok(())
     }
     .await;
     drop(tx);
-    let unpacked = unpacker.await?;
+    let stored = worker.await?;
     download?;
+    let (blob, unpacked) = stored?;
     // Integrity first: corrupted content explains any unpack failure it caused.
     let actual = blob.digest();
     if actual != job.digest {
@@ -197,10 +222,39 @@ pub async fn fetch_layer(
         });
     }
     let bytes = blob.len();
-    blob.commit(&what, &job.digest, job.size)?;
-    sink.snapshots.commit(pending, &job.chain_id)?;
+    let snapshots = sink.snapshots.clone();
+    let (digest, size, chain_id) = (job.digest.clone(), job.size, job.chain_id.clone());
+    tokio::task::spawn_blocking(move || {
+        blob.commit(&what, &digest, size)?;
+        snapshots.commit(pending, &chain_id)
+    })
+    .await??;
     log_progress(&job.digest, bytes, job.size, started, "unpacked");
     Ok(())
+}
+
+/// Decompresses `input` and unpacks it into `fs`; returns the diff ID (the sha256 of the
+/// whole uncompressed stream).
+fn unpack(
+    input: &mut StoringReader,
+    compression: Compression,
+    fs: &std::path::Path,
+    limits: &Limits,
+    layer: &Digest,
+) -> Result<Digest, ImageError> {
+    let unpack_err = |source| ImageError::Unpack {
+        layer: layer.clone(),
+        source,
+    };
+    let tar = decompress(input, compression).map_err(unpack_err)?;
+    let mut tar = HashingReader {
+        inner: tar,
+        hasher: Hasher::new(),
+    };
+    apply_layer(&mut tar, fs, limits).map_err(unpack_err)?;
+    // Whatever follows the archive still belongs to the diff ID.
+    std::io::copy(&mut tar, &mut std::io::sink()).map_err(ImageError::io("decompress", fs))?;
+    Ok(tar.hasher.finish())
 }
 
 fn log_progress(layer: &Digest, bytes: u64, total: u64, started: Instant, stage: &str) {

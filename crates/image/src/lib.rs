@@ -8,8 +8,12 @@
 //! content/blobs/sha256/<hex>   verified blobs: manifests, indexes, configs, compressed layers
 //! content/ingest/<unique>      downloads in progress (removed at startup)
 //! snapshots/<chain-id hex>/fs  one unpacked layer each, an overlayfs lower directory
-//! snapshots/.tmp-<unique>/     unpacks in progress (removed at startup)
+//! snapshots/.tmp-<unique>/     unpacks in progress (moved to the trash at startup)
+//! trash/<unique>               removed snapshots and blobs, deleted in the background
 //! ```
+//!
+//! Removal never waits for a deletion: what is removed is renamed into `trash/` (see
+//! [`trash`]), and a thread of its own deletes it there.
 //!
 //! Image records (ID = config digest, tags, repo digests, chain IDs) live in the metadata
 //! store (`berth-store`); an image is recorded only after all its content is in place.
@@ -27,6 +31,7 @@ mod pull;
 pub mod reference;
 pub mod registry;
 pub mod snapshots;
+pub mod trash;
 pub mod unpack;
 
 pub use digest::Digest;

@@ -5,6 +5,7 @@
 use std::time::Instant;
 
 use berth_store::ImageRecord;
+use bytes::Bytes;
 use futures_util::TryStreamExt as _;
 
 use crate::digest::{chain_ids, Digest};
@@ -110,15 +111,26 @@ impl ImageManager {
             })
             .await?;
 
-        // Documents last: a present manifest means its layers are in place.
-        self.content
-            .write_verified("image config", &config_digest, &config_bytes)?;
-        self.content
-            .write_verified("manifest", &manifest_digest, &manifest_bytes)?;
+        // Documents last: a present manifest means its layers are in place. Each is synced
+        // to disk, hence the blocking thread.
+        let mut documents = vec![
+            (
+                "image config",
+                config_digest.clone(),
+                Bytes::from(config_bytes.clone()),
+            ),
+            ("manifest", manifest_digest.clone(), manifest_bytes),
+        ];
         if top_digest != manifest_digest {
-            self.content
-                .write_verified("image index", &top_digest, &top_bytes)?;
+            documents.push(("image index", top_digest.clone(), top_bytes));
         }
+        let content = self.content.clone();
+        tokio::task::spawn_blocking(move || {
+            documents
+                .iter()
+                .try_for_each(|(what, digest, bytes)| content.write_verified(what, digest, bytes))
+        })
+        .await??;
 
         let size = manifest.config.size + manifest.layers.iter().map(|l| l.size).sum::<u64>();
         let record = self

@@ -231,7 +231,10 @@ fn image_code(err: &ImageError) -> Code {
         ImageError::Stalled { .. } => Code::DeadlineExceeded,
         ImageError::InUse { .. } => Code::FailedPrecondition,
         ImageError::Store(err) if err.is_not_found() => Code::NotFound,
-        ImageError::Io { .. } | ImageError::Store(_) | ImageError::Task(_) => Code::Internal,
+        ImageError::Io { .. }
+        | ImageError::TrashOnOtherFilesystem { .. }
+        | ImageError::Store(_)
+        | ImageError::Task(_) => Code::Internal,
     }
 }
 

@@ -1,7 +1,10 @@
 //! `ImageFsInfo`: bytes and inodes used by image content and snapshots.
 //!
 //! The figure is measured by walking the image directories under `root` (content store and
-//! snapshots), so it is the real usage of berth's image filesystem, not the disk's.
+//! snapshots), so it is the real usage of berth's image filesystem, not the disk's. The trash
+//! (`<root>/trash`: removed blobs and snapshots whose files are still being deleted after
+//! RemoveImage answered) is not counted: it belongs to no image any more and only shrinks,
+//! so an image's usage drops as soon as the image is removed.
 
 use std::sync::Arc;
 
