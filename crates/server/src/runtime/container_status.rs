@@ -22,10 +22,31 @@ pub(super) async fn container_status(
     let view = daemon.find_container(&request.container_id)?;
     let observed = Observed::of(&view);
     let record = view.record;
-    let paths = ContainerPaths::new(&daemon, &record.id);
-    let user = container_user(&daemon, &record, &paths)?;
+    // The rootfs's passwd/group files and the bundle are read on a blocking thread.
+    let (record, user, info) = tokio::task::spawn_blocking(move || {
+        let files = status_files(&daemon, &record, request.verbose);
+        files.map(|(user, info)| (record, user, info))
+    })
+    .await??;
+    let mut status = to_status(&record, &observed);
+    status.user = user;
+    Ok(v1::ContainerStatusResponse {
+        status: Some(status),
+        info,
+    })
+}
+
+/// What ContainerStatus reads from files: the process's user and, with `verbose`, the
+/// `info` map (spec, pid, bundle).
+fn status_files(
+    daemon: &Daemon,
+    record: &berth_store::ContainerRecord,
+    verbose: bool,
+) -> Result<(Option<v1::ContainerUser>, HashMap<String, String>), ServiceError> {
+    let paths = ContainerPaths::new(daemon, &record.id);
+    let user = container_user(daemon, record, &paths)?;
     let mut info = HashMap::new();
-    if request.verbose {
+    if verbose {
         let spec: serde_json::Value = std::fs::read_to_string(paths.bundle().join("config.json"))
             .ok()
             .and_then(|text| serde_json::from_str(&text).ok())
@@ -41,12 +62,7 @@ pub(super) async fn container_status(
         });
         info.insert("info".to_owned(), verbose.to_string());
     }
-    let mut status = to_status(&record, &observed);
-    status.user = user;
-    Ok(v1::ContainerStatusResponse {
-        status: Some(status),
-        info,
-    })
+    Ok((user, info))
 }
 
 /// The user the container's process runs as (uid, gid, supplemental groups), resolved as

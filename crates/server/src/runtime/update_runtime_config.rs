@@ -30,9 +30,10 @@ pub(super) async fn update_runtime_config(
     })?;
     let line = PodCidr::format_list(&cidrs);
     let file = pod_cidrs_file(&daemon.config.root);
-    let tmp = file.with_extension("tmp");
-    std::fs::write(&tmp, format!("{line}\n"))
-        .and_then(|()| std::fs::rename(&tmp, &file))
+    let body = format!("{line}\n");
+    let written = file.clone();
+    tokio::task::spawn_blocking(move || berth_atomicfile::write(&written, body.as_bytes(), 0o644))
+        .await?
         .map_err(ServiceError::io("write", &file))?;
     if daemon.cni.pod_cidrs() != cidrs {
         tracing::info!(pod_cidrs = %line, "pod CIDRs set for the built-in network");
