@@ -2254,3 +2254,40 @@ async fn concurrent_removes_and_creates_racing_removal_leave_nothing() {
     }
     assert_nothing_left(&env, &mut rt, &pods, &[]).await;
 }
+
+#[tokio::test]
+async fn a_create_that_runc_refuses_leaves_no_log_file_and_nothing_else() {
+    const TEST: &str = "a_create_that_runc_refuses_leaves_no_log_file_and_nothing_else";
+    let Some(registry) = can_run(TEST) else {
+        return;
+    };
+    let (env, mut rt) = start_env(&registry, 14).await;
+    let pod_cfg = pod_config(&env, "refused");
+    let pod_id = pod::run(&mut rt, pod_cfg.clone()).await;
+    // A regular file bound over the image's /etc directory: `runc create` fails after the
+    // shim has opened the container's log file.
+    let file = env.dir().join("not-a-directory");
+    std::fs::write(&file, "x").unwrap();
+    let mut config = container_config("refused", &["true"]);
+    config.mounts = vec![v1::Mount {
+        container_path: "/etc".into(),
+        host_path: file.display().to_string(),
+        ..Default::default()
+    }];
+    let err = try_create(&mut rt, &pod_id, &pod_cfg, config)
+        .await
+        .expect_err("runc create must refuse a file mounted over a directory");
+    eprintln!("CreateContainer: {:?}: {}", err.code(), err.message());
+    // kubelet counts restarts from the log files: a container that never ran has none.
+    let log = log_file(&pod_cfg, "refused");
+    assert!(
+        !log.exists(),
+        "{} ({:?} bytes) left by a failed create; berthd log:\n{}",
+        log.display(),
+        std::fs::metadata(&log).map(|m| m.len()).ok(),
+        env.pod.daemon.log_tail(15)
+    );
+    assert!(list(&mut rt, None).await.is_empty());
+    pod::stop_and_remove(&mut rt, &pod_id).await;
+    assert_nothing_left(&env, &mut rt, &[pod_id], &[]).await;
+}

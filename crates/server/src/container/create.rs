@@ -36,7 +36,8 @@ pub struct ContainerSpec {
     pub config: v1::ContainerConfig,
 }
 
-/// Creates the container's host resources and fills `record` (bundle, log path); blocking
+/// Creates the container's host resources (the record names its log path and bundle, set by
+/// CreateContainer before the intent is recorded, so an undo finds them); blocking
 /// (mounts, spawns the shim, waits for runc create). `step` is called before each part.
 pub fn create_container(
     daemon: &Daemon,
@@ -48,9 +49,7 @@ pub fn create_container(
     let ContainerSpec { image, config } = spec;
     let id = record.id.clone();
     let paths = ContainerPaths::new(daemon, &id);
-    let log_path = log_path(sandbox, config, &paths);
-    record.log_path = log_path.display().to_string();
-    record.bundle_dir = paths.bundle().display().to_string();
+    let log_path = PathBuf::from(&record.log_path);
     step("create_container:rootfs");
     for dir in [&paths.state, &paths.layer] {
         std::fs::create_dir_all(dir).map_err(ServiceError::io("create", dir))?;
@@ -162,7 +161,7 @@ pub fn create_container(
 
 /// The container's log file: `<sandbox log_directory>/<log_path>`, or a file in its state
 /// directory when kubelet gave none.
-fn log_path(
+pub fn log_path(
     sandbox: &SandboxRecord,
     config: &v1::ContainerConfig,
     paths: &ContainerPaths,

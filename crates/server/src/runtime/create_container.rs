@@ -7,7 +7,8 @@ use cri_api::v1;
 use prost::Message as _;
 
 use crate::clock::now_nanos;
-use crate::container::create::ContainerSpec;
+use crate::container::create::{log_path, ContainerSpec};
+use crate::container::paths::ContainerPaths;
 use crate::daemon::Daemon;
 use crate::error::{FieldProblem, ServiceError};
 use crate::ids::new_id;
@@ -53,6 +54,8 @@ pub(super) async fn create_container(
         path: "/dev/urandom".into(),
         source,
     })?;
+    let paths = ContainerPaths::new(&daemon, &id);
+    let log_path = log_path(&sandbox, &config, &paths);
     let record = ContainerRecord {
         id,
         sandbox_id: sandbox.id.clone(),
@@ -63,8 +66,8 @@ pub(super) async fn create_container(
         image_name,
         labels: config.labels.clone().into_iter().collect(),
         annotations: config.annotations.clone().into_iter().collect(),
-        log_path: String::new(),
-        bundle_dir: String::new(),
+        log_path: log_path.display().to_string(),
+        bundle_dir: paths.bundle().display().to_string(),
         config: config.encode_to_vec(),
         intent: None,
         started_at: 0,
