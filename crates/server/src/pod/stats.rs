@@ -54,11 +54,7 @@ pub fn pod_stats(
         ..Default::default()
     };
     let netns = ns_dir(daemon, &record.id).join("net");
-    let network = network_usage(&netns).map(|interfaces| v1::NetworkUsage {
-        timestamp: now,
-        default_interface: interfaces.iter().find(|i| i.name == POD_IFNAME).cloned(),
-        interfaces,
-    });
+    let network = network_usage(&netns).and_then(|interfaces| network_stats(interfaces, now));
     Ok(v1::PodSandboxStats {
         attributes: Some(v1::PodSandboxAttributes {
             id: record.id.clone(),
@@ -80,6 +76,17 @@ pub fn pod_stats(
             io: None,
         }),
         windows: None,
+    })
+}
+
+/// The pod's network stats, or none when it has no default interface (a stopped pod's netns
+/// keeps only `lo`; kubelet's CRI stats path reads `default_interface` without checking).
+fn network_stats(interfaces: Vec<v1::NetworkInterfaceUsage>, now: i64) -> Option<v1::NetworkUsage> {
+    let default_interface = interfaces.iter().find(|i| i.name == POD_IFNAME).cloned()?;
+    Some(v1::NetworkUsage {
+        timestamp: now,
+        default_interface: Some(default_interface),
+        interfaces,
     })
 }
 
@@ -123,6 +130,23 @@ fn parse_net_dev(text: &str) -> Vec<v1::NetworkInterfaceUsage> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn no_default_interface_means_no_network_stats() {
+        assert_eq!(network_stats(Vec::new(), 1), None);
+        let other = v1::NetworkInterfaceUsage {
+            name: "net1".into(),
+            ..Default::default()
+        };
+        assert_eq!(network_stats(vec![other.clone()], 1), None);
+        let eth0 = v1::NetworkInterfaceUsage {
+            name: POD_IFNAME.into(),
+            ..Default::default()
+        };
+        let stats = network_stats(vec![eth0.clone(), other], 1).unwrap();
+        assert_eq!(stats.default_interface, Some(eth0));
+        assert_eq!(stats.interfaces.len(), 2);
+    }
 
     #[test]
     fn net_dev_counters() {
