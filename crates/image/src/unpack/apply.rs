@@ -1,11 +1,13 @@
 //! The unpack loop: reads entries, checks limits and names, dispatches each entry type, sets
 //! directory times at the end and reads the stream to its end.
 
+use std::cell::Cell;
 use std::ffi::{OsStr, OsString};
 use std::io::{self, Read};
 use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
+use std::rc::Rc;
 
 use nix::sys::stat::SFlag;
 use nix::sys::time::TimeSpec;
@@ -36,9 +38,13 @@ pub fn apply_layer<R: Read>(
         source,
     })?;
     let budget = Budget::for_limits(limits);
-    let mut archive = tar::Archive::new(Budgeted {
-        inner: tar,
-        budget: budget.clone(),
+    let tally = Tally::default();
+    let mut archive = tar::Archive::new(Counted {
+        inner: Budgeted {
+            inner: tar,
+            budget: budget.clone(),
+        },
+        tally: tally.clone(),
     });
     let mut unpacker = Unpacker {
         root,
@@ -49,6 +55,8 @@ pub fn apply_layer<R: Read>(
     };
     {
         let mut entries = archive.entries().map_err(UnpackError::Tar)?;
+        // Where the content of the last entry ended in the stream.
+        let mut content_end = 0u64;
         loop {
             // Between two entries the parser reads only headers and extension records (the
             // previous entry's content is drained below), so that is what the budget caps.
@@ -58,16 +66,69 @@ pub fn apply_layer<R: Read>(
             let mut entry = match next {
                 None => break,
                 Some(Ok(entry)) => entry,
+                // A stream that ends cleanly after an entry's complete content, without its
+                // padding or the end-of-archive blocks (as `umoci insert` writes layers), is
+                // read as Go's archive/tar reads it: the archive ends there.
+                Some(Err(_)) if tally.ended_at(content_end) => break,
                 Some(Err(e)) => return Err(budget.error(e)),
             };
+            let size = entry.size();
+            content_end = entry.raw_file_position() + size;
+            let shown = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
             unpacker.apply(&mut entry)?;
             io::copy(&mut entry, &mut io::sink()).map_err(UnpackError::Tar)?;
+            if tally.read() < content_end {
+                return Err(UnpackError::Truncated {
+                    path: shown,
+                    size,
+                    got: size - (content_end - tally.read()),
+                });
+            }
         }
     }
     unpacker.set_dir_times()?;
     // The end-of-archive blocks and any record padding: the caller's digest covers them.
     io::copy(&mut archive.into_inner(), &mut io::sink()).map_err(UnpackError::Tar)?;
     Ok(unpacker.stats)
+}
+
+/// How far the archive stream has been read, and whether it has ended.
+#[derive(Debug, Clone, Default)]
+struct Tally(Rc<TallyState>);
+
+#[derive(Debug, Default)]
+struct TallyState {
+    read: Cell<u64>,
+    eof: Cell<bool>,
+}
+
+impl Tally {
+    fn read(&self) -> u64 {
+        self.0.read.get()
+    }
+
+    /// Whether the stream ended exactly at `offset` (nothing after it).
+    fn ended_at(&self, offset: u64) -> bool {
+        self.0.eof.get() && self.read() == offset
+    }
+}
+
+/// The archive stream, counted.
+struct Counted<R> {
+    inner: R,
+    tally: Tally,
+}
+
+impl<R: Read> Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let state = &self.tally.0;
+        state.read.set(state.read.get() + n as u64);
+        if n == 0 && !buf.is_empty() {
+            state.eof.set(true);
+        }
+        Ok(n)
+    }
 }
 
 struct Unpacker {

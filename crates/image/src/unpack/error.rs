@@ -75,6 +75,16 @@ pub enum UnpackError {
     /// The archive is malformed or could not be read (including decompression errors).
     #[error("cannot read layer archive: {0}")]
     Tar(#[source] io::Error),
+    /// The archive ends inside an entry's content.
+    #[error("layer entry {path:?}: the archive ends inside its content ({got} of {size} bytes)")]
+    Truncated {
+        /// The entry's path (lossy UTF-8).
+        path: String,
+        /// The size its header gives.
+        size: u64,
+        /// What the archive held.
+        got: u64,
+    },
 }
 
 impl UnpackError {

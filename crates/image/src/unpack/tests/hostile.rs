@@ -395,9 +395,50 @@ fn unpack_rejects_unsupported_types_and_malformed_archives() {
     let fx = Fixture::new();
     let tar = Layer::new().file("f", 0o644, &[b'x'; 4096]).finish();
     assert!(
-        matches!(fx.reject(&tar[..1024]), UnpackError::Tar(_)),
+        matches!(
+            fx.reject(&tar[..1024]),
+            UnpackError::Truncated {
+                size: 4096,
+                got: 512,
+                ..
+            }
+        ),
         "truncated content"
     );
+}
+
+#[test]
+fn a_stream_ending_after_a_complete_entry_is_a_complete_layer() {
+    // No end-of-archive blocks, and the last entry's content not padded to a block (as
+    // `umoci insert` writes layers): Go's archive/tar reads it, and so does berth.
+    let full = Layer::new()
+        .file("a", 0o644, b"first")
+        .file("b", 0o644, b"second!")
+        .finish();
+    let unpadded = &full[..512 + 512 + 512 + 7];
+    let fx = Fixture::new();
+    fx.apply(unpadded).unwrap();
+    assert_eq!(fs::read(fx.path("b")).unwrap(), b"second!");
+    // Padded, still without the end-of-archive blocks.
+    let fx = Fixture::new();
+    fx.apply(&full[..2048]).unwrap();
+    assert_eq!(fs::read(fx.path("a")).unwrap(), b"first");
+    // Cut inside the last entry's content: refused.
+    let fx = Fixture::new();
+    assert!(matches!(
+        fx.reject(&full[..512 + 512 + 512 + 3]),
+        UnpackError::Truncated {
+            size: 7,
+            got: 3,
+            ..
+        }
+    ));
+    // Cut inside the padding: refused too (the stream did not end at the content's end).
+    let fx = Fixture::new();
+    assert!(matches!(
+        fx.reject(&full[..512 + 512 + 512 + 100]),
+        UnpackError::Tar(_)
+    ));
 }
 
 #[test]
