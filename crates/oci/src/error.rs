@@ -95,9 +95,9 @@ pub enum SpecError {
         /// The value given.
         value: i32,
     },
-    /// The pod's cgroup parent cannot be used with the systemd driver.
-    #[error("cgroup parent {0:?} is not a systemd slice (name.slice)")]
-    CgroupParent(String),
+    /// The pod's cgroup parent cannot hold the container's cgroup with the driver in use.
+    #[error(transparent)]
+    CgroupParent(#[from] berth_cgroups::ParentError),
     /// `oom_score_adj` outside the kernel's range.
     #[error("oom_score_adj {0} is outside -1000..=1000")]
     OomScoreAdj(i64),

@@ -55,7 +55,9 @@ impl HostFeatures {
         let read = |path: &str| std::fs::read_to_string(path).ok();
         let kernel = read("/proc/sys/kernel/osrelease").and_then(|v| parse_kernel(&v));
         HostFeatures {
-            cgroup_unified: Path::new("/sys/fs/cgroup/cgroup.controllers").exists(),
+            cgroup_unified: Path::new(berth_cgroups::CGROUP_ROOT)
+                .join("cgroup.controllers")
+                .exists(),
             apparmor_enabled: read("/sys/module/apparmor/parameters/enabled")
                 .is_some_and(|v| v.trim_start().starts_with('Y')),
             selinux_enabled: Path::new("/sys/fs/selinux/enforce").exists(),

@@ -12,7 +12,6 @@
 
 mod args;
 mod capabilities;
-mod cgroups;
 mod devices;
 mod env;
 mod error;
@@ -37,8 +36,8 @@ use std::path::Path;
 use cri_api::v1;
 use oci_spec::runtime::{Linux, Process, Root, Spec, User};
 
+pub use berth_cgroups::{cgroups_path, CgroupDriver, DEFAULT_CGROUPFS_PARENT, DEFAULT_SLICE};
 pub use capabilities::DEFAULT_CAPABILITIES;
-pub use cgroups::{cgroups_path, CgroupDriver, DEFAULT_CGROUPFS_PARENT, DEFAULT_SLICE};
 pub use env::DEFAULT_PATH;
 pub use error::{DeviceProblem, EnvProblem, MountProblem, ProfileProblem, SpecError};
 pub use host::{HostFeatures, ALL_CAPS, LAST_KNOWN_CAP};

@@ -450,6 +450,27 @@ fn host_network_pod() {
 }
 
 #[test]
+fn a_cgroup_parent_the_driver_cannot_use_is_refused() {
+    let mut case = Case::new();
+    case.driver = CgroupDriver::Systemd;
+    case.pod.cgroup_parent = "/kubepods/pod1".into();
+    assert!(matches!(
+        case.try_build(),
+        Err(SpecError::CgroupParent(berth_cgroups::ParentError::NotASlice(p))) if p == "/kubepods/pod1"
+    ));
+    case.driver = CgroupDriver::Cgroupfs;
+    case.pod.cgroup_parent = "/a/../../etc".into();
+    assert!(matches!(
+        case.try_build(),
+        Err(SpecError::CgroupParent(
+            berth_cgroups::ParentError::Escapes(_)
+        ))
+    ));
+    case.pod.cgroup_parent = "/kubepods/pod1".into();
+    assert_eq!(case.json()["linux"]["cgroupsPath"], "/kubepods/pod1/cid");
+}
+
+#[test]
 fn systemd_cgroups_path_and_cgroup_namespace() {
     let mut case = Case::new();
     case.driver = CgroupDriver::Systemd;

@@ -1,93 +1,46 @@
-//! Cgroup driver selection and detection of the host's cgroup layout.
-
-use std::path::Path;
+//! The cgroup driver berthd runs with: the one the configuration selects, and the value
+//! RuntimeConfig reports to kubelet. Everything else about cgroups is `berth-cgroups`.
 
 use berth_config::CgroupDriverSetting;
 use cri_api::v1;
 
-/// Where the cgroup hierarchies are mounted.
-pub(crate) const CGROUP_ROOT: &str = "/sys/fs/cgroup";
+pub use berth_cgroups::{CgroupDriver, CgroupMode, CGROUP_ROOT};
 
-/// Present when systemd is the init system (as sd_booted(3) checks).
-const SYSTEMD_RUNTIME_DIR: &str = "/run/systemd/system";
-
-/// The cgroup driver berth uses.
+/// The cgroup driver `runtime.cgroup_driver` selected (`auto` resolved at startup).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CgroupDriver {
-    /// systemd slices and scopes.
-    Systemd,
-    /// Directories under /sys/fs/cgroup.
-    Cgroupfs,
-}
+pub struct SelectedCgroupDriver(CgroupDriver);
 
-impl CgroupDriver {
+impl SelectedCgroupDriver {
     /// The configured driver, or for `auto` systemd when it runs as init, else cgroupfs.
-    pub fn resolve(setting: CgroupDriverSetting) -> CgroupDriver {
-        Self::resolve_with(setting, Path::new(SYSTEMD_RUNTIME_DIR).is_dir())
+    pub fn resolve(setting: CgroupDriverSetting) -> SelectedCgroupDriver {
+        SelectedCgroupDriver(CgroupDriver::resolve(requested(setting)))
     }
 
-    fn resolve_with(setting: CgroupDriverSetting, systemd_booted: bool) -> CgroupDriver {
-        match setting {
-            CgroupDriverSetting::Systemd => CgroupDriver::Systemd,
-            CgroupDriverSetting::Cgroupfs => CgroupDriver::Cgroupfs,
-            CgroupDriverSetting::Auto if systemd_booted => CgroupDriver::Systemd,
-            CgroupDriverSetting::Auto => CgroupDriver::Cgroupfs,
-        }
-    }
-
-    /// The CRI enum value.
-    pub fn to_cri(self) -> v1::CgroupDriver {
-        match self {
-            CgroupDriver::Systemd => v1::CgroupDriver::Systemd,
-            CgroupDriver::Cgroupfs => v1::CgroupDriver::Cgroupfs,
-        }
+    /// The driver.
+    pub fn driver(self) -> CgroupDriver {
+        self.0
     }
 
     /// Lower-case name, as in the configuration file.
     pub fn name(self) -> &'static str {
-        match self {
-            CgroupDriver::Systemd => "systemd",
-            CgroupDriver::Cgroupfs => "cgroupfs",
+        self.0.name()
+    }
+
+    /// The CRI enum value.
+    pub fn to_cri(self) -> v1::CgroupDriver {
+        match self.0 {
+            CgroupDriver::Systemd => v1::CgroupDriver::Systemd,
+            CgroupDriver::Cgroupfs => v1::CgroupDriver::Cgroupfs,
         }
     }
 }
 
-/// How the host mounts cgroups.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CgroupMode {
-    /// cgroup v2 only, mounted at /sys/fs/cgroup.
-    Unified,
-    /// cgroup v1 controllers, with a v2 hierarchy at /sys/fs/cgroup/unified.
-    Hybrid,
-    /// cgroup v1 only.
-    Legacy,
-    /// Nothing recognisable is mounted at /sys/fs/cgroup.
-    Unavailable,
-}
-
-impl CgroupMode {
-    /// Reads the filesystem types under `root` (normally /sys/fs/cgroup).
-    pub fn detect(root: &Path) -> CgroupMode {
-        use nix::sys::statfs::{statfs, CGROUP2_SUPER_MAGIC, TMPFS_MAGIC};
-        let fs_type = |path: &Path| statfs(path).ok().map(|fs| fs.filesystem_type());
-        match fs_type(root) {
-            Some(t) if t == CGROUP2_SUPER_MAGIC => CgroupMode::Unified,
-            Some(t) if t == TMPFS_MAGIC => match fs_type(&root.join("unified")) {
-                Some(t) if t == CGROUP2_SUPER_MAGIC => CgroupMode::Hybrid,
-                _ => CgroupMode::Legacy,
-            },
-            _ => CgroupMode::Unavailable,
-        }
-    }
-
-    /// Lower-case name for status output.
-    pub fn name(self) -> &'static str {
-        match self {
-            CgroupMode::Unified => "unified",
-            CgroupMode::Hybrid => "hybrid",
-            CgroupMode::Legacy => "legacy",
-            CgroupMode::Unavailable => "unavailable",
-        }
+/// The driver a setting asks for; `None` for `auto`.
+fn requested(setting: CgroupDriverSetting) -> Option<CgroupDriver> {
+    match setting {
+        CgroupDriverSetting::Systemd => Some(CgroupDriver::Systemd),
+        CgroupDriverSetting::Cgroupfs => Some(CgroupDriver::Cgroupfs),
+        CgroupDriverSetting::Auto => None,
     }
 }
 
@@ -96,35 +49,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn explicit_setting_wins_over_detection() {
+    fn settings_name_their_driver_and_auto_detects() {
         use CgroupDriverSetting as S;
+        assert_eq!(requested(S::Systemd), Some(CgroupDriver::Systemd));
+        assert_eq!(requested(S::Cgroupfs), Some(CgroupDriver::Cgroupfs));
+        assert_eq!(requested(S::Auto), None);
         assert_eq!(
-            CgroupDriver::resolve_with(S::Systemd, false),
-            CgroupDriver::Systemd
-        );
-        assert_eq!(
-            CgroupDriver::resolve_with(S::Cgroupfs, true),
+            SelectedCgroupDriver::resolve(S::Cgroupfs).driver(),
             CgroupDriver::Cgroupfs
         );
-        assert_eq!(
-            CgroupDriver::resolve_with(S::Auto, true),
-            CgroupDriver::Systemd
-        );
-        assert_eq!(
-            CgroupDriver::resolve_with(S::Auto, false),
-            CgroupDriver::Cgroupfs
-        );
+        assert_eq!(SelectedCgroupDriver::resolve(S::Systemd).name(), "systemd");
     }
 
     #[test]
     fn cri_values_match_the_proto() {
-        assert_eq!(CgroupDriver::Systemd.to_cri() as i32, 0);
-        assert_eq!(CgroupDriver::Cgroupfs.to_cri() as i32, 1);
-    }
-
-    #[test]
-    fn a_plain_directory_is_not_a_cgroup_mount() {
-        let dir = tempfile::tempdir().unwrap();
-        assert_ne!(CgroupMode::detect(dir.path()), CgroupMode::Unified);
+        assert_eq!(
+            SelectedCgroupDriver(CgroupDriver::Systemd).to_cri() as i32,
+            0
+        );
+        assert_eq!(
+            SelectedCgroupDriver(CgroupDriver::Cgroupfs).to_cri() as i32,
+            1
+        );
     }
 }

@@ -10,7 +10,7 @@ use berth_net::cni::Cni;
 use berth_runtime::ContainerView;
 use berth_store::{SandboxRecord, Store};
 
-use crate::cgroup::{CgroupDriver, CgroupMode};
+use crate::cgroup::{CgroupDriver, CgroupMode, SelectedCgroupDriver, CGROUP_ROOT};
 use crate::container::runc::Runc;
 use crate::error::ServiceError;
 use crate::host::{Core, LinuxHost};
@@ -23,7 +23,7 @@ pub struct Daemon {
     /// Metadata of sandboxes, containers and images.
     pub store: Store,
     /// Cgroup driver in use.
-    pub cgroup_driver: CgroupDriver,
+    pub cgroup_driver: SelectedCgroupDriver,
     /// Cgroup hierarchy layout of the host.
     pub cgroup_mode: CgroupMode,
     /// Images: content store, snapshots, pulls.
@@ -43,8 +43,8 @@ impl Daemon {
     /// Assembles the daemon state: detects the cgroup driver and layout of this host and
     /// opens the image stores (removing what interrupted pulls left).
     pub fn new(config: Config, store: Store) -> Result<Daemon, ImageError> {
-        let cgroup_driver = CgroupDriver::resolve(config.runtime.cgroup_driver);
-        let cgroup_mode = CgroupMode::detect(Path::new(crate::cgroup::CGROUP_ROOT));
+        let cgroup_driver = SelectedCgroupDriver::resolve(config.runtime.cgroup_driver);
+        let cgroup_mode = CgroupMode::detect(Path::new(CGROUP_ROOT));
         let images = ImageManager::open(
             store.clone(),
             ImageSettings {
@@ -128,7 +128,7 @@ impl Daemon {
         Ok(Runc {
             binary,
             root: self.config.state.join("runc"),
-            systemd_cgroup: self.cgroup_driver == CgroupDriver::Systemd,
+            systemd_cgroup: self.cgroup_driver.driver() == CgroupDriver::Systemd,
         })
     }
 
@@ -143,12 +143,9 @@ impl Daemon {
             .unwrap_or_else(|| PathBuf::from("berth-shim"))
     }
 
-    /// The cgroup driver in the spec builder's terms.
+    /// The cgroup driver for the spec builder (the same `berth-cgroups` type).
     pub fn oci_cgroup_driver(&self) -> berth_oci::CgroupDriver {
-        match self.cgroup_driver {
-            CgroupDriver::Systemd => berth_oci::CgroupDriver::Systemd,
-            CgroupDriver::Cgroupfs => berth_oci::CgroupDriver::Cgroupfs,
-        }
+        self.cgroup_driver.driver()
     }
 
     /// The runc binary: `runtime.runc_path` if absolute, else looked up in PATH; `None` when

@@ -26,7 +26,7 @@ mod request;
 mod runtime;
 mod validate;
 
-pub use cgroup::{CgroupDriver, CgroupMode};
+pub use cgroup::{CgroupDriver, CgroupMode, SelectedCgroupDriver};
 pub use daemon::Daemon;
 pub use error::ServiceError;
 pub use image::CriImageService;

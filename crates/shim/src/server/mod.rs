@@ -309,8 +309,7 @@ fn create_container(
     let outcome = daemon::run_in_child(move || {
         let cgroup = fs::read(args.bundle.join("config.json"))
             .ok()
-            .and_then(|c| oom::cgroups_path(&c))
-            .and_then(|p| oom::cgroup_relative(&p));
+            .and_then(|c| oom::cgroup_of(&c));
         runc.create(
             &args.id,
             &args.bundle,
@@ -358,9 +357,7 @@ fn watch(args: &ShimArgs, runc: &Runc, s: Started, diag: &mut Diag) -> i32 {
     };
     let monitor = Monitor::new(init, s.reaper, s.log, s.io, &control, exec, diag);
     let exit = monitor.run();
-    let oom_killed = cgroup
-        .as_deref()
-        .is_some_and(|rel| oom::oom_killed(Path::new(oom::CGROUP_ROOT), rel));
+    let oom_killed = cgroup.as_deref().is_some_and(oom::oom_killed);
     let status = ExitStatus {
         exit_code: exit.code,
         exited_at: exit.at.unix_nanos(),

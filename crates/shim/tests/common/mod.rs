@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 pub const RUNC: &str = "/usr/sbin/runc";
 /// Parent cgroup of every test container (`linux.cgroupsPath = /berth-shim-test/<id>`).
 pub const CGROUP_PARENT: &str = "berth-shim-test";
-const CGROUP_ROOT: &str = "/sys/fs/cgroup";
+use berth_cgroups::CGROUP_ROOT;
 
 /// The binary under test: cargo's build of this package, or `BERTH_SHIM_BINARY` (to measure
 /// another build, e.g. the small `shim` profile).
