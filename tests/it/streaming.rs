@@ -44,6 +44,66 @@ fn http_get(port: u16, path: &str) -> Vec<u8> {
     answer
 }
 
+/// Runs `cmd` in container `ctr` through an Exec URL over WebSocket with `protocol` only;
+/// returns what arrived on each channel (decoded from base64 for `base64.channel.k8s.io`).
+fn websocket_exec(
+    socket: &std::path::Path,
+    ctr: &str,
+    protocol: &str,
+    cmd: &[&str],
+) -> std::collections::BTreeMap<u8, Vec<u8>> {
+    use base64::prelude::{Engine as _, BASE64_STANDARD};
+    use tungstenite::client::IntoClientRequest as _;
+    use tungstenite::Message;
+
+    let url = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let channel = berth_integration::connect(socket).await;
+        cri_api::RuntimeServiceClient::new(channel)
+            .exec(cri_api::v1::ExecRequest {
+                container_id: ctr.to_owned(),
+                cmd: cmd.iter().map(|s| s.to_string()).collect(),
+                stdout: true,
+                stderr: true,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .url
+    });
+    let mut request = url
+        .replacen("http://", "ws://", 1)
+        .into_client_request()
+        .unwrap();
+    request
+        .headers_mut()
+        .insert("Sec-WebSocket-Protocol", protocol.parse().unwrap());
+    let (mut ws, response) = tungstenite::connect(request)
+        .unwrap_or_else(|e| panic!("{protocol}: no WebSocket session: {e}"));
+    assert_eq!(
+        response
+            .headers()
+            .get("Sec-WebSocket-Protocol")
+            .map(|v| v.as_bytes()),
+        Some(protocol.as_bytes())
+    );
+    let mut channels = std::collections::BTreeMap::<u8, Vec<u8>>::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        let (channel, data) = match ws.read() {
+            Ok(Message::Binary(data)) if !data.is_empty() => (data[0], data[1..].to_vec()),
+            Ok(Message::Text(text)) if !text.is_empty() => (
+                text.as_bytes()[0] - b'0',
+                BASE64_STANDARD.decode(&text.as_bytes()[1..]).unwrap(),
+            ),
+            Ok(Message::Close(_)) | Err(_) => break,
+            Ok(_) => continue,
+        };
+        channels.entry(channel).or_default().extend(data);
+    }
+    channels
+}
+
 struct KillOnDrop(Child);
 
 impl Drop for KillOnDrop {
@@ -118,6 +178,30 @@ fn exec_and_port_forward_over_spdy() {
         );
         assert!(piped.status.success());
         assert_eq!(String::from_utf8_lossy(&piped.stdout).trim(), "12");
+
+        // The older WebSocket subprotocols kubelet's streaming library serves (Kubernetes'
+        // conformance spec for exec over websockets offers only `channel.k8s.io`): the
+        // output, and the exit as text on the error channel.
+        for protocol in [
+            "channel.k8s.io",
+            "v2.channel.k8s.io",
+            "v3.channel.k8s.io",
+            "base64.channel.k8s.io",
+        ] {
+            let channels =
+                websocket_exec(&socket, &ctr, protocol, &["sh", "-c", "echo hi; exit 3"]);
+            assert_eq!(
+                channels.get(&1).map(Vec::as_slice),
+                Some(&b"hi\n"[..]),
+                "{protocol}: {channels:?}"
+            );
+            let error = String::from_utf8_lossy(channels.get(&3).map_or(&[][..], Vec::as_slice))
+                .into_owned();
+            assert!(
+                error.contains("exit status 3"),
+                "{protocol}: error channel {error:?}"
+            );
+        }
 
         // stdin, 300 KB through SPDY flow, and stdout back.
         let payload: Vec<u8> = (0..300_000u32).map(|i| (i * 31 % 251) as u8).collect();

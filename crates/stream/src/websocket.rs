@@ -1,9 +1,12 @@
 //! The Kubernetes streaming protocols over WebSocket: remotecommand (exec and attach) and
 //! port forwarding tunnelled as SPDY (`SPDY/3.1+portforward.k8s.io`).
 //!
-//! Subprotocols `v5.channel.k8s.io` and `v4.channel.k8s.io`: every binary message starts
-//! with a channel byte — 0 stdin, 1 stdout, 2 stderr, 3 error (the v4 JSON status, once,
-//! at the end), 4 resize (JSON terminal size). v5 adds channel 255: a client message
+//! Subprotocols, as kubelet's own streaming library serves them: `v5.channel.k8s.io`,
+//! `v4.channel.k8s.io`, `v3.channel.k8s.io`, `v2.channel.k8s.io`, `channel.k8s.io` — every
+//! binary message starts with a channel byte: 0 stdin, 1 stdout, 2 stderr, 3 error (once, at
+//! the end: the JSON status from v4 on, the error text before), 4 resize (JSON terminal
+//! size) — and `base64.channel.k8s.io`: the same channels in text messages, the channel as
+//! an ASCII digit followed by the payload in base64. v5 adds channel 255: a client message
 //! `[255, <channel>]` closes that input channel (stdin EOF). The session ends with a
 //! WebSocket close.
 //!
@@ -21,6 +24,8 @@ use tokio_tungstenite::tungstenite::protocol::{frame::coding::CloseCode, CloseFr
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
+use base64::prelude::{Engine as _, BASE64_STANDARD};
+
 use crate::remotecommand::{drain_sizes, status_message, Protocol};
 use crate::spdy::session::Session;
 use crate::{portforward, ExecIo, ExecOptions, PortDialer, Runner};
@@ -29,8 +34,78 @@ use crate::{portforward, ExecIo, ExecOptions, PortDialer, Runner};
 pub const V5: &str = "v5.channel.k8s.io";
 /// `v4.channel.k8s.io`
 pub const V4: &str = "v4.channel.k8s.io";
+/// `v3.channel.k8s.io`
+pub const V3: &str = "v3.channel.k8s.io";
+/// `v2.channel.k8s.io`
+pub const V2: &str = "v2.channel.k8s.io";
+/// `channel.k8s.io`
+pub const V1: &str = "channel.k8s.io";
+/// `base64.channel.k8s.io`: the channels in text messages, payloads in base64.
+pub const BASE64: &str = "base64.channel.k8s.io";
 /// Subprotocols served for exec and attach, best first.
-pub const PROTOCOLS: [&str; 2] = [V5, V4];
+pub const PROTOCOLS: [&str; 6] = [V5, V4, V3, V2, V1, BASE64];
+
+/// How a subprotocol frames and reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Flavor {
+    /// Text messages with base64 payloads instead of binary ones.
+    base64: bool,
+    /// How the outcome is written on the error channel.
+    status: Protocol,
+    /// Clients may close channels (v5).
+    close: bool,
+}
+
+impl Flavor {
+    fn of(subprotocol: &str) -> Flavor {
+        let (base64, status, close) = match subprotocol {
+            V5 => (false, Protocol::V4, true),
+            V4 => (false, Protocol::V4, false),
+            V3 => (false, Protocol::V3, false),
+            V2 => (false, Protocol::V2, false),
+            BASE64 => (true, Protocol::V1, false),
+            _ => (false, Protocol::V1, false),
+        };
+        Flavor {
+            base64,
+            status,
+            close,
+        }
+    }
+
+    /// The WebSocket message carrying `data` on `channel`.
+    fn message(self, channel: u8, data: &[u8]) -> Message {
+        if self.base64 {
+            let mut text = String::with_capacity(1 + data.len().div_ceil(3) * 4);
+            text.push(char::from(b'0' + channel));
+            text.push_str(&BASE64_STANDARD.encode(data));
+            Message::Text(text.into())
+        } else {
+            Message::Binary(frame(channel, data).into())
+        }
+    }
+
+    /// A client message in the binary form (`[channel, payload..]`); `None` for messages
+    /// that carry no channel data (pings, a malformed base64 message: logged).
+    fn inbound(self, message: Message) -> Option<Vec<u8>> {
+        match message {
+            Message::Binary(data) if !self.base64 => Some(data.to_vec()),
+            Message::Text(text) if self.base64 => {
+                let bytes = text.as_bytes();
+                let (&digit, payload) = bytes.split_first()?;
+                let channel = digit.checked_sub(b'0').filter(|c| *c <= 9)?;
+                match BASE64_STANDARD.decode(payload) {
+                    Ok(decoded) => Some(frame(channel, &decoded)),
+                    Err(err) => {
+                        tracing::debug!(error = %err, "ignoring a base64 message that does not decode");
+                        None
+                    }
+                }
+            }
+            _ => None,
+        }
+    }
+}
 
 /// Port forwarding: SPDY/3.1 frames tunnelled in binary WebSocket messages.
 pub const PORTFORWARD_TUNNEL: &str = "SPDY/3.1+portforward.k8s.io";
@@ -119,16 +194,16 @@ pub async fn serve<S>(
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let v5 = subprotocol == V5;
+    let flavor = Flavor::of(subprotocol);
     let ws = WebSocketStream::from_partially_read(socket, leftover, Role::Server, None).await;
     let (mut sink, mut source) = ws.split();
 
     // One writer owns the sending half; everything for the client goes through `out`.
-    let (out, mut out_rx) = mpsc::channel::<Vec<u8>>(16);
+    let (out, mut out_rx) = mpsc::channel::<Message>(16);
     let writer = tokio::spawn(async move {
         let mut alive = true;
         while let Some(message) = out_rx.recv().await {
-            if alive && sink.send(Message::Binary(message.into())).await.is_err() {
+            if alive && sink.send(message).await.is_err() {
                 // Keep draining so nobody is blocked on a dead client.
                 alive = false;
             }
@@ -162,12 +237,13 @@ pub async fn serve<S>(
     let reader = tokio::spawn(async move {
         let mut pending = Vec::new();
         while let Some(Ok(message)) = source.next().await {
-            let data = match message {
-                Message::Binary(data) => data,
-                Message::Close(_) => break,
-                _ => continue,
+            if let Message::Close(_) = message {
+                break;
+            }
+            let Some(data) = flavor.inbound(message) else {
+                continue;
             };
-            match parse(&data, v5) {
+            match parse(&data, flavor.close) {
                 Ok(Inbound::Stdin(bytes)) => {
                     if let Some(tx) = &stdin {
                         if !bytes.is_empty() && tx.send(bytes.to_vec()).await.is_err() {
@@ -210,7 +286,7 @@ pub async fn serve<S>(
         let out = out.clone();
         forwarders.push(tokio::spawn(async move {
             while let Some(chunk) = rx.recv().await {
-                if out.send(frame(channel, &chunk)).await.is_err() {
+                if out.send(flavor.message(channel, &chunk)).await.is_err() {
                     while rx.recv().await.is_some() {}
                     return;
                 }
@@ -222,12 +298,11 @@ pub async fn serve<S>(
     for task in forwarders {
         let _ = task.await;
     }
-    let _ = out
-        .send(frame(
-            channel::ERROR,
-            &status_message(Protocol::V4, &outcome),
-        ))
-        .await;
+    let status = status_message(flavor.status, &outcome);
+    // Before v4 a success writes nothing on the error channel.
+    if flavor.status >= Protocol::V4 || !status.is_empty() {
+        let _ = out.send(flavor.message(channel::ERROR, &status)).await;
+    }
     drop(out);
     let sink = writer.await;
     // Let the client answer the close, then drop the connection.
@@ -333,7 +408,34 @@ mod tests {
         let offer = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         assert_eq!(negotiate(&offer(&[V4, V5])), Some(V5));
         assert_eq!(negotiate(&offer(&[V4])), Some(V4));
-        assert_eq!(negotiate(&offer(&["v3.channel.k8s.io"])), None);
+        assert_eq!(negotiate(&offer(&["v3.channel.k8s.io"])), Some(V3));
+        // What Kubernetes' conformance spec "remote command execution over websockets"
+        // offers.
+        assert_eq!(negotiate(&offer(&["channel.k8s.io"])), Some(V1));
+        assert_eq!(negotiate(&offer(&[BASE64, V1])), Some(V1));
+        assert_eq!(negotiate(&offer(&[BASE64])), Some(BASE64));
+        assert_eq!(negotiate(&offer(&["v6.channel.k8s.io"])), None);
+    }
+
+    #[test]
+    fn base64_messages_carry_the_channel_as_a_digit() {
+        let flavor = Flavor::of(BASE64);
+        assert_eq!(
+            flavor.message(channel::STDOUT, b"hi"),
+            Message::Text("1aGk=".into())
+        );
+        assert_eq!(
+            flavor.inbound(Message::Text("0aGk=".into())),
+            Some(b"\x00hi".to_vec())
+        );
+        assert_eq!(flavor.inbound(Message::Text("0!!".into())), None);
+        assert_eq!(flavor.inbound(Message::Binary(vec![0, 1].into())), None);
+        let binary = Flavor::of(V1);
+        assert_eq!(
+            binary.message(channel::STDERR, b"x"),
+            Message::Binary(vec![2, b'x'].into())
+        );
+        assert_eq!(binary.inbound(Message::Text("0aGk=".into())), None);
     }
 
     /// A runner that echoes stdin to stdout and exits 7.
