@@ -118,7 +118,12 @@ fn can_run(test: &str) -> Option<String> {
 
 /// A daemon on network `slot` mirroring `registry`, with busybox pulled.
 async fn start_env(registry: &str, slot: u8) -> (Env, Runtime) {
-    let layout = Layout::new();
+    start_env_with(registry, slot, "").await
+}
+
+/// [`start_env`] with `extra_toml` in the daemon's config file.
+async fn start_env_with(registry: &str, slot: u8, extra_toml: &str) -> (Env, Runtime) {
+    let layout = Layout::with_config(extra_toml);
     layout.mirror_to(registry);
     let reaper = Reaper::new(&layout.state);
     let pod = PodEnv::start_in(layout, slot);
@@ -2290,4 +2295,80 @@ async fn a_create_that_runc_refuses_leaves_no_log_file_and_nothing_else() {
     assert!(list(&mut rt, None).await.is_empty());
     pod::stop_and_remove(&mut rt, &pod_id).await;
     assert_nothing_left(&env, &mut rt, &[pod_id], &[]).await;
+}
+
+#[tokio::test]
+async fn kubelets_hugepage_limits_and_a_negative_oom_score_adj_start_where_the_host_restricts_them()
+{
+    const TEST: &str =
+        "kubelets_hugepage_limits_and_a_negative_oom_score_adj_start_where_the_host_restricts_them";
+    let Some(registry) = can_run(TEST) else {
+        return;
+    };
+    // As berthd would run without CAP_SYS_RESOURCE (in a container): oom_score_adj restricted.
+    let (mut env, mut rt) = start_env_with(
+        &registry,
+        15,
+        "[runtime]\nrestrict_oom_score_adj = \"on\"\n",
+    )
+    .await;
+    let pod_cfg = pod_config(&env, "guaranteed");
+    let pod_id = pod::run(&mut rt, pod_cfg.clone()).await;
+    // What kubelet sends for a Guaranteed pod: a limit of 0 for every hugepage size the
+    // kernel lists, and oom_score_adj -997.
+    let hugepage_limits: Vec<v1::HugepageLimit> =
+        dir_entries(Path::new("/sys/kernel/mm/hugepages"))
+            .iter()
+            .filter_map(|name| {
+                name.strip_prefix("hugepages-")?
+                    .strip_suffix("kB")?
+                    .parse::<u64>()
+                    .ok()
+            })
+            .map(|kb| v1::HugepageLimit {
+                page_size: if kb >= 1 << 20 {
+                    format!("{}GB", kb >> 20)
+                } else {
+                    format!("{}MB", kb >> 10)
+                },
+                limit: 0,
+            })
+            .collect();
+    let mut config = container_config("guaranteed", &["sleep", "3600"]);
+    config.linux.as_mut().unwrap().resources = Some(v1::LinuxContainerResources {
+        oom_score_adj: -997,
+        memory_limit_in_bytes: 64 << 20,
+        hugepage_limits: hugepage_limits.clone(),
+        ..Default::default()
+    });
+    let id = create(&mut rt, &pod_id, &pod_cfg, config).await;
+    start(&mut rt, &id).await;
+    let (_, init) = env.record_processes(&id);
+    let adj = std::fs::read_to_string(format!("/proc/{}/oom_score_adj", init.pid)).unwrap();
+    let own =
+        std::fs::read_to_string(format!("/proc/{}/oom_score_adj", env.pod.daemon.pid())).unwrap();
+    assert_eq!(
+        adj.trim(),
+        own.trim(),
+        "raised to berthd's own oom_score_adj"
+    );
+    eprintln!(
+        "{} hugepage sizes asked; container oom_score_adj {}",
+        hugepage_limits.len(),
+        adj.trim()
+    );
+    // UpdateContainerResources with the same limits works too.
+    rt.update_container_resources(v1::UpdateContainerResourcesRequest {
+        container_id: id.clone(),
+        linux: Some(v1::LinuxContainerResources {
+            memory_limit_in_bytes: 96 << 20,
+            hugepage_limits,
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
+    .await
+    .expect("UpdateContainerResources with kubelet's hugepage limits");
+    pod::stop_and_remove(&mut rt, &pod_id).await;
+    assert_nothing_left(&env, &mut rt, &[pod_id], &[id]).await;
 }

@@ -88,6 +88,24 @@ pub struct RuntimeConfig {
     pub shim_path: PathBuf,
     /// Which cgroup driver to use.
     pub cgroup_driver: CgroupDriverSetting,
+    /// Whether a container's negative `oom_score_adj` is raised to berthd's own.
+    pub restrict_oom_score_adj: RestrictOomScoreAdj,
+    /// Drop hugepage limits when the host has no hugetlb cgroup controller (kubelet sends
+    /// a limit of 0 for every page size it sees); `false` passes them on, and runc fails.
+    pub tolerate_missing_hugetlb_controller: bool,
+}
+
+/// The `restrict_oom_score_adj` setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RestrictOomScoreAdj {
+    /// Restrict when berthd may not lower oom_score_adj (no CAP_SYS_RESOURCE: in a
+    /// container, in some VMs).
+    Auto,
+    /// Always raise a container's value to berthd's own.
+    On,
+    /// Pass the requested value to runc as it is.
+    Off,
 }
 
 /// The `cgroup_driver` setting.

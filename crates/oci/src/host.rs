@@ -31,6 +31,9 @@ pub struct HostFeatures {
     /// Pods can have user namespaces: enabled (`user.max_user_namespaces` above 0) and Linux
     /// 5.19 or newer (overlayfs over idmapped layers).
     pub user_namespaces: bool,
+    /// Hugepage limits can be set: the hugetlb controller exists (or the daemon was told not
+    /// to tolerate its absence). When false the spec carries none.
+    pub hugetlb: bool,
 }
 
 impl Default for HostFeatures {
@@ -44,6 +47,7 @@ impl Default for HostFeatures {
             kernel: None,
             oom_score_adj_min: None,
             user_namespaces: false,
+            hugetlb: true,
         }
     }
 }
@@ -71,7 +75,16 @@ impl HostFeatures {
                 .and_then(|v| v.trim().parse::<u64>().ok())
                 .is_some_and(|n| n > 0)
                 && kernel.is_some_and(|version| version >= (5, 19)),
+            hugetlb: hugetlb_controller(Path::new(berth_cgroups::CGROUP_ROOT)),
         }
+    }
+
+    /// Whether the calling process may lower its `oom_score_adj` (CAP_SYS_RESOURCE in its
+    /// effective set).
+    pub fn may_lower_oom_score_adj() -> bool {
+        const CAP_SYS_RESOURCE: u32 = 24;
+        let status = std::fs::read_to_string("/proc/self/status").ok();
+        grantable(status.as_deref(), None) & (1 << CAP_SYS_RESOURCE) != 0
     }
 
     /// The calling process's own `oom_score_adj`, the floor to pass as `oom_score_adj_min`
@@ -97,6 +110,16 @@ pub(crate) fn grantable(status: Option<&str>, last_cap: Option<&str>) -> u64 {
     effective & known & ALL_CAPS
 }
 
+/// Whether the hugetlb controller is there under `root`: a v1 hierarchy of its own, or
+/// listed in the unified hierarchy's `cgroup.controllers` (cgroup v2 only hosts).
+pub(crate) fn hugetlb_controller(root: &Path) -> bool {
+    if root.join("hugetlb").is_dir() {
+        return true;
+    }
+    std::fs::read_to_string(root.join("cgroup.controllers"))
+        .is_ok_and(|list| list.split_whitespace().any(|c| c == "hugetlb"))
+}
+
 /// `"6.18.44-fc-v657"` → `(6, 18)`.
 pub(crate) fn parse_kernel(release: &str) -> Option<(u32, u32)> {
     let mut parts = release.trim().split(['.', '-', '+']);
@@ -108,6 +131,27 @@ pub(crate) fn parse_kernel(release: &str) -> Option<(u32, u32)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_hugetlb_controller_is_found_in_either_hierarchy() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(!hugetlb_controller(dir.path()));
+        std::fs::write(
+            dir.path().join("cgroup.controllers"),
+            "cpu io memory pids\n",
+        )
+        .unwrap();
+        assert!(!hugetlb_controller(dir.path()));
+        std::fs::write(
+            dir.path().join("cgroup.controllers"),
+            "cpu hugetlb memory\n",
+        )
+        .unwrap();
+        assert!(hugetlb_controller(dir.path()));
+        let v1 = tempfile::tempdir().unwrap();
+        std::fs::create_dir(v1.path().join("hugetlb")).unwrap();
+        assert!(hugetlb_controller(v1.path()));
+    }
 
     #[test]
     fn kernel_releases_parse() {

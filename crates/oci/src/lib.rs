@@ -178,6 +178,10 @@ pub fn build_spec(inputs: &SpecInputs) -> Result<Spec, SpecError> {
     let plan = mounts::mounts(container, &sandbox, privileged, readonly_rootfs)?;
     let devices = devices::devices(container, privileged)?;
     let mut resources = resources::resources(resources_in)?;
+    if !host.hugetlb {
+        // kubelet asks for a limit of 0 per page size it sees; runc cannot set any.
+        resources.set_hugepage_limits(None);
+    }
     resources.set_devices(Some(devices.rules));
     let (masked, readonly) = security::masked_and_readonly_paths(sc);
 

@@ -271,6 +271,36 @@ fn critest_no_new_privs_tty_and_oom_score() {
 }
 
 #[test]
+fn kubelets_hugepage_limits_are_dropped_without_the_controller_and_oom_score_adj_is_clamped() {
+    let mut case = Case::new();
+    case.container
+        .linux
+        .get_or_insert_with(Default::default)
+        .resources = Some(v1::LinuxContainerResources {
+        oom_score_adj: -997,
+        hugepage_limits: vec![v1::HugepageLimit {
+            page_size: "2MB".into(),
+            limit: 0,
+        }],
+        ..Default::default()
+    });
+    let json = case.json();
+    assert_eq!(
+        json["linux"]["resources"]["hugepageLimits"][0]["pageSize"],
+        "2MB"
+    );
+    assert_eq!(json["process"]["oomScoreAdj"], -997);
+    case.host.hugetlb = false;
+    case.host.oom_score_adj_min = Some(0);
+    let json = case.json();
+    assert!(
+        json["linux"]["resources"]["hugepageLimits"].is_null(),
+        "{json}"
+    );
+    assert_eq!(json["process"]["oomScoreAdj"], 0);
+}
+
+#[test]
 fn critest_seccomp() {
     use v1::security_profile::ProfileType as T;
     let seccomp = |sc: Option<v1::SecurityProfile>, path: &str| {

@@ -67,6 +67,7 @@ impl Daemon {
         cni.set_pod_cidrs(crate::runtime::update_runtime_config::saved_pod_cidrs(
             &config.root,
         ));
+        let host_features = host_features(&config.runtime);
         Ok(Daemon {
             config,
             store,
@@ -74,7 +75,7 @@ impl Daemon {
             cgroup_mode,
             images,
             cni,
-            host_features: berth_oci::HostFeatures::detect(),
+            host_features,
             core: std::sync::OnceLock::new(),
             stream: std::sync::OnceLock::new(),
         })
@@ -153,6 +154,30 @@ impl Daemon {
     pub fn runc_binary(&self) -> Option<PathBuf> {
         find_executable(&self.config.runtime.runc_path)
     }
+}
+
+/// What the host offers the spec builder, with the configuration's say on hugetlb limits
+/// and on `oom_score_adj` below berthd's own (detected once, here).
+fn host_features(runtime: &berth_config::RuntimeConfig) -> berth_oci::HostFeatures {
+    use berth_config::RestrictOomScoreAdj;
+    let mut host = berth_oci::HostFeatures::detect();
+    if !host.hugetlb {
+        if runtime.tolerate_missing_hugetlb_controller {
+            tracing::info!("no hugetlb cgroup controller: hugepage limits are dropped");
+        } else {
+            host.hugetlb = true;
+        }
+    }
+    let restrict = match runtime.restrict_oom_score_adj {
+        RestrictOomScoreAdj::On => true,
+        RestrictOomScoreAdj::Off => false,
+        RestrictOomScoreAdj::Auto => !berth_oci::HostFeatures::may_lower_oom_score_adj(),
+    };
+    if restrict {
+        host.oom_score_adj_min = berth_oci::HostFeatures::own_oom_score_adj();
+        tracing::info!(min = ?host.oom_score_adj_min, "containers' oom_score_adj is raised to berthd's own");
+    }
+    host
 }
 
 /// Moves attachments cached in the state directory by older berthd versions into the

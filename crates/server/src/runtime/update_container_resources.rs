@@ -46,12 +46,14 @@ async fn update(
         });
     }
     let file = paths.state.join("resources.json");
-    std::fs::write(&file, runc_resources(&resources).to_string()).map_err(|source| {
-        ServiceError::Io {
-            action: "write",
-            path: file.clone(),
-            source,
-        }
+    std::fs::write(
+        &file,
+        runc_resources(&resources, daemon.host_features.hugetlb).to_string(),
+    )
+    .map_err(|source| ServiceError::Io {
+        action: "write",
+        path: file.clone(),
+        source,
     })?;
     let result = daemon.runc()?.update(&record.id, &file).await;
     let _ = std::fs::remove_file(&file);
@@ -69,7 +71,7 @@ async fn update(
 
 /// The OCI `LinuxResources` JSON `runc update --resources` reads; zero CRI values mean
 /// "unset" and are left out.
-fn runc_resources(r: &v1::LinuxContainerResources) -> Value {
+fn runc_resources(r: &v1::LinuxContainerResources, hugetlb: bool) -> Value {
     let mut cpu = Map::new();
     if r.cpu_shares > 0 {
         cpu.insert("shares".into(), json!(r.cpu_shares));
@@ -96,7 +98,7 @@ fn runc_resources(r: &v1::LinuxContainerResources) -> Value {
     let mut out = Map::new();
     out.insert("cpu".into(), Value::Object(cpu));
     out.insert("memory".into(), Value::Object(memory));
-    if !r.hugepage_limits.is_empty() {
+    if hugetlb && !r.hugepage_limits.is_empty() {
         let limits: Vec<Value> = r
             .hugepage_limits
             .iter()
@@ -123,8 +125,26 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(
-            runc_resources(&resources),
+            runc_resources(&resources, true),
             json!({ "cpu": { "shares": 512, "cpus": "0" }, "memory": { "limit": 67108864 } })
         );
+    }
+
+    #[test]
+    fn hugepage_limits_only_where_the_controller_is() {
+        let resources = v1::LinuxContainerResources {
+            hugepage_limits: vec![v1::HugepageLimit {
+                page_size: "2MB".into(),
+                limit: 0,
+            }],
+            ..Default::default()
+        };
+        assert_eq!(
+            runc_resources(&resources, true)["hugepageLimits"],
+            json!([{ "pageSize": "2MB", "limit": 0 }])
+        );
+        assert!(runc_resources(&resources, false)
+            .get("hugepageLimits")
+            .is_none());
     }
 }
