@@ -98,7 +98,8 @@ bench_shims() {
   for dir in /proc/[0-9]*; do
     pid=${dir#/proc/}
     [ "$(cat "$dir/comm" 2>/dev/null)" = berth-shim ] || continue
-    tr '\0' ' ' <"$dir/cmdline" 2>/dev/null | grep -qF -- "$WORK/" || continue
+    # The process may be gone between the listing and the read.
+    { tr '\0' ' ' <"$dir/cmdline"; } 2>/dev/null | grep -qF -- "$WORK/" || continue
     echo "$pid"
   done
 }

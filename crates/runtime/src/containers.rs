@@ -276,17 +276,37 @@ impl<H: Host> Runtime<H> {
         signal: i32,
         timeout: Duration,
     ) -> Result<(), H> {
+        self.on_locked_container("StopContainer", id, move |runtime, entry| async move {
+            runtime.stop_container_locked(&entry, signal, timeout).await
+        })
+        .await
+    }
+
+    /// Runs `work` in a task of its own with the container's locks held; an unknown
+    /// container, or one gone by the time the locks are taken, is fine (Stop and Remove are
+    /// idempotent).
+    async fn on_locked_container<F, Fut>(
+        self: &Arc<Self>,
+        operation: &'static str,
+        id: &str,
+        work: F,
+    ) -> Result<(), H>
+    where
+        F: FnOnce(Arc<Self>, Arc<ContainerEntry>) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = Result<(), H>> + Send,
+    {
         let Some(entry) = self.container_entry(id)? else {
             return Ok(());
         };
         let runtime = self.clone();
-        Self::detached("StopContainer", &entry.id.clone(), async move {
+        Self::detached(operation, &entry.id.clone(), async move {
             let Some(guard) = runtime.lock_container(entry).await else {
                 return Ok(());
             };
-            runtime
-                .stop_container_locked(&guard.entry, signal, timeout)
-                .await
+            let entry = guard.entry.clone();
+            let result = work(runtime, entry).await;
+            drop(guard);
+            result
         })
         .await
     }
@@ -379,15 +399,8 @@ impl<H: Host> Runtime<H> {
     /// RemoveContainer: kills it if it runs, then removes everything it holds and its
     /// record. Idempotent: an unknown container is fine.
     pub async fn remove_container(self: &Arc<Self>, id: &str) -> Result<(), H> {
-        let Some(entry) = self.container_entry(id)? else {
-            return Ok(());
-        };
-        let runtime = self.clone();
-        Self::detached("RemoveContainer", &entry.id.clone(), async move {
-            let Some(guard) = runtime.lock_container(entry).await else {
-                return Ok(());
-            };
-            runtime.remove_container_locked(&guard.entry).await
+        self.on_locked_container("RemoveContainer", id, |runtime, entry| async move {
+            runtime.remove_container_locked(&entry).await
         })
         .await
     }

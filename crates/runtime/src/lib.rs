@@ -121,13 +121,7 @@ impl<H: Host> Runtime<H> {
         T: Send + 'static,
         F: FnOnce() -> Result<T, H> + Send + 'static,
     {
-        tokio::task::spawn_blocking(f)
-            .await
-            .map_err(|err| RuntimeError::Aborted {
-                operation,
-                id: id.to_owned(),
-                reason: err.to_string(),
-            })?
+        joined(operation, id, tokio::task::spawn_blocking(f).await)
     }
 
     /// Runs `future` in a task of its own and waits for it: the operation goes on to its end
@@ -137,14 +131,22 @@ impl<H: Host> Runtime<H> {
         T: Send + 'static,
         F: std::future::Future<Output = Result<T, H>> + Send + 'static,
     {
-        tokio::spawn(future)
-            .await
-            .map_err(|err| RuntimeError::Aborted {
-                operation,
-                id: id.to_owned(),
-                reason: err.to_string(),
-            })?
+        joined(operation, id, tokio::spawn(future).await)
     }
+}
+
+/// The result of a task that ran an operation; a panic or cancellation of the task becomes
+/// [`RuntimeError::Aborted`].
+fn joined<T, E: std::error::Error>(
+    operation: &'static str,
+    id: &str,
+    result: std::result::Result<std::result::Result<T, RuntimeError<E>>, tokio::task::JoinError>,
+) -> std::result::Result<T, RuntimeError<E>> {
+    result.map_err(|err| RuntimeError::Aborted {
+        operation,
+        id: id.to_owned(),
+        reason: err.to_string(),
+    })?
 }
 
 /// The step callback every host operation gets: traces the step and, in test builds, dies

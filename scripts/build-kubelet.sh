@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# Build kubelet from the Go module proxy, for the kubelet test (tests/kubelet/run.sh).
+#
+#   kubelet=$(scripts/build-kubelet.sh | tail -1)
+#   "$kubelet" --version
+#
+# Output: ${BERTH_TEST_CACHE:-/var/cache/berth-test}/kubelet/<version>/kubelet; its path is the
+# last line on stdout, progress goes to stderr. Nothing is rebuilt when the binary exists and
+# reports the pinned version. The binary is built under a temporary name and renamed into
+# place; concurrent runs serialise on a lock file.
+#
+# k8s.io/kubernetes points every k8s.io/* staging module at ./staging in its go.mod, so
+# `go install k8s.io/kubernetes/cmd/kubelet@<v>` cannot work: a throwaway module requires it
+# and replaces each staging module by its published v0.<minor>.<patch> version.
+#
+# Environment:
+#   BERTH_TEST_CACHE   cache root (default /var/cache/berth-test)
+#   GO                 go command (default: go)
+set -euo pipefail
+
+# The newest k8s.io/kubernetes release the module proxy serves here.
+KUBERNETES_VERSION=v1.37.2
+STAGING_VERSION=v0.${KUBERNETES_VERSION#v1.}
+
+cache_root=${BERTH_TEST_CACHE:-/var/cache/berth-test}
+dest=${cache_root}/kubelet/${KUBERNETES_VERSION}
+kubelet=${dest}/kubelet
+GO=${GO:-go}
+
+log() { printf 'build-kubelet: %s\n' "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+up_to_date() {
+    [[ -x $kubelet ]] && [[ $("$kubelet" --version 2>/dev/null) == "Kubernetes ${KUBERNETES_VERSION}" ]]
+}
+
+if up_to_date; then
+    log "kubelet ${KUBERNETES_VERSION} already built: ${kubelet}"
+    printf '%s\n' "$kubelet"
+    exit 0
+fi
+
+command -v "$GO" >/dev/null 2>&1 || die "Go not found ('$GO')"
+export GOTOOLCHAIN=local GOFLAGS=-mod=mod
+mkdir -p "$dest"
+exec 9>"${dest}/.lock"
+flock 9
+if up_to_date; then
+    printf '%s\n' "$kubelet"
+    exit 0
+fi
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/berth-kubelet-build.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+started=$(date +%s)
+log "downloading k8s.io/kubernetes ${KUBERNETES_VERSION}"
+src=$(cd "$work" && "$GO" mod download -json "k8s.io/kubernetes@${KUBERNETES_VERSION}" |
+    sed -n 's/^[[:space:]]*"Dir": "\(.*\)",*$/\1/p')
+[[ -n $src && -f $src/go.mod ]] || die "k8s.io/kubernetes@${KUBERNETES_VERSION} not downloaded"
+
+{
+    printf 'module berthkubeletbuild\n\ngo 1.26.0\n\nrequire k8s.io/kubernetes %s\n\n' "$KUBERNETES_VERSION"
+    grep -E '=> \./staging/' "$src/go.mod" | awk -v v="$STAGING_VERSION" '{print "replace " $1 " => " $1 " " v}'
+} > "$work/go.mod"
+cat > "$work/tools.go" <<'GO'
+//go:build tools
+
+package tools
+
+import _ "k8s.io/kubernetes/cmd/kubelet"
+GO
+log "resolving modules"
+(cd "$work" && "$GO" mod tidy >&2)
+log "building kubelet (about 10 minutes on 2 cores)"
+minor=${KUBERNETES_VERSION#v1.}
+minor=${minor%%.*}
+(cd "$work" && "$GO" build -trimpath -ldflags "-s -w \
+    -X k8s.io/component-base/version.gitVersion=${KUBERNETES_VERSION} \
+    -X k8s.io/component-base/version.gitMajor=1 \
+    -X k8s.io/component-base/version.gitMinor=${minor}" \
+    -o "${kubelet}.tmp" k8s.io/kubernetes/cmd/kubelet)
+mv "${kubelet}.tmp" "$kubelet"
+up_to_date || die "built kubelet does not report ${KUBERNETES_VERSION}: $("$kubelet" --version 2>&1)"
+log "built ${kubelet} in $(($(date +%s) - started)) s"
+printf '%s\n' "$kubelet"
