@@ -2,7 +2,7 @@
 # Every test of berth, as `make test` runs it (root, Debian 12; dependencies installed by
 # scripts/install-deps.sh test):
 #   1. cargo fmt --check, clippy -D warnings, and the gate's own self-test;
-#   2. crictl and critest v1.36.0 built (cached under $BERTH_TEST_CACHE);
+#   2. crictl and critest v1.36.0 and kubelet v1.37.2 built (cached under $BERTH_TEST_CACHE);
 #   3. a local docker-registry on 127.0.0.1:5000 with every test image critest pulls,
 #      built here from Debian's busybox and small static helpers, and checked;
 #   4. cargo test for the workspace: unit tests, then integration tests (tests/it/) that
@@ -11,7 +11,9 @@
 #   5. one berthd on a temporary socket/root/state, with the registry as mirror of the
 #      upstream registries (hosts.toml), driven by crictl (tests/crictl-smoke.sh) and then
 #      by critest (and its streaming specs once more over WebSocket), gated on
-#      tests/conformance/known-failures.txt.
+#      tests/conformance/known-failures.txt;
+#   6. a real kubelet, standalone with static pods, against a berthd of its own
+#      (tests/kubelet/run.sh).
 # Everything started is stopped by PID and every temporary directory removed on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -56,9 +58,10 @@ cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 bash tests/conformance/selftest.sh | tail -n 1
 
-step "crictl and critest"
+step "crictl, critest and kubelet"
 bin=$(scripts/build-cri-tools.sh | tail -n 1)
 export PATH=$bin:$PATH
+kubelet=$(scripts/build-kubelet.sh | tail -n 1)
 
 step "local registry and test images"
 mkdir -p "$work/registry"
@@ -127,6 +130,11 @@ if [[ -n $leftover ]]; then
   done
 fi
 
+step "kubelet (standalone, static pods) against its own berthd"
+kubelet_rc=0
+tests/kubelet/run.sh --kubelet "$kubelet" --berthd "$repo/target/debug/berthd" \
+  --crictl "$bin/crictl" --certs "$work/certs.d" 2>&1 | tee "$out/kubelet.log" || kubelet_rc=$?
+
 kill -TERM "$berthd_pid"
 berthd_rc=0
 wait "$berthd_pid" || berthd_rc=$?
@@ -138,6 +146,10 @@ fi
 [[ ! -e $socket ]] || { echo "berthd left its socket behind" >&2; exit 1; }
 if ((critest_rc != 0)); then
   echo "critest gate failed (exit $critest_rc); details in $out/critest" >&2
+  exit 1
+fi
+if ((kubelet_rc != 0)); then
+  echo "kubelet test failed (exit $kubelet_rc); see $out/kubelet.log" >&2
   exit 1
 fi
 step "all tests passed (cargo test: $unit_counts; critest gate ok; logs in $out)"
