@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use berth_store::{ContainerExit, ContainerIntent, ContainerRecord, SandboxIntent, SandboxState};
 
-use crate::error::quote;
+use crate::error::{not_found, quote};
 use crate::events::EventKind;
 use crate::registry::ContainerEntry;
 use crate::{failpoint, step, Host, Result, Runtime, RuntimeError, KILL_WAIT, SIGKILL};
@@ -85,17 +85,11 @@ impl<H: Host> Runtime<H> {
         let sandbox = self
             .registry
             .sandbox_exact(&record.sandbox_id)
-            .ok_or_else(|| RuntimeError::NotFound {
-                kind: "pod sandbox",
-                id: quote(&record.sandbox_id),
-            })?;
+            .ok_or_else(|| not_found("pod sandbox", &record.sandbox_id))?;
         let lifecycle = sandbox.lifecycle.clone().read_owned().await;
         // Checked under the lock: a pod being stopped or removed takes no new container.
         if self.registry.sandbox_exact(&sandbox.id).is_none() {
-            return Err(RuntimeError::NotFound {
-                kind: "pod sandbox",
-                id: sandbox.id.clone(),
-            });
+            return Err(not_found("pod sandbox", &sandbox.id));
         }
         let pod = sandbox.record();
         let why = match (pod.state, pod.intent) {
@@ -209,19 +203,11 @@ impl<H: Host> Runtime<H> {
 
     /// StartContainer: `runc start` of a created container.
     pub async fn start_container(self: &Arc<Self>, id: &str) -> Result<(), H> {
-        let entry = self
-            .container_entry(id)?
-            .ok_or_else(|| RuntimeError::NotFound {
-                kind: "container",
-                id: quote(id),
-            })?;
+        let entry = self.existing_container(id)?;
         let runtime = self.clone();
         Self::detached("StartContainer", &entry.id.clone(), async move {
             let Some(guard) = runtime.lock_container(entry.clone()).await else {
-                return Err(RuntimeError::NotFound {
-                    kind: "container",
-                    id: entry.id.clone(),
-                });
+                return Err(not_found("container", &entry.id));
             };
             let entry = &guard.entry;
             let record = entry.record();
@@ -441,17 +427,9 @@ impl<H: Host> Runtime<H> {
         id: &str,
         f: impl std::future::Future<Output = T>,
     ) -> Result<T, H> {
-        let entry = self
-            .container_entry(id)?
-            .ok_or_else(|| RuntimeError::NotFound {
-                kind: "container",
-                id: quote(id),
-            })?;
+        let entry = self.existing_container(id)?;
         let Some(_guard) = self.lock_container(entry.clone()).await else {
-            return Err(RuntimeError::NotFound {
-                kind: "container",
-                id: entry.id.clone(),
-            });
+            return Err(not_found("container", &entry.id));
         };
         Ok(f.await)
     }
@@ -465,18 +443,10 @@ impl<H: Host> Runtime<H> {
         id: &str,
         change: impl FnOnce(&mut ContainerRecord),
     ) -> Result<ContainerRecord, H> {
-        let entry = self
-            .container_entry(id)?
-            .ok_or_else(|| RuntimeError::NotFound {
-                kind: "container",
-                id: quote(id),
-            })?;
+        let entry = self.existing_container(id)?;
         self.persist_container(&entry, change)
             .await?
-            .ok_or_else(|| RuntimeError::NotFound {
-                kind: "container",
-                id: entry.id.clone(),
-            })
+            .ok_or_else(|| not_found("container", &entry.id))
     }
 }
 

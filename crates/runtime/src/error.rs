@@ -84,6 +84,14 @@ pub enum RuntimeError<E: std::error::Error + 'static> {
     },
 }
 
+/// NotFound for `kind` named `id` (quoted to a bounded length).
+pub fn not_found<E: std::error::Error>(kind: &'static str, id: &str) -> RuntimeError<E> {
+    RuntimeError::NotFound {
+        kind,
+        id: quote(id),
+    }
+}
+
 /// Longest client-given text quoted in an error.
 const QUOTE_MAX: usize = 256;
 

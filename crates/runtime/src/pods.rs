@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use berth_store::{SandboxIntent, SandboxRecord, SandboxState};
 
-use crate::error::quote;
+use crate::error::{not_found, quote};
 use crate::registry::SandboxEntry;
 use crate::{failpoint, step, Host, Result, Runtime, RuntimeError, SIGKILL};
 
@@ -229,18 +229,10 @@ impl<H: Host> Runtime<H> {
         id: &str,
         change: impl FnOnce(&mut SandboxRecord),
     ) -> Result<SandboxRecord, H> {
-        let entry = self
-            .sandbox_entry(id)?
-            .ok_or_else(|| RuntimeError::NotFound {
-                kind: "pod sandbox",
-                id: quote(id),
-            })?;
+        let entry = self.existing_sandbox(id)?;
         let _lifecycle = entry.lifecycle.clone().write_owned().await;
         if self.registry.sandbox_exact(&entry.id).is_none() {
-            return Err(RuntimeError::NotFound {
-                kind: "pod sandbox",
-                id: entry.id.clone(),
-            });
+            return Err(not_found("pod sandbox", &entry.id));
         }
         self.persist_sandbox(&entry, change).await
     }

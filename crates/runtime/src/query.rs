@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use berth_store::{ContainerRecord, ContainerState, SandboxRecord};
 
-use crate::error::quote;
+use crate::error::{not_found, quote};
 use crate::registry::{ContainerEntry, Lookup, SandboxEntry};
 use crate::{Host, Result, Runtime, RuntimeError};
 
@@ -54,24 +54,27 @@ impl<H: Host> Runtime<H> {
         }
     }
 
+    /// The sandbox entry `prefix` names; NotFound otherwise.
+    pub(crate) fn existing_sandbox(&self, prefix: &str) -> Result<Arc<SandboxEntry>, H> {
+        self.sandbox_entry(prefix)?
+            .ok_or_else(|| not_found("pod sandbox", prefix))
+    }
+
+    /// The container entry `prefix` names; NotFound otherwise.
+    pub(crate) fn existing_container(&self, prefix: &str) -> Result<Arc<ContainerEntry>, H> {
+        self.container_entry(prefix)?
+            .ok_or_else(|| not_found("container", prefix))
+    }
+
     /// The sandbox a full ID or unique prefix names; NotFound otherwise.
     pub fn sandbox(&self, prefix: &str) -> Result<SandboxRecord, H> {
-        self.sandbox_entry(prefix)?
-            .map(|e| e.record())
-            .ok_or_else(|| RuntimeError::NotFound {
-                kind: "pod sandbox",
-                id: quote(prefix),
-            })
+        Ok(self.existing_sandbox(prefix)?.record())
     }
 
     /// The container a full ID or unique prefix names; NotFound otherwise.
     pub fn container(&self, prefix: &str) -> Result<ContainerView, H> {
-        self.container_entry(prefix)?
-            .map(|e| view(&e))
-            .ok_or_else(|| RuntimeError::NotFound {
-                kind: "container",
-                id: quote(prefix),
-            })
+        let entry = self.existing_container(prefix)?;
+        Ok(view(&entry))
     }
 
     /// The sandboxes `f` maps to `Some`, in ID order.
