@@ -78,11 +78,17 @@ step "cargo test (unit and integration)"
 # without it.
 features=(--features berthd/failpoints)
 cargo build --workspace --quiet "${features[@]}"
+# cargo's own exit status decides (a test binary that crashes prints no "test result"
+# line); the summary lines only add to it. pipefail is off for this one pipeline so that
+# PIPESTATUS keeps cargo's status.
+set +o pipefail
 BERTHD=$repo/target/debug/berthd cargo test --workspace --quiet "${features[@]}" 2>&1 | tee "$out/cargo-test.log" |
-  grep -E '^(test result|failures:|    [a-z_:]+$|---- )' || true
-# tee hides cargo's status; the log's summary lines decide.
-if grep -q '^test result: FAILED' "$out/cargo-test.log" || ! grep -q '^test result: ok' "$out/cargo-test.log"; then
-  echo "cargo test failed; see $out/cargo-test.log" >&2
+  { grep -E '^(test result|failures:|    [a-z_:]+$|---- )' || true; }
+cargo_rc=${PIPESTATUS[0]}
+set -o pipefail
+if ((cargo_rc != 0)) || grep -q '^test result: FAILED' "$out/cargo-test.log" ||
+  ! grep -q '^test result: ok' "$out/cargo-test.log"; then
+  echo "cargo test failed (exit $cargo_rc); see $out/cargo-test.log" >&2
   exit 1
 fi
 unit_counts=$(awk '/^test result:/ {p+=$4; f+=$6} END {print p " passed, " f " failed"}' "$out/cargo-test.log")
