@@ -26,7 +26,6 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
 use crate::args::ShimArgs;
 use crate::error::ShimError;
-use crate::paths::SHIM_PID_FILE;
 use crate::protocol::{decode, FailureSource, Ready, MAX_LINE};
 
 /// What berthd asks for: one shim for one container.
@@ -102,7 +101,7 @@ pub fn spawn(s: &ShimSpawn, timeout: Duration) -> Result<Spawned, ShimError> {
             },
         }),
         Err(ReadErr::Timeout) => {
-            kill_shim(&s.state_dir, &s.shim_binary);
+            kill_shim(&s.state_dir, &s.shim_binary, &s.id);
             Err(ShimError::Timeout {
                 what: "berth-shim readiness",
                 after: timeout,
@@ -189,25 +188,11 @@ fn parse_ready(line: &[u8]) -> Result<Spawned, ShimError> {
 }
 
 /// Best effort after a timeout: the shim wrote its PID before running runc. The PID is only
-/// signalled if that process still runs `binary` (the file may be stale).
-fn kill_shim(state_dir: &std::path::Path, binary: &std::path::Path) {
-    let pid = std::fs::read_to_string(state_dir.join(SHIM_PID_FILE))
-        .ok()
-        .and_then(|s| s.trim().parse::<i32>().ok())
-        .filter(|p| *p > 1);
-    // The kernel keeps the first 15 bytes of the executable's name as `comm`.
-    let name = binary
-        .file_name()
-        .map(|n| n.as_encoded_bytes())
-        .unwrap_or_default();
-    let name = &name[..name.len().min(15)];
-    let is_shim = |pid: i32| {
-        std::fs::read(format!("/proc/{pid}/comm"))
-            .is_ok_and(|c| c.strip_suffix(b"\n").unwrap_or(&c) == name)
-    };
-    if let Some(pid) = pid.filter(|p| is_shim(*p)) {
+/// signalled if that process still is this container's shim (the file may be stale).
+fn kill_shim(state_dir: &std::path::Path, binary: &std::path::Path, id: &str) {
+    if let Some(pid) = crate::live_shim_pid(state_dir, binary, id) {
         let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(pid),
+            nix::unistd::Pid::from_raw(pid as i32),
             nix::sys::signal::Signal::SIGKILL,
         );
     }
