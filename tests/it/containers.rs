@@ -2135,6 +2135,17 @@ async fn drive_to(rt: &mut Runtime, env: &Env, step: &str, host_port: i32) -> Re
     .await?;
     match op {
         "start_container" => Ok(()),
+        "stop_container" => rt
+            .stop_container(v1::StopContainerRequest {
+                container_id: id,
+                timeout: 10,
+            })
+            .await
+            .map(drop),
+        "remove_container" => rt
+            .remove_container(v1::RemoveContainerRequest { container_id: id })
+            .await
+            .map(drop),
         "stop_pod_sandbox" => rt
             .stop_pod_sandbox(v1::StopPodSandboxRequest {
                 pod_sandbox_id: pod_id,

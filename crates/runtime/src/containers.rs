@@ -317,6 +317,7 @@ impl<H: Host> Runtime<H> {
         if own_intent {
             self.persist_container(entry, |r| r.intent = Some(ContainerIntent::Stopping))
                 .await?;
+            failpoint::reach("stop_container:intent_recorded");
         }
         let mut changes = entry.subscribe();
         let mut stopped = false;
@@ -327,6 +328,9 @@ impl<H: Host> Runtime<H> {
                     tracing::info!(container = %entry.id, error = %err, "stop signal not delivered")
                 }
             }
+        }
+        if own_intent {
+            failpoint::reach("stop_container:signalled");
         }
         if !stopped {
             if let Err(err) = self.signal(entry, SIGKILL, true).await {
@@ -399,6 +403,7 @@ impl<H: Host> Runtime<H> {
         if entry.record().intent != Some(ContainerIntent::Removing) {
             self.persist_container(entry, |r| r.intent = Some(ContainerIntent::Removing))
                 .await?;
+            failpoint::reach("remove_container:intent_recorded");
         }
         if let Err(err) = self
             .stop_container_locked(entry, SIGKILL, Duration::ZERO)
@@ -413,6 +418,7 @@ impl<H: Host> Runtime<H> {
             host.remove_container(&record).map_err(RuntimeError::Host)
         })
         .await?;
+        failpoint::reach("remove_container:host_removed");
         let record = entry.record();
         self.forget_container(entry).await?;
         tracing::info!(container = %entry.id, "container removed");
