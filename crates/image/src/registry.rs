@@ -57,6 +57,32 @@ pub enum CredentialsError {
         "auth_config.identity_token is not supported; pass username/password or registry_token"
     )]
     IdentityTokenUnsupported,
+    /// A field sent as an HTTP header value as it is holds a byte no header may carry (a
+    /// control character other than tab, or DEL). The secret is not quoted: only the offset
+    /// and the byte are.
+    #[error("auth_config.{field}: byte 0x{byte:02x} at offset {offset} is not allowed in an HTTP header")]
+    BadByte {
+        /// The `AuthConfig` field (`registry_token`).
+        field: &'static str,
+        /// The byte.
+        byte: u8,
+        /// Its offset in the field (in the decoded text for `auth`).
+        offset: usize,
+    },
+}
+
+/// Checks that `value` can travel as an HTTP header value: no control characters (tab
+/// aside) and no DEL. (User names and passwords travel base64-encoded and need no check.)
+fn header_safe(field: &'static str, value: &str) -> Result<(), CredentialsError> {
+    let forbidden = |b: u8| (b < 0x20 && b != b'\t') || b == 0x7f;
+    match value.bytes().position(forbidden) {
+        None => Ok(()),
+        Some(offset) => Err(CredentialsError::BadByte {
+            field,
+            byte: value.as_bytes()[offset],
+            offset,
+        }),
+    }
 }
 
 impl Credentials {
@@ -64,6 +90,7 @@ impl Credentials {
     pub fn to_registry_auth(&self) -> Result<RegistryAuth, CredentialsError> {
         use base64::Engine as _;
         if !self.registry_token.is_empty() {
+            header_safe("registry_token", &self.registry_token)?;
             return Ok(RegistryAuth::Bearer(self.registry_token.clone()));
         }
         if !self.auth.is_empty() {
@@ -376,6 +403,33 @@ mod tests {
         assert!(matches!(
             identity.to_registry_auth(),
             Err(CredentialsError::IdentityTokenUnsupported)
+        ));
+    }
+
+    #[test]
+    fn tokens_that_cannot_be_headers_are_refused() {
+        for (token, byte, offset) in [("abc\ndef", b'\n', 3), ("\x7f", 0x7f, 0), ("a\0", 0, 1)] {
+            let creds = Credentials {
+                registry_token: token.into(),
+                ..Default::default()
+            };
+            let err = creds.to_registry_auth().unwrap_err();
+            assert!(
+                matches!(err, CredentialsError::BadByte { field: "registry_token", byte: b, offset: o } if b == byte && o == offset),
+                "{err:?}"
+            );
+            assert!(
+                !err.to_string().contains(token),
+                "the secret is not echoed: {err}"
+            );
+        }
+        let fine = Credentials {
+            registry_token: "eyJhbGciOi.J9\tx-_~+/=".into(),
+            ..Default::default()
+        };
+        assert!(matches!(
+            fine.to_registry_auth(),
+            Ok(RegistryAuth::Bearer(_))
         ));
     }
 
