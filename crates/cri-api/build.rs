@@ -8,6 +8,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .build_server(true)
         .build_client(true)
+        // Undecodable requests are InvalidArgument, not prost's Internal (src/codec.rs).
+        .codec_path("crate::codec::CriCodec")
         .compile_protos(&[proto.as_str()], &[proto_dir])?;
     Ok(())
 }

@@ -118,7 +118,13 @@ async fn oversized_messages_are_refused_and_the_daemon_carries_on() {
         })
         .await
         .expect_err("an oversized message must be refused");
-    assert_ne!(status.code(), Code::Ok);
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    assert!(
+        status
+            .message()
+            .starts_with("request message too large: found 17825"),
+        "{status:?}"
+    );
 
     // Garbage instead of HTTP/2 on a raw connection.
     let mut raw = std::os::unix::net::UnixStream::connect(&daemon.socket).unwrap();
@@ -133,4 +139,34 @@ async fn oversized_messages_are_refused_and_the_daemon_carries_on() {
         .unwrap()
         .into_inner();
     assert_eq!(version.runtime_name, "berth");
+}
+
+/// A message shaped like `VersionRequest` but with a varint where its `version` string is.
+#[derive(Clone, PartialEq, prost::Message)]
+struct NotAVersionRequest {
+    #[prost(uint64, tag = "1")]
+    version: u64,
+}
+
+#[tokio::test]
+async fn undecodable_requests_are_invalid_arguments() {
+    let daemon = Berthd::start();
+    let mut grpc = tonic::client::Grpc::new(daemon.channel().await);
+    grpc.ready().await.unwrap();
+    let path =
+        tonic::codegen::http::uri::PathAndQuery::from_static("/runtime.v1.RuntimeService/Version");
+    let codec = tonic_prost::ProstCodec::<NotAVersionRequest, v1::VersionResponse>::default();
+    let status = grpc
+        .unary(
+            tonic::Request::new(NotAVersionRequest { version: 7 }),
+            path,
+            codec,
+        )
+        .await
+        .expect_err("a request that does not decode must be refused");
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert!(
+        status.message().starts_with("cannot decode the message: "),
+        "{status:?}"
+    );
 }

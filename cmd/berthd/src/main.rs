@@ -124,6 +124,9 @@ async fn serve(config: Config) -> Result<(), DaemonError> {
         "berthd serving the CRI"
     );
     let server = tonic::transport::Server::builder()
+        .layer(tower::util::MapResponseLayer::new(
+            berth_server::oversize_status::<tonic::body::Body>,
+        ))
         .add_service(runtime_service)
         .add_service(image_service)
         .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown);

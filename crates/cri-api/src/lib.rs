@@ -6,6 +6,8 @@
 
 #![deny(unsafe_code)]
 
+pub mod codec;
+
 /// Messages and services of package `runtime.v1`.
 pub mod v1 {
     #![allow(clippy::all, missing_docs)]

@@ -21,6 +21,7 @@ mod host;
 mod ids;
 mod image;
 mod instrument;
+mod message_limit;
 mod pod;
 mod request;
 mod runtime;
@@ -37,9 +38,7 @@ use std::sync::Arc;
 use cri_api::{ImageServiceServer, RuntimeServiceServer};
 
 pub use host::{Core, LinuxHost};
-
-/// Largest gRPC message accepted or sent (16 MiB, as kubelet's CRI client allows).
-pub const MAX_MESSAGE_SIZE: usize = 16 * 1024 * 1024;
+pub use message_limit::{oversize_status, MAX_MESSAGE_SIZE};
 
 /// Both CRI services over one shared [`Daemon`], ready to add to a tonic router.
 pub fn services(
