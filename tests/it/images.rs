@@ -453,11 +453,22 @@ async fn pull_by_digest_records_the_digest_and_no_tag() {
     let error = pull(&mut images, &missing, None)
         .await
         .expect_err("unknown digest");
+    assert_eq!(error.code(), tonic::Code::NotFound, "{error:?}");
     assert!(
         error.message().contains(&"0".repeat(64))
             || error.message().to_lowercase().contains("not found"),
         "{error:?}"
     );
+    // A tag and a repository the registry does not have.
+    for missing in [
+        format!("{registry}/e2e-test-images/nginx:no-such-tag"),
+        format!("{registry}/berth-test/no-such-repository:1"),
+    ] {
+        let error = pull(&mut images, &missing, None)
+            .await
+            .expect_err("unknown image");
+        assert_eq!(error.code(), tonic::Code::NotFound, "{missing}: {error:?}");
+    }
     assert_eq!(list(&mut images, None).await.len(), 1);
 }
 

@@ -189,4 +189,78 @@ impl ImageError {
         let path = path.into();
         move |source| ImageError::Io { op, path, source }
     }
+
+    /// Whether the registry answered that it does not have what was asked for: HTTP 404,
+    /// or an error envelope saying the manifest, blob, name or object is unknown.
+    pub fn is_unknown_to_registry(&self) -> bool {
+        use oci_client::errors::{OciDistributionError as E, OciErrorCode as C};
+        let ImageError::Registry { source, .. } = self else {
+            return false;
+        };
+        match source.as_ref() {
+            E::ImageManifestNotFoundError(_) => true,
+            E::ServerError { code, .. } => *code == 404,
+            E::RegistryError { envelope, .. } => {
+                !envelope.errors.is_empty()
+                    && envelope.errors.iter().all(|error| {
+                        matches!(
+                            error.code,
+                            C::ManifestUnknown
+                                | C::NameUnknown
+                                | C::NotFound
+                                | C::BlobUnknown
+                                | C::ManifestBlobUnknown
+                        )
+                    })
+            }
+            _ => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use oci_client::errors::{OciDistributionError, OciEnvelope, OciError, OciErrorCode};
+
+    fn registry(source: OciDistributionError) -> ImageError {
+        ImageError::Registry {
+            operation: "resolve".into(),
+            reference: "r/x:1".into(),
+            endpoint: "http://127.0.0.1:1".into(),
+            source: Box::new(source),
+        }
+    }
+
+    fn envelope(code: OciErrorCode) -> OciDistributionError {
+        OciDistributionError::RegistryError {
+            envelope: OciEnvelope {
+                errors: vec![OciError {
+                    code,
+                    message: String::new(),
+                    detail: serde_json::Value::Null,
+                }],
+            },
+            url: "http://127.0.0.1:1/v2/r/x/manifests/1".into(),
+        }
+    }
+
+    #[test]
+    fn what_the_registry_does_not_have_is_told_apart() {
+        assert!(registry(envelope(OciErrorCode::ManifestUnknown)).is_unknown_to_registry());
+        assert!(registry(envelope(OciErrorCode::NameUnknown)).is_unknown_to_registry());
+        assert!(registry(OciDistributionError::ServerError {
+            code: 404,
+            url: String::new(),
+            message: String::new(),
+        })
+        .is_unknown_to_registry());
+        assert!(!registry(envelope(OciErrorCode::Toomanyrequests)).is_unknown_to_registry());
+        assert!(!registry(OciDistributionError::ServerError {
+            code: 503,
+            url: String::new(),
+            message: String::new(),
+        })
+        .is_unknown_to_registry());
+    }
 }

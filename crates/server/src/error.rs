@@ -180,6 +180,11 @@ impl ServiceError {
 
     /// The gRPC code this error is reported with.
     pub fn code(&self) -> Code {
+        // A full disk (or quota) anywhere below is the node's resource running out, whatever
+        // the operation was; the message names the path.
+        if out_of_space(self) {
+            return Code::ResourceExhausted;
+        }
         match self {
             ServiceError::Unimplemented { .. } => Code::Unimplemented,
             ServiceError::InvalidArgument { .. } => Code::InvalidArgument,
@@ -212,11 +217,29 @@ impl ServiceError {
     }
 }
 
+/// Whether `err` or any error below it is ENOSPC or EDQUOT.
+fn out_of_space(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(err);
+    while let Some(err) = next {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            if matches!(
+                io.raw_os_error(),
+                Some(code) if code == nix::libc::ENOSPC || code == nix::libc::EDQUOT
+            ) {
+                return true;
+            }
+        }
+        next = err.source();
+    }
+    false
+}
+
 /// gRPC code of an image failure: the request's fault, the remote content's, the node's.
 fn image_code(err: &ImageError) -> Code {
     match err {
         ImageError::Reference(_) | ImageError::Credentials(_) => Code::InvalidArgument,
         ImageError::Unauthorized { .. } => Code::PermissionDenied,
+        err @ ImageError::Registry { .. } if err.is_unknown_to_registry() => Code::NotFound,
         ImageError::Registry { .. } => Code::Unavailable,
         ImageError::DigestMismatch { .. } | ImageError::SizeMismatch { .. } => Code::DataLoss,
         ImageError::Digest(_)
@@ -297,6 +320,31 @@ mod tests {
             status.message(),
             "invalid container_id: is 300 bytes long; at most 64 are allowed"
         );
+    }
+
+    #[test]
+    fn a_full_disk_is_resource_exhausted_naming_the_path() {
+        let full = ServiceError::Io {
+            action: "write",
+            path: "/var/lib/berth/x".into(),
+            source: std::io::Error::from_raw_os_error(nix::libc::ENOSPC),
+        };
+        let status = Status::from(full);
+        assert_eq!(status.code(), Code::ResourceExhausted);
+        assert!(status.message().contains("/var/lib/berth/x"), "{status:?}");
+        // Deeper in the chain too: an image error wrapping the I/O error.
+        let image = ServiceError::Image(ImageError::Io {
+            op: "write layer",
+            path: "/var/lib/berth/snapshots/1".into(),
+            source: std::io::Error::from_raw_os_error(nix::libc::EDQUOT),
+        });
+        assert_eq!(image.code(), Code::ResourceExhausted);
+        let other = ServiceError::Io {
+            action: "write",
+            path: "/x".into(),
+            source: std::io::Error::from_raw_os_error(nix::libc::EIO),
+        };
+        assert_eq!(other.code(), Code::Internal);
     }
 
     #[test]
