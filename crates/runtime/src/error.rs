@@ -92,19 +92,25 @@ pub fn not_found<E: std::error::Error>(kind: &'static str, id: &str) -> RuntimeE
     }
 }
 
-/// Longest client-given text quoted in an error.
-const QUOTE_MAX: usize = 256;
+/// Longest client-given text quoted in an error or a log line.
+pub const QUOTE_MAX: usize = 256;
 
-/// `text` cut to a bounded length for messages and logs.
+/// `text` cut to [`QUOTE_MAX`] bytes for messages and logs.
 pub fn quote(text: &str) -> String {
-    if text.len() <= QUOTE_MAX {
-        return text.to_owned();
+    cut(text, QUOTE_MAX).into_owned()
+}
+
+/// `text` cut to at most `max` bytes (on a character boundary), followed by `… (N bytes)`
+/// giving its full length when it was longer.
+pub fn cut(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    if text.len() <= max {
+        return text.into();
     }
-    let mut end = QUOTE_MAX;
+    let mut end = max;
     while !text.is_char_boundary(end) {
         end -= 1;
     }
-    format!("{}… ({} bytes)", &text[..end], text.len())
+    format!("{}… ({} bytes)", &text[..end], text.len()).into()
 }
 
 #[cfg(test)]
@@ -118,5 +124,7 @@ mod tests {
         let cut = quote(&long);
         assert!(cut.ends_with("… (600 bytes)"), "{cut}");
         assert!(cut.len() < 300);
+        assert_eq!(super::cut("abcdef", 3), "abc… (6 bytes)");
+        assert_eq!(super::cut("abc", 3), "abc");
     }
 }

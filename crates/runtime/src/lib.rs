@@ -49,7 +49,7 @@ use std::sync::Arc;
 use berth_store::Store;
 use tokio::sync::broadcast;
 
-pub use error::{quote, RuntimeError};
+pub use error::{cut, quote, RuntimeError, QUOTE_MAX};
 pub use events::{Event, EventKind};
 pub use host::{ExitFile, Host, Probe, RuncView, Step};
 pub use query::ContainerView;

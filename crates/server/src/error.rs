@@ -261,9 +261,23 @@ fn image_code(err: &ImageError) -> Code {
     }
 }
 
+/// Longest status message sent: client input is quoted cut to
+/// [`QUOTE_MAX`](berth_runtime::QUOTE_MAX) bytes where an error names it, and this bound
+/// keeps any message, whatever it quotes, far below what a client accepts in its metadata
+/// (16 KiB for Go's and Rust's gRPC).
+pub const MAX_STATUS_MESSAGE: usize = 4096;
+
+impl ServiceError {
+    /// The message, cut to [`MAX_STATUS_MESSAGE`] bytes: what the client gets and the log
+    /// line says.
+    pub fn bounded_message(&self) -> String {
+        berth_runtime::cut(&self.to_string(), MAX_STATUS_MESSAGE).into_owned()
+    }
+}
+
 impl From<ServiceError> for Status {
     fn from(err: ServiceError) -> Status {
-        Status::new(err.code(), err.to_string())
+        Status::new(err.code(), err.bounded_message())
     }
 }
 
@@ -319,6 +333,20 @@ mod tests {
         assert_eq!(
             status.message(),
             "invalid container_id: is 300 bytes long; at most 64 are allowed"
+        );
+    }
+
+    #[test]
+    fn long_messages_are_cut() {
+        let status = Status::from(ServiceError::FailedPrecondition {
+            what: "x".repeat(1 << 20),
+        });
+        assert_eq!(status.code(), Code::FailedPrecondition);
+        assert!(status.message().len() < MAX_STATUS_MESSAGE + 32);
+        assert!(
+            status.message().ends_with("… (1048576 bytes)"),
+            "{}",
+            &status.message()[4000..]
         );
     }
 

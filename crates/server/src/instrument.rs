@@ -9,6 +9,8 @@ use tonic::{Code, Request, Response, Status};
 use tracing::field::Empty;
 use tracing::Instrument;
 
+use berth_runtime::quote;
+
 use crate::error::ServiceError;
 use crate::request::CriRequest;
 
@@ -31,15 +33,16 @@ where
         container = Empty,
         image = Empty
     );
+    // Recorded before validation: cut to a bounded length.
     let ids = request.ids();
     if let Some(id) = ids.sandbox {
-        span.record("sandbox", id);
+        span.record("sandbox", quote(id));
     }
     if let Some(id) = ids.container {
-        span.record("container", id);
+        span.record("container", quote(id));
     }
     if let Some(image) = ids.image {
-        span.record("image", image);
+        span.record("image", quote(image));
     }
     async move {
         let start = Instant::now();
@@ -50,13 +53,16 @@ where
         let elapsed_us = start.elapsed().as_micros() as u64;
         match &result {
             Ok(_) => tracing::debug!(elapsed_us, "ok"),
-            Err(err) => match err.code() {
-                Code::Unimplemented => tracing::debug!(elapsed_us, error = %err, "unimplemented"),
-                Code::InvalidArgument | Code::NotFound | Code::AlreadyExists => {
-                    tracing::info!(elapsed_us, error = %err, "rejected")
+            Err(err) => {
+                let error = err.bounded_message();
+                match err.code() {
+                    Code::Unimplemented => tracing::debug!(elapsed_us, error, "unimplemented"),
+                    Code::InvalidArgument | Code::NotFound | Code::AlreadyExists => {
+                        tracing::info!(elapsed_us, error, "rejected")
+                    }
+                    _ => tracing::error!(elapsed_us, error, "failed"),
                 }
-                _ => tracing::error!(elapsed_us, error = %err, "failed"),
-            },
+            }
         }
         result.map(Response::new).map_err(Status::from)
     }
