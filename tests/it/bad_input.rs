@@ -170,3 +170,73 @@ async fn undecodable_requests_are_invalid_arguments() {
         "{status:?}"
     );
 }
+
+#[tokio::test]
+async fn cgroup_parents_the_driver_cannot_use_are_invalid_arguments() {
+    let daemon = Berthd::start();
+    let mut rt = daemon.runtime().await;
+    let driver = rt
+        .runtime_config(v1::RuntimeConfigRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .linux
+        .unwrap()
+        .cgroup_driver();
+    let (name, refused) = match driver {
+        v1::CgroupDriver::Cgroupfs => (
+            "cgroupfs",
+            [
+                "/kubepods/p\u{f6}d",
+                "kubepods/relative",
+                "/kubepods/../../etc",
+                "/kubepods/a\nb",
+                "kubepods-besteffort.slice",
+            ],
+        ),
+        v1::CgroupDriver::Systemd => (
+            "systemd",
+            [
+                "/kubepods/p\u{f6}d.slice",
+                "/kubepods/pod1",
+                "a--b.slice",
+                "a:b.slice",
+                "/../x.slice",
+            ],
+        ),
+    };
+    for parent in refused {
+        let config = v1::PodSandboxConfig {
+            metadata: Some(v1::PodSandboxMetadata {
+                name: "cgroup-parent".into(),
+                namespace: "bad-input".into(),
+                uid: "cgroup-parent-uid".into(),
+                attempt: 0,
+            }),
+            linux: Some(v1::LinuxPodSandboxConfig {
+                cgroup_parent: parent.into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let message = invalid(
+            rt.run_pod_sandbox(v1::RunPodSandboxRequest {
+                config: Some(config),
+                runtime_handler: String::new(),
+            })
+            .await,
+        );
+        assert!(
+            message.starts_with("config.linux.cgroup_parent: ")
+                && message.ends_with(&format!("(cgroup driver {name})")),
+            "{parent:?}: {message}"
+        );
+    }
+    let pods = rt
+        .list_pod_sandbox(v1::ListPodSandboxRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .items;
+    assert!(pods.is_empty(), "nothing may be left: {pods:?}");
+}

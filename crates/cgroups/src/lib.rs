@@ -19,7 +19,10 @@ mod mode;
 mod path;
 
 pub use cgroup::{Cgroup, Hierarchy, MemoryUsage};
-pub use driver::{cgroups_path, CgroupDriver, ParentError, DEFAULT_CGROUPFS_PARENT, DEFAULT_SLICE};
+pub use driver::{
+    cgroups_path, check_parent, CgroupDriver, ParentError, DEFAULT_CGROUPFS_PARENT, DEFAULT_SLICE,
+    MAX_PARENT_LEN,
+};
 pub use mode::CgroupMode;
 pub use path::relative_dir;
 

@@ -42,7 +42,7 @@ fn systemd_path(v: &str) -> Option<PathBuf> {
 }
 
 /// `a-b-c.slice` → `a.slice/a-b.slice/a-b-c.slice`; `-.slice` is the root.
-fn expand_slice(slice: &str) -> Option<PathBuf> {
+pub(crate) fn expand_slice(slice: &str) -> Option<PathBuf> {
     let base = slice.strip_suffix(".slice")?;
     let mut path = PathBuf::new();
     if base == "-" {

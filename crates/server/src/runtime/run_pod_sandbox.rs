@@ -26,7 +26,7 @@ pub(super) async fn run_pod_sandbox(
         field: "config",
         problem: FieldProblem::Empty,
     })?;
-    check_config(&config)?;
+    check_config(&config, daemon.cgroup_driver.driver())?;
     let userns = crate::pod::userns::requested(&config)?;
     if userns.is_some() {
         if !daemon.host_features.user_namespaces {
@@ -44,7 +44,7 @@ pub(super) async fn run_pod_sandbox(
             field: "runtime_handler",
             reason: format!(
                 "runtime handler {:?} is not configured; berth has only the default handler \"\"",
-                request.runtime_handler
+                berth_runtime::quote(&request.runtime_handler)
             ),
         });
     }
@@ -88,7 +88,10 @@ pub(super) async fn run_pod_sandbox(
     })
 }
 
-fn check_config(config: &v1::PodSandboxConfig) -> Result<(), ServiceError> {
+fn check_config(
+    config: &v1::PodSandboxConfig,
+    driver: berth_cgroups::CgroupDriver,
+) -> Result<(), ServiceError> {
     let metadata = config
         .metadata
         .as_ref()
@@ -126,6 +129,14 @@ fn check_config(config: &v1::PodSandboxConfig) -> Result<(), ServiceError> {
             });
         }
     }
+    let parent = config
+        .linux
+        .as_ref()
+        .map_or("", |l| l.cgroup_parent.as_str());
+    berth_cgroups::check_parent(driver, parent).map_err(|err| ServiceError::Unsupported {
+        field: "config.linux.cgroup_parent",
+        reason: format!("{err} (cgroup driver {})", driver.name()),
+    })?;
     if let Some(dns) = &config.dns_config {
         dns_is_safe(dns).map_err(|reason| ServiceError::Unsupported {
             field: "config.dns_config",
