@@ -70,7 +70,9 @@ tests/images/build.sh "$registry_addr"
 tests/images/check.sh "$registry_addr" | tail -n 1
 tests/images/mirror-hosts.sh "$work/certs.d" "$registry_addr"
 
-export BERTH_TEST_REGISTRY=$registry_addr BERTH_REQUIRE_REGISTRY=1
+# Every test runs here: a test that would skip (not root, a tool or the registry missing)
+# fails instead (berth-testutil, tests/src/registry.rs).
+export BERTH_TEST_REGISTRY=$registry_addr BERTH_REQUIRE_REGISTRY=1 BERTH_TEST_NO_SKIP=1
 
 step "cargo test (unit and integration)"
 # The test build of berthd has failpoints (BERTH_FAIL_AT=<step> aborts it there) for the

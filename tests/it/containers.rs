@@ -38,7 +38,7 @@ use berth_integration::containers::{
 use berth_integration::pods::{
     cgroups_mentioning, dir_entries, is_root, mounts_under, PodEnv, SYSTEM_CNI_BIN,
 };
-use berth_integration::registry::{on_path, registry_required, shared_registry, skip_or_panic};
+use berth_integration::registry::{on_path, shared_registry, skip_or_panic};
 use berth_integration::rpc::{pod, timed, Runtime};
 use berth_integration::Layout;
 use cri_api::v1;
@@ -103,10 +103,7 @@ impl Env {
 /// cannot run.
 fn can_run(test: &str) -> Option<String> {
     if !is_root() {
-        if registry_required() {
-            panic!("{test}: containers need root, and BERTH_REQUIRE_REGISTRY=1");
-        }
-        eprintln!("note: {test} skipped: containers need root");
+        skip_or_panic(test, "containers need root");
         return None;
     }
     for plugin in ["bridge", "host-local", "loopback", "portmap"] {

@@ -46,7 +46,7 @@ const POD_NAMESPACE: &str = "berth-it";
 /// Whether the test can run: root and the tools it uses. Prints a note when not root.
 fn can_run(test: &str) -> bool {
     if !is_root() {
-        eprintln!("note: {test} skipped: pod sandboxes need root");
+        berth_integration::registry::skip_or_panic(test, "pod sandboxes need root");
         return false;
     }
     for plugin in ["bridge", "host-local", "loopback", "portmap"] {

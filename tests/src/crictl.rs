@@ -13,7 +13,7 @@ use crate::Layout;
 /// `BERTH_REQUIRE_REGISTRY=1`). `slot` is the test's network slot in its binary.
 pub fn start_env(test: &str, slot: u8) -> Option<PodEnv> {
     if !is_root() {
-        eprintln!("note: {test} skipped: pods need root");
+        crate::registry::skip_or_panic(test, "pods need root");
         return None;
     }
     let registry = shared_registry(test)?;

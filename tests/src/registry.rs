@@ -49,7 +49,7 @@ pub fn skip_or_panic(test: &str, why: &str) {
     if registry_required() {
         panic!("{test}: {why}, and {REQUIRE_ENV}=1");
     }
-    eprintln!("note: {test} skipped: {why}");
+    berth_testutil::skip_named(test, why);
 }
 
 /// The repository's top directory.

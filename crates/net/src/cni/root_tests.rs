@@ -1,5 +1,5 @@
 //! The real plugins (`/usr/lib/cni`) against namespaces, a bridge and an IPAM data dir
-//! each test creates and removes. Root only (skipped with a note otherwise). Traffic
+//! each test creates and removes. Root only (skipped by name otherwise, failed under `BERTH_TEST_NO_SKIP=1`). Traffic
 //! stays on 127.0.0.0/8 and on the test's own bridge. Serialised: they compare the host's
 //! iptables tables before and after, and the bridge plugin flips `ip_forward`, which is
 //! restored.
@@ -44,16 +44,15 @@ fn original_ip_forward() -> &'static str {
 }
 
 fn usable() -> bool {
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("note: skipped, needs root");
+    if !berth_testutil::need_root("network namespaces and CNI plugins") {
         return false;
     }
     if !Path::new(SYSTEM_PLUGINS).join("bridge").exists() {
-        eprintln!("note: skipped, no CNI plugins in {SYSTEM_PLUGINS}");
+        berth_testutil::skip(format_args!("no CNI plugins in {SYSTEM_PLUGINS}"));
         return false;
     }
     if !run_ok("iptables", &["-w", "-t", "nat", "-S"]) {
-        eprintln!("note: skipped, `iptables -t nat` does not work here");
+        berth_testutil::skip("`iptables -t nat` does not work here");
         return false;
     }
     true

@@ -1,5 +1,5 @@
 //! Namespace pinning: logic against the recording fake (no root), then the real thing
-//! (root only; skipped with a note otherwise).
+//! (root only; skipped by name otherwise, failed under `BERTH_TEST_NO_SKIP=1`).
 
 use std::path::{Path, PathBuf};
 
@@ -180,11 +180,7 @@ fn remove_handles_absent_and_partial_dirs() {
 // ---- root: the real kernel ----
 
 fn is_root() -> bool {
-    let root = nix::unistd::geteuid().is_root();
-    if !root {
-        eprintln!("note: skipped, needs root");
-    }
-    root
+    berth_testutil::need_root("namespaces, mounts and sysctls")
 }
 
 /// Removes the pins on drop, also when the test panics.

@@ -28,7 +28,7 @@ pub fn shim_binary() -> PathBuf {
 
 /// Why the integration tests cannot run here, if they cannot.
 pub fn skip_reason() -> Option<String> {
-    if !nix::unistd::geteuid().is_root() {
+    if !berth_testutil::is_root() {
         return Some("not running as root".into());
     }
     if !Path::new(RUNC).exists() {
@@ -44,7 +44,7 @@ pub fn skip_reason() -> Option<String> {
 macro_rules! require_root_and_runc {
     () => {
         if let Some(why) = common::skip_reason() {
-            eprintln!("skipping: {why}");
+            berth_testutil::skip(why);
             return;
         }
     };

@@ -28,8 +28,7 @@ pub(super) fn is_root() -> bool {
 /// Skips a test that needs root, saying so.
 macro_rules! require_root {
     () => {
-        if !crate::unpack::tests::is_root() {
-            eprintln!("skipped: needs root (device nodes, owners or trusted xattrs)");
+        if !berth_testutil::need_root("device nodes, owners or trusted xattrs") {
             return;
         }
     };
