@@ -240,3 +240,86 @@ async fn cgroup_parents_the_driver_cannot_use_are_invalid_arguments() {
         .items;
     assert!(pods.is_empty(), "nothing may be left: {pods:?}");
 }
+
+#[tokio::test]
+async fn huge_fields_give_bounded_replies_and_log_lines() {
+    let daemon = Berthd::start();
+    let mut rt = daemon.runtime().await;
+    let mut images = daemon.images().await;
+    let huge = "\u{e9}".repeat(1 << 19); // 1 MiB of two-byte characters
+    let mut statuses = Vec::new();
+    let config = v1::PodSandboxConfig {
+        metadata: Some(v1::PodSandboxMetadata {
+            name: "huge".into(),
+            namespace: "bad-input".into(),
+            uid: "huge-uid".into(),
+            attempt: 0,
+        }),
+        ..Default::default()
+    };
+    statuses.push(
+        rt.run_pod_sandbox(v1::RunPodSandboxRequest {
+            config: Some(config),
+            runtime_handler: huge.clone(),
+        })
+        .await
+        .expect_err("unknown handler"),
+    );
+    statuses.push(
+        rt.container_status(v1::ContainerStatusRequest {
+            container_id: huge.clone(),
+            verbose: true,
+        })
+        .await
+        .expect_err("bad ID"),
+    );
+    statuses.push(
+        images
+            .pull_image(v1::PullImageRequest {
+                image: Some(v1::ImageSpec {
+                    image: "127.0.0.1:1/berth-test/huge:1".into(),
+                    ..Default::default()
+                }),
+                auth: Some(v1::AuthConfig {
+                    registry_token: format!("{huge}\n"),
+                    ..Default::default()
+                }),
+                sandbox_config: None,
+            })
+            .await
+            .expect_err("a token with a newline"),
+    );
+    for status in &statuses {
+        assert!(
+            status.message().len() <= 4096 + 32,
+            "{:?}: {} bytes",
+            status.code(),
+            status.message().len()
+        );
+    }
+    assert_eq!(
+        statuses[0].code(),
+        Code::InvalidArgument,
+        "{:?}",
+        statuses[0]
+    );
+    assert!(
+        statuses[0].message().contains("bytes)"),
+        "{:?}",
+        statuses[0]
+    );
+    assert_eq!(
+        statuses[2].code(),
+        Code::InvalidArgument,
+        "{:?}",
+        statuses[2]
+    );
+    assert!(
+        statuses[2].message().contains("auth_config.registry_token"),
+        "{:?}",
+        statuses[2]
+    );
+    let log = daemon.log_text();
+    let longest = log.lines().map(str::len).max().unwrap_or(0);
+    assert!(longest < 8192, "a log line of {longest} bytes");
+}

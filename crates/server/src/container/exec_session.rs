@@ -68,7 +68,7 @@ impl ExecSession {
                 other => ServiceError::Shim(other),
             })?;
         let (stream, pid) = started;
-        tracing::debug!(container = id, exec = %files.id, pid, ?cmd, "exec started");
+        tracing::debug!(container = id, exec = %files.id, pid, cmd = %berth_runtime::quote(&format!("{cmd:?}")), "exec started");
         let (reader, writer) = shim_stream::split(stream, &paths.shim())?;
         Ok(ExecSession {
             reader,

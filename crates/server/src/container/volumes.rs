@@ -48,7 +48,7 @@ pub fn idmap_volumes(
             Ok(()) => mount.host_path = target.display().to_string(),
             Err(err) => {
                 tracing::warn!(
-                    host_path = %source.display(),
+                    host_path = %berth_runtime::quote(&source.to_string_lossy()),
                     error = %err,
                     "volume not idmapped; bound as it is"
                 );
