@@ -323,3 +323,71 @@ async fn huge_fields_give_bounded_replies_and_log_lines() {
     let longest = log.lines().map(str::len).max().unwrap_or(0);
     assert!(longest < 8192, "a log line of {longest} bytes");
 }
+
+/// A registry on 127.0.0.1 that asks for a bearer token and hands out one that cannot be an
+/// HTTP header (it holds a newline). Serves until the test ends; returns its address.
+fn hostile_token_registry() -> String {
+    use std::io::{BufRead, BufReader};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let realm = format!("http://{addr}/token");
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let mut request_line = String::new();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            if reader.read_line(&mut request_line).is_err() {
+                continue;
+            }
+            // Skip the headers.
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                line.clear();
+            }
+            let response = if request_line.starts_with("GET /token") {
+                let body = "{\"token\":\"bad\\ntoken\"}";
+                format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                )
+            } else {
+                format!(
+                    "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Bearer realm=\"{realm}\",service=\"hostile\"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                )
+            };
+            let _ = stream.write_all(response.as_bytes());
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn a_registry_token_that_cannot_be_a_header_ends_the_pull_with_a_status() {
+    let daemon = Berthd::start();
+    let registry = hostile_token_registry();
+    let mut images = daemon.images().await;
+    let status = images
+        .pull_image(v1::PullImageRequest {
+            image: Some(v1::ImageSpec {
+                image: format!("{registry}/berth-test/hostile:1"),
+                ..Default::default()
+            }),
+            auth: None,
+            sandbox_config: None,
+        })
+        .await
+        .expect_err("the pull cannot succeed");
+    eprintln!("hostile token registry: {status:?}");
+    // A status from berthd (the registry client panics on that token; without the pull's
+    // own task the stream was reset: CANCELLED with an h2 message).
+    assert_eq!(status.code(), Code::Internal, "{status:?}");
+    assert!(status.message().contains("panicked"), "{status:?}");
+    let version = daemon
+        .runtime()
+        .await
+        .version(v1::VersionRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(version.runtime_name, "berth");
+}
