@@ -10,6 +10,7 @@
 
 #![deny(unsafe_code)]
 
+mod authority;
 mod cgroup;
 mod clock;
 mod container;
@@ -27,6 +28,7 @@ mod request;
 mod runtime;
 mod validate;
 
+pub use authority::AnyAuthority;
 pub use cgroup::{CgroupDriver, CgroupMode, SelectedCgroupDriver};
 pub use daemon::Daemon;
 pub use error::ServiceError;
