@@ -54,6 +54,10 @@ pub struct StreamConfig {
     pub port: u16,
     /// Seconds a streaming URL stays valid before its first (and only) use.
     pub token_ttl_seconds: u64,
+    /// Streaming URLs issued and neither used nor expired, at most.
+    pub max_pending_sessions: u64,
+    /// Bytes those pending sessions may hold together (commands and bookkeeping).
+    pub max_pending_bytes: u64,
 }
 
 /// `[registry]`
@@ -254,8 +258,17 @@ impl Config {
                 format!("{:?} is not an IP address", self.stream.address),
             ));
         }
-        if self.stream.token_ttl_seconds == 0 {
-            return Err(bad("stream.token_ttl_seconds", "must be at least 1".into()));
+        for (key, value) in [
+            ("stream.token_ttl_seconds", self.stream.token_ttl_seconds),
+            (
+                "stream.max_pending_sessions",
+                self.stream.max_pending_sessions,
+            ),
+            ("stream.max_pending_bytes", self.stream.max_pending_bytes),
+        ] {
+            if value == 0 {
+                return Err(bad(key, "must be at least 1".into()));
+            }
         }
         Ok(())
     }
