@@ -12,6 +12,11 @@ use crate::Layout;
 /// needed; without them `test` prints a note and `None` is returned (or it panics when
 /// `BERTH_REQUIRE_REGISTRY=1`). `slot` is the test's network slot in its binary.
 pub fn start_env(test: &str, slot: u8) -> Option<PodEnv> {
+    start_env_in(test, slot, Layout::new)
+}
+
+/// [`start_env`] in the layout `layout()` makes (for a test that needs its own config keys).
+pub fn start_env_in(test: &str, slot: u8, layout: impl FnOnce() -> Layout) -> Option<PodEnv> {
     if !is_root() {
         eprintln!("note: {test} skipped: pods need root");
         return None;
@@ -21,7 +26,7 @@ pub fn start_env(test: &str, slot: u8) -> Option<PodEnv> {
         skip_or_panic(test, "crictl is not on PATH");
         return None;
     }
-    let layout = Layout::new();
+    let layout = layout();
     layout.mirror_to(&registry);
     Some(PodEnv::start_in(layout, slot))
 }

@@ -16,6 +16,7 @@ pub mod remotecommand;
 mod server;
 pub mod spdy;
 pub mod tokens;
+mod trim;
 pub mod websocket;
 
 use std::future::Future;

@@ -16,7 +16,7 @@ use crate::http::{read_head, respond, HEAD_TIMEOUT};
 use crate::remotecommand::Protocol;
 use crate::spdy::session::Session;
 use crate::tokens::{PendingLimits, RegisterError, TokenStore};
-use crate::{portforward, remotecommand, websocket, StreamRequest};
+use crate::{portforward, remotecommand, trim, websocket, StreamRequest};
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
 /// Where the server listens and how long URLs stay valid.
@@ -105,9 +105,16 @@ impl Server {
             let accepted = tokio::select! {
                 accepted = self.listener.accept() => accepted,
                 _ = sweep.tick() => {
-                    let expired = tokens.sweep();
-                    if expired > 0 {
-                        tracing::debug!(expired, "expired streaming tokens freed");
+                    let swept = tokens.sweep();
+                    if swept.sessions > 0 {
+                        tracing::debug!(
+                            expired = swept.sessions,
+                            bytes = swept.bytes,
+                            "expired streaming tokens freed"
+                        );
+                    }
+                    if swept.bytes >= trim::TRIM_AFTER_BYTES {
+                        tokio::task::spawn_blocking(trim::release_free_memory);
                     }
                     continue;
                 }

@@ -70,6 +70,18 @@ struct Pending {
     by_token: HashMap<String, Slot>,
     /// Sum of the slots' `bytes`.
     bytes: usize,
+    /// Bytes of expired requests freed since [`TokenStore::sweep`] last reported them.
+    unreported: usize,
+}
+
+/// What a sweep freed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Swept {
+    /// Expired requests dropped.
+    pub sessions: usize,
+    /// Bytes charged for the expired requests freed since the previous
+    /// [`TokenStore::sweep`]: by this sweep and by those that inserts made.
+    pub bytes: usize,
 }
 
 #[derive(Debug)]
@@ -86,8 +98,8 @@ impl Pending {
         Some(slot)
     }
 
-    /// Drops expired requests; returns how many.
-    fn sweep(&mut self, ttl: Duration, now: Instant) -> usize {
+    /// Drops expired requests.
+    fn sweep(&mut self, ttl: Duration, now: Instant) -> Swept {
         let before = self.by_token.len();
         let mut freed = 0;
         self.by_token.retain(|_, slot| {
@@ -98,11 +110,15 @@ impl Pending {
             keep
         });
         self.bytes -= freed;
+        self.unreported += freed;
         if self.by_token.is_empty() {
             // The table itself grew with the flood; give that back too.
             self.by_token.shrink_to_fit();
         }
-        before - self.by_token.len()
+        Swept {
+            sessions: before - self.by_token.len(),
+            bytes: freed,
+        }
     }
 }
 
@@ -162,9 +178,14 @@ impl TokenStore {
             .is_some_and(|slot| slot.issued.elapsed() < self.ttl)
     }
 
-    /// Drops the expired requests, freeing what they hold; returns how many there were.
-    pub fn sweep(&self) -> usize {
-        self.lock().sweep(self.ttl, Instant::now())
+    /// Drops the expired requests, freeing what they hold.
+    pub fn sweep(&self) -> Swept {
+        let mut pending = self.lock();
+        let swept = pending.sweep(self.ttl, Instant::now());
+        Swept {
+            bytes: std::mem::take(&mut pending.unreported),
+            ..swept
+        }
     }
 
     /// Requests pending and the bytes charged for them (expired ones not yet swept
@@ -334,9 +355,15 @@ mod tests {
             store.insert(request()),
             Err(RegisterError::TooManySessions { .. })
         ));
-        assert_eq!(store.sweep(), 0);
+        assert_eq!(store.sweep(), Swept::default());
         std::thread::sleep(Duration::from_millis(50));
-        assert_eq!(store.sweep(), 2);
+        assert_eq!(
+            store.sweep(),
+            Swept {
+                sessions: 2,
+                bytes: 2 * (4096 + ENTRY_BYTES)
+            }
+        );
         assert_eq!(store.usage(), (0, 0));
         // An insert sweeps as well: the cap applies to unexpired requests only.
         store.insert(request()).unwrap();
@@ -344,6 +371,15 @@ mod tests {
         std::thread::sleep(Duration::from_millis(50));
         store.insert(holding(10)).unwrap();
         assert_eq!(store.usage(), (1, 10 + ENTRY_BYTES));
+        // What the insert's sweep freed is reported by the next sweep.
+        assert_eq!(
+            store.sweep(),
+            Swept {
+                sessions: 0,
+                bytes: 2 * ENTRY_BYTES
+            }
+        );
+        assert_eq!(store.sweep(), Swept::default());
     }
 
     #[test]
