@@ -42,6 +42,20 @@ pub struct Config {
     pub runtime: RuntimeConfig,
     /// Streaming server (Exec, Attach, PortForward).
     pub stream: StreamConfig,
+    /// What image layers may contain.
+    pub image: ImageConfig,
+}
+
+/// `[image]`: limits on one layer, checked as it is unpacked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImageConfig {
+    /// Bytes of one uncompressed layer (the tar stream, and the files it unpacks to).
+    pub max_layer_bytes: u64,
+    /// Entries (files, directories, links, whiteouts, ...) in one layer.
+    pub max_layer_entries: u64,
+    /// Bytes of one regular file in a layer.
+    pub max_file_bytes: u64,
 }
 
 /// `[stream]`
@@ -265,6 +279,9 @@ impl Config {
                 self.stream.max_pending_sessions,
             ),
             ("stream.max_pending_bytes", self.stream.max_pending_bytes),
+            ("image.max_layer_bytes", self.image.max_layer_bytes),
+            ("image.max_layer_entries", self.image.max_layer_entries),
+            ("image.max_file_bytes", self.image.max_file_bytes),
         ] {
             if value == 0 {
                 return Err(bad(key, "must be at least 1".into()));

@@ -164,3 +164,21 @@ fn stream_section_has_defaults_and_is_validated() {
     let config = Config::load(Some(file.path()), &Overrides::default()).unwrap();
     assert_eq!(config.stream.port, 10010);
 }
+
+#[test]
+fn image_section_has_defaults_and_is_validated() {
+    let config = Config::embedded().unwrap();
+    assert_eq!(config.image.max_layer_bytes, 16 << 30);
+    assert_eq!(config.image.max_layer_entries, 1_000_000);
+    assert_eq!(config.image.max_file_bytes, 8 << 30);
+    for key in ["max_layer_bytes", "max_layer_entries", "max_file_bytes"] {
+        let file = write_config(&format!("[image]\n{key} = 0\n"));
+        let err = Config::load(Some(file.path()), &Overrides::default()).unwrap_err();
+        assert!(err.to_string().contains(&format!("image.{key}")), "{err}");
+    }
+    let file = write_config("[image]\nmax_file_bytes = 1048576\n");
+    let config = Config::load(Some(file.path()), &Overrides::default()).unwrap();
+    assert_eq!(config.image.max_file_bytes, 1 << 20);
+    assert_eq!(config.image.max_layer_bytes, 16 << 30);
+    assert_eq!(config.to_json()["image"]["max_file_bytes"], 1 << 20);
+}
