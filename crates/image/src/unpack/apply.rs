@@ -90,7 +90,7 @@ fn unpack_entries<R: Read>(
 ) -> Result<(), UnpackError> {
     let mut entries = archive.entries().map_err(UnpackError::Tar)?;
     // Where the content of the last entry ended in the stream.
-    let mut content_end = 0u64;
+    let mut last_content_end = 0u64;
     loop {
         // Between two entries the parser reads only headers and extension records (the
         // previous entry's content is drained below), so that is what the budget caps.
@@ -104,22 +104,29 @@ fn unpack_entries<R: Read>(
             // A stream that ends cleanly after an entry's complete content, without its
             // padding or the end-of-archive blocks (as `umoci insert` writes layers), is
             // read as Go's archive/tar reads it: the archive ends there.
-            Some(Err(_)) if tally.ended_at(content_end) => return Ok(()),
+            Some(Err(_)) if tally.ended_at(last_content_end) => return Ok(()),
             Some(Err(e)) => return Err(budget.error(e)),
         };
+        // The content's size as the entry yields it (a sparse file's holes included) and
+        // where it ends in the stream at the latest (a sparse file stores less).
         let size = entry.size();
-        content_end = entry.raw_file_position() + size;
+        let content_end = entry.raw_file_position().saturating_add(size);
         let shown = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
         *current = Some(shown.clone());
+        let written = unpacker.stats.bytes;
         unpacker.apply(&mut entry, content_end)?;
-        io::copy(&mut entry, &mut io::sink()).map_err(UnpackError::Tar)?;
-        if tally.read() < content_end {
+        let rest = io::copy(&mut entry, &mut io::sink()).map_err(UnpackError::Tar)?;
+        // Only regular files' content is read by `apply`; the entry yields less than its
+        // size only when the stream ended inside it.
+        let got = unpacker.stats.bytes - written + rest;
+        if got < size {
             return Err(UnpackError::Truncated {
                 path: shown,
                 size,
-                got: size - (content_end - tally.read()),
+                got,
             });
         }
+        last_content_end = tally.read();
     }
 }
 
