@@ -1,7 +1,7 @@
 //! Running crictl against a test daemon's socket (crictl on PATH, as tests/run.sh arranges).
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use crate::pods::{is_root, PodEnv};
@@ -93,4 +93,25 @@ pub fn create_started(socket: &Path, pod: &str, ctr_json: &Path, pod_json: &Path
     .to_owned();
     ok(socket, &["start", &ctr]);
     ctr
+}
+
+/// Writes `pod.json` (pod `name` in namespace `berth-it`, logs under `dir/logs`) and
+/// `ctr.json` (container `box` of `image` running `top`) into `dir`; returns their paths.
+pub fn top_pod_configs(dir: &Path, name: &str, image: &str) -> (PathBuf, PathBuf) {
+    let pod_json = dir.join("pod.json");
+    std::fs::write(
+        &pod_json,
+        format!(
+            r#"{{"metadata":{{"name":"{name}","namespace":"berth-it","uid":"uid-{name}"}},"log_directory":"{}","linux":{{}}}}"#,
+            dir.join("logs").display()
+        ),
+    )
+    .unwrap();
+    let ctr_json = dir.join("ctr.json");
+    std::fs::write(
+        &ctr_json,
+        format!(r#"{{"metadata":{{"name":"box"}},"image":{{"image":"{image}"}},"command":["top"],"log_path":"box.log","linux":{{}}}}"#),
+    )
+    .unwrap();
+    (pod_json, ctr_json)
 }

@@ -322,6 +322,22 @@ mod tests {
         assert_eq!(route("/exec/a/b"), None);
     }
 
+    /// A server on a free loopback port, its pending requests capped at `max_sessions` and
+    /// 1 MiB.
+    async fn local_server(token_ttl: Duration, max_sessions: usize) -> Server {
+        Server::bind(ServerConfig {
+            address: "127.0.0.1".parse().unwrap(),
+            port: 0,
+            token_ttl,
+            pending: PendingLimits {
+                max_sessions,
+                max_bytes: 1 << 20,
+            },
+        })
+        .await
+        .unwrap()
+    }
+
     #[tokio::test]
     async fn serving_frees_expired_requests_without_new_ones() {
         struct Held(Vec<u8>);
@@ -333,17 +349,7 @@ mod tests {
                 self.0.capacity()
             }
         }
-        let server = Server::bind(ServerConfig {
-            address: "127.0.0.1".parse().unwrap(),
-            port: 0,
-            token_ttl: Duration::from_millis(100),
-            pending: PendingLimits {
-                max_sessions: 2,
-                max_bytes: 1 << 20,
-            },
-        })
-        .await
-        .unwrap();
+        let server = local_server(Duration::from_millis(100), 2).await;
         let handle = server.handle();
         let serving = tokio::spawn(server.serve());
         let exec = || StreamRequest::Exec {
@@ -374,17 +380,7 @@ mod tests {
 
     #[tokio::test]
     async fn bad_requests_get_400_404_403_and_do_not_use_the_token() {
-        let server = Server::bind(ServerConfig {
-            address: "127.0.0.1".parse().unwrap(),
-            port: 0,
-            token_ttl: Duration::from_secs(60),
-            pending: PendingLimits {
-                max_sessions: 100,
-                max_bytes: 1 << 20,
-            },
-        })
-        .await
-        .unwrap();
+        let server = local_server(Duration::from_secs(60), 100).await;
         let addr = server.local_addr().unwrap();
         let handle = server.handle();
         let serving = tokio::spawn(server.serve());
