@@ -174,6 +174,10 @@ async fn bind_stream(
         address: ip,
         port: config.port,
         token_ttl: std::time::Duration::from_secs(config.token_ttl_seconds),
+        pending: berth_stream::PendingLimits {
+            max_sessions: usize::try_from(config.max_pending_sessions).unwrap_or(usize::MAX),
+            max_bytes: usize::try_from(config.max_pending_bytes).unwrap_or(usize::MAX),
+        },
     })
     .await
     .map_err(|source| DaemonError::Stream { address, source })

@@ -24,6 +24,16 @@ pub(super) async fn exec(
             problem: FieldProblem::Empty,
         });
     }
+    let size = command_bytes(&request.cmd);
+    if size > MAX_COMMAND_BYTES {
+        return Err(ServiceError::InvalidArgument {
+            field: "cmd",
+            problem: FieldProblem::TooLong {
+                len: size,
+                max: MAX_COMMAND_BYTES,
+            },
+        });
+    }
     let options = stream_options(request.stdin, request.stdout, request.stderr, request.tty)?;
     let view = daemon.find_container(&request.container_id)?;
     let state = view.state();
@@ -42,10 +52,22 @@ pub(super) async fn exec(
     let url = daemon.stream()?.register(StreamRequest::Exec {
         options,
         runner: Box::new(runner),
-    });
-    Ok(v1::ExecResponse {
-        url: url.map_err(stream_io)?,
-    })
+    })?;
+    Ok(v1::ExecResponse { url })
+}
+
+/// Largest command a streaming exec may hold while its URL is pending, measured as
+/// [`command_bytes`]: 2 MiB, what execve accepts for arguments and environment together
+/// under the default 8 MiB stack limit (a quarter of it), so no command that could run is
+/// refused.
+const MAX_COMMAND_BYTES: usize = 2 << 20;
+
+/// The size of `cmd` as execve measures it: each argument with its terminating NUL and its
+/// pointer in `argv`.
+fn command_bytes(cmd: &[String]) -> usize {
+    cmd.iter()
+        .map(|arg| arg.len() + 1 + std::mem::size_of::<usize>())
+        .sum()
 }
 
 /// The stream options of an Exec or Attach request, checked as kubelet checks them.
@@ -75,14 +97,6 @@ pub(super) fn stream_options(
     })
 }
 
-pub(super) fn stream_io(source: std::io::Error) -> ServiceError {
-    ServiceError::Io {
-        action: "issue a streaming token from",
-        path: "/dev/urandom".into(),
-        source,
-    }
-}
-
 /// How long to wait for the client's first terminal size before starting a TTY command.
 const FIRST_SIZE_WAIT: Duration = Duration::from_millis(200);
 
@@ -97,6 +111,11 @@ struct ExecRunner {
 impl Runner for ExecRunner {
     fn run(self: Box<Self>, io: ExecIo) -> BoxFuture<Result<i32, String>> {
         Box::pin(async move { self.bridge(io).await.map_err(|e| e.to_string()) })
+    }
+
+    fn held_bytes(&self) -> usize {
+        let args: usize = self.cmd.iter().map(String::capacity).sum();
+        self.container_id.capacity() + self.cmd.capacity() * std::mem::size_of::<String>() + args
     }
 }
 
@@ -192,5 +211,47 @@ impl ExecRunner {
         }
         writer_task.abort();
         exit.ok_or_else(|| exec_session::ended_early(&self.container_id))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tonic::{Code, Status};
+
+    #[test]
+    fn commands_are_measured_as_execve_measures_them() {
+        let ptr = std::mem::size_of::<usize>();
+        assert_eq!(command_bytes(&[]), 0);
+        assert_eq!(command_bytes(&["ls".into(), "-l".into()]), 2 * (3 + ptr));
+        // Many empty arguments cost their pointers: a flood of them is bounded too.
+        let empties = vec![String::new(); MAX_COMMAND_BYTES / (1 + ptr) + 1];
+        assert!(command_bytes(&empties) > MAX_COMMAND_BYTES);
+    }
+
+    #[test]
+    fn pending_limits_are_resource_exhausted_naming_the_limit() {
+        let status = Status::from(ServiceError::from(
+            berth_stream::RegisterError::TooManySessions { max: 3 },
+        ));
+        assert_eq!(status.code(), Code::ResourceExhausted);
+        assert!(
+            status.message().contains("stream.max_pending_sessions"),
+            "{}",
+            status.message()
+        );
+        let status = Status::from(ServiceError::from(
+            berth_stream::RegisterError::TooManyBytes {
+                held: 10,
+                needed: 5,
+                max: 12,
+            },
+        ));
+        assert_eq!(status.code(), Code::ResourceExhausted);
+        assert!(status.message().contains("stream.max_pending_bytes"));
+        let status = Status::from(ServiceError::from(berth_stream::RegisterError::Token(
+            std::io::ErrorKind::NotFound.into(),
+        )));
+        assert_eq!(status.code(), Code::Internal);
     }
 }
