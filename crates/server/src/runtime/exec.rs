@@ -12,28 +12,14 @@ use tokio::sync::mpsc;
 
 use crate::container::exec_session::{self, ExecSession, ExecStreams};
 use crate::daemon::Daemon;
-use crate::error::{FieldProblem, ServiceError};
+use crate::error::ServiceError;
+use crate::validate;
 
 pub(super) async fn exec(
     daemon: Arc<Daemon>,
     request: v1::ExecRequest,
 ) -> Result<v1::ExecResponse, ServiceError> {
-    if request.cmd.is_empty() {
-        return Err(ServiceError::InvalidArgument {
-            field: "cmd",
-            problem: FieldProblem::Empty,
-        });
-    }
-    let size = command_bytes(&request.cmd);
-    if size > MAX_COMMAND_BYTES {
-        return Err(ServiceError::InvalidArgument {
-            field: "cmd",
-            problem: FieldProblem::TooLong {
-                len: size,
-                max: MAX_COMMAND_BYTES,
-            },
-        });
-    }
+    validate::command("cmd", &request.cmd)?;
     let options = stream_options(request.stdin, request.stdout, request.stderr, request.tty)?;
     let view = daemon.find_container(&request.container_id)?;
     let state = view.state();
@@ -54,20 +40,6 @@ pub(super) async fn exec(
         runner: Box::new(runner),
     })?;
     Ok(v1::ExecResponse { url })
-}
-
-/// Largest command a streaming exec may hold while its URL is pending, measured as
-/// [`command_bytes`]: 2 MiB, what execve accepts for arguments and environment together
-/// under the default 8 MiB stack limit (a quarter of it), so no command that could run is
-/// refused.
-const MAX_COMMAND_BYTES: usize = 2 << 20;
-
-/// The size of `cmd` as execve measures it: each argument with its terminating NUL and its
-/// pointer in `argv`.
-fn command_bytes(cmd: &[String]) -> usize {
-    cmd.iter()
-        .map(|arg| arg.len() + 1 + std::mem::size_of::<usize>())
-        .sum()
 }
 
 /// The stream options of an Exec or Attach request, checked as kubelet checks them.
@@ -218,16 +190,6 @@ impl ExecRunner {
 mod tests {
     use super::*;
     use tonic::{Code, Status};
-
-    #[test]
-    fn commands_are_measured_as_execve_measures_them() {
-        let ptr = std::mem::size_of::<usize>();
-        assert_eq!(command_bytes(&[]), 0);
-        assert_eq!(command_bytes(&["ls".into(), "-l".into()]), 2 * (3 + ptr));
-        // Many empty arguments cost their pointers: a flood of them is bounded too.
-        let empties = vec![String::new(); MAX_COMMAND_BYTES / (1 + ptr) + 1];
-        assert!(command_bytes(&empties) > MAX_COMMAND_BYTES);
-    }
 
     #[test]
     fn pending_limits_are_resource_exhausted_naming_the_limit() {
