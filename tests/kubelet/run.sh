@@ -21,8 +21,9 @@
 #   crasher   a container that exits 1: CrashLoopBackOff, restarts counted with back-off
 #   secure    runAsUser 1000 and readOnlyRootFilesystem, its log read back through
 #             kubelet's /containerLogs endpoint
-# then a kill -9 and restart of berthd (no container restarted), kubelet's stats summary
-# (PodAndContainerStatsFromCRI), the removal of every manifest with nothing left behind,
+# then kubelet's stats summary (CPU and memory of every pod) with the PodAndContainerStatsFromCRI
+# gate as --cri-stats says and again after a kubelet restart with the gate flipped, a kill -9
+# and restart of berthd (no container restarted), the removal of every manifest with nothing left behind,
 # and every CRI error line kubelet logged. kubelet's host sysctls are restored, every
 # process started is stopped by PID, mounts, cgroups, network and files removed.
 # Prints "kubelet: N passed, M failed"; exits non-zero on any failure.
@@ -154,6 +155,8 @@ start_berthd || { echo "berthd did not start"; tail -20 "$work/berthd.log"; exit
 crictl pull "$BUSYBOX" >/dev/null || { echo "cannot pull $BUSYBOX"; exit 1; }
 
 # --- kubelet, standalone.
+# write_kubelet_config GATE: kubelet's configuration with PodAndContainerStatsFromCRI=GATE.
+write_kubelet_config() {
 cat >"$work/kubelet.yaml" <<YAML
 apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
@@ -179,13 +182,19 @@ evictionHard: {}
 imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
 featureGates:
-  PodAndContainerStatsFromCRI: $cri_stats
+  PodAndContainerStatsFromCRI: $1
 YAML
-"$kubelet_bin" --config "$work/kubelet.yaml" --root-dir "$work/kubelet" \
-  --hostname-override "$NODE" --v=2 >"$work/kubelet.log" 2>&1 &
-kubelet_pid=$!
-wait_for 60 curl -sf http://127.0.0.1:10248/healthz >/dev/null ||
-  { echo "kubelet did not become healthy"; tail -30 "$work/kubelet.log"; exit 1; }
+}
+# start_kubelet GATE: kubelet with that stats gate, its log appended to kubelet.log.
+start_kubelet() {
+  write_kubelet_config "$1"
+  "$kubelet_bin" --config "$work/kubelet.yaml" --root-dir "$work/kubelet" \
+    --hostname-override "$NODE" --v=2 >>"$work/kubelet.log" 2>&1 &
+  kubelet_pid=$!
+  wait_for 60 curl -sf http://127.0.0.1:10248/healthz >/dev/null ||
+    { echo "kubelet did not become healthy"; tail -30 "$work/kubelet.log"; exit 1; }
+}
+start_kubelet "$cri_stats"
 echo "kubelet: $("$kubelet_bin" --version) (PID $kubelet_pid), berthd PID $berthd_pid"
 
 cat >"$work/manifests/web.yaml" <<YAML
@@ -279,8 +288,20 @@ check "secure: runs as uid 1000 on a read-only root filesystem (log through kube
   bash -c "logs=\$(curl -skf https://127.0.0.1:10250/containerLogs/$NS/secure-$NODE/main) && grep -qx uid=1000 <<<\"\$logs\" && grep -qx rootfs-read-only <<<\"\$logs\""
 prober_not_restarted() { sleep 6; [[ $(restarts prober) == 0 ]]; }
 check "prober: the exec liveness probe keeps passing (no restart)" prober_not_restarted
+summary_lists_pods() {
+  curl -sf http://127.0.0.1:10255/stats/summary |
+    jq -e --arg ns "$NS" '[.pods[] | select(.podRef.namespace == $ns and .memory.workingSetBytes != null and .cpu.usageNanoCores != null)] | length >= 3' >/dev/null
+}
 check "stats summary (PodAndContainerStatsFromCRI=$cri_stats) lists the pods with CPU and memory" \
-  bash -c "curl -sf http://127.0.0.1:10255/stats/summary | jq -e '[.pods[] | select(.podRef.namespace == \"$NS\" and .memory.workingSetBytes != null)] | length >= 3' >/dev/null"
+  wait_for 30 summary_lists_pods
+# The other side of the gate: kubelet restarted with it flipped (the pods keep running).
+other_gate=$([[ $cri_stats == true ]] && echo false || echo true)
+stop_pid "$kubelet_pid"
+start_kubelet "$other_gate"
+check "stats summary after a kubelet restart with PodAndContainerStatsFromCRI=$other_gate" \
+  wait_for 60 summary_lists_pods
+check "kubelet restart: no container restarted" \
+  test "$(restarts web)$(restarts prober)$(restarts secure)" == 000
 
 # kill -9 of berthd and a restart: every container keeps running, none is restarted.
 before=""

@@ -37,6 +37,8 @@ pub struct Daemon {
     core: std::sync::OnceLock<Arc<Core>>,
     /// The streaming server's handle (Exec, Attach, PortForward URLs); set once at startup.
     pub stream: std::sync::OnceLock<berth_stream::Handle>,
+    /// The last CPU sample of each container and pod, for `usage_nano_cores`.
+    pub cpu_rates: crate::cpu_rate::CpuRates,
 }
 
 impl Daemon {
@@ -78,6 +80,7 @@ impl Daemon {
             host_features,
             core: std::sync::OnceLock::new(),
             stream: std::sync::OnceLock::new(),
+            cpu_rates: crate::cpu_rate::CpuRates::default(),
         })
     }
 }

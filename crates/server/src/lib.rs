@@ -14,6 +14,7 @@ mod authority;
 mod cgroup;
 mod clock;
 mod container;
+mod cpu_rate;
 mod daemon;
 mod error;
 mod filter;
