@@ -235,8 +235,8 @@ pub async fn fetch_layer(
 
 /// Decompresses `input` and unpacks it into `fs`; returns the diff ID (the sha256 of the
 /// whole uncompressed stream).
-fn unpack(
-    input: &mut StoringReader,
+pub(crate) fn unpack(
+    input: impl Read,
     compression: Compression,
     fs: &std::path::Path,
     limits: &Limits,

@@ -6,6 +6,8 @@
 //! requires of readers. Docker schema 2 documents have the same shape as their OCI
 //! counterparts and differ in media types only.
 
+use std::collections::BTreeMap;
+
 use serde::Deserialize;
 
 use crate::digest::Digest;
@@ -40,6 +42,9 @@ pub struct Descriptor {
     /// The platform, in index entries.
     #[serde(default)]
     pub platform: Option<Platform>,
+    /// Annotations (image names, in an image layout's `index.json`).
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
 }
 
 impl Descriptor {
@@ -234,6 +239,7 @@ mod tests {
                 architecture: arch.into(),
                 variant: variant.map(Into::into),
             }),
+            annotations: BTreeMap::new(),
         }
     }
 
