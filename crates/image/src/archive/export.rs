@@ -76,15 +76,27 @@ struct ExportedImage {
     tags: Vec<String>,
 }
 
+/// An export ready to be written: names resolved, blobs open.
+#[derive(Debug)]
+pub struct Export {
+    blobs: Vec<OpenBlob>,
+    index: Index,
+    images: Vec<ExportedImage>,
+}
+
+impl Export {
+    /// Writes the archive to `out`. Blocking (it reads every blob): call it off the async
+    /// workers.
+    pub fn write_to<W: Write>(self, out: W) -> Result<(), ImageError> {
+        write_archive(out, self.blobs, &self.index, &self.images)
+    }
+}
+
 impl ImageManager {
-    /// Writes the images `names` name (tags, digests, IDs) to `out` as an OCI image layout
-    /// archive with a docker `manifest.json`. An unknown name is
-    /// [`ImageError::UnknownImage`].
-    pub async fn export<W: Write + Send + 'static>(
-        &self,
-        names: &[String],
-        out: W,
-    ) -> Result<(), ImageError> {
+    /// Prepares the export of the images `names` name (tags, digests, IDs) as an OCI image
+    /// layout archive with a docker `manifest.json`: an unknown name is
+    /// [`ImageError::UnknownImage`] here, before anything is written.
+    pub async fn export(&self, names: &[String]) -> Result<Export, ImageError> {
         let shared = self.gc_lock.read().await;
         let mut entries = Vec::new();
         let mut images: Vec<ExportedImage> = Vec::new();
@@ -200,7 +212,11 @@ impl ImageManager {
             media_type: OCI_INDEX,
             manifests: entries,
         };
-        tokio::task::spawn_blocking(move || write_archive(out, blobs, &index, &images)).await?
+        Ok(Export {
+            blobs,
+            index,
+            images,
+        })
     }
 
     /// Opens the blob `digest` of image `id`.

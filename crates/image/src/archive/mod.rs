@@ -18,6 +18,7 @@ mod plan;
 mod stage;
 
 pub use error::ArchiveError;
+pub use export::Export;
 pub use import::ImportOptions;
 pub use names::MAX_NAME_BYTES;
 pub use plan::{ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME};

@@ -396,9 +396,13 @@ async fn export_then_import_gives_the_same_images() {
         oci[0].id.clone(),
         "first:1".to_owned(),
     ];
-    let buffer = SharedBuffer::default();
-    images.export(&names, buffer.clone()).await.unwrap();
-    let exported = buffer.0.lock().unwrap().clone();
+    let mut exported = Vec::new();
+    images
+        .export(&names)
+        .await
+        .unwrap()
+        .write_to(&mut exported)
+        .unwrap();
 
     // The layout: oci-layout, blobs, index.json with a named entry per name, manifest.json.
     let mut index = None;
@@ -474,26 +478,8 @@ async fn export_then_import_gives_the_same_images() {
     assert_eq!(records[0].repo_tags, docker[1].repo_tags);
     assert_eq!(records[1].repo_tags, oci[0].repo_tags);
 
-    let err = images
-        .export(&["nothere:1".to_owned()], std::io::sink())
-        .await
-        .unwrap_err();
+    let err = images.export(&["nothere:1".to_owned()]).await.unwrap_err();
     assert!(matches!(err, ImageError::UnknownImage { .. }), "{err}");
-}
-
-/// A writer whose bytes the test reads afterwards.
-#[derive(Clone, Default)]
-struct SharedBuffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for SharedBuffer {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
 }
 
 /// Imports `archive`, expecting it refused; checks nothing stayed and returns the error.
