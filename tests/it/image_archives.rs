@@ -20,7 +20,7 @@ use berth_integration::containers::Reaper;
 use berth_integration::pods::{is_root, PodEnv, SYSTEM_CNI_BIN};
 use berth_integration::registry::{
     host_architecture, inspect_image, on_path, run, sha256_digest, shared_registry, skip_or_panic,
-    RemoteImage,
+    walk, RemoteImage,
 };
 use berth_integration::rpc::{pod, timed, Runtime};
 use berth_integration::{Berthd, Layout};
@@ -172,16 +172,7 @@ fn docker_save_from_registry(
     let reference = format!("{registry}/{local}");
     let remote = inspect_image(&reference, None);
     let blobs = dir.join(format!("{}-dir", hex(&remote.config_digest)));
-    run(
-        "skopeo",
-        &[
-            "copy",
-            "-q",
-            "--src-tls-verify=false",
-            &format!("docker://{reference}"),
-            &format!("dir:{}", blobs.display()),
-        ],
-    );
+    skopeo_copy(&reference, &format!("dir:{}", blobs.display()));
     let blob = |digest: &str| std::fs::read(blobs.join(hex(digest))).unwrap();
     let diff_ids: Vec<String> = remote.config["rootfs"]["diff_ids"]
         .as_array()
@@ -233,6 +224,15 @@ fn oci_archive_from_registry(
     let reference = format!("{registry}/{local}");
     let remote = inspect_image(&reference, None);
     let archive = dir.join(format!("{}-oci.tar", hex(&remote.config_digest)));
+    skopeo_copy(
+        &reference,
+        &format!("oci-archive:{}:{name}", archive.display()),
+    );
+    (archive, remote)
+}
+
+/// `skopeo copy` of `reference` on the (plain HTTP) test registry to `destination`.
+fn skopeo_copy(reference: &str, destination: &str) {
     run(
         "skopeo",
         &[
@@ -240,10 +240,9 @@ fn oci_archive_from_registry(
             "-q",
             "--src-tls-verify=false",
             &format!("docker://{reference}"),
-            &format!("oci-archive:{}:{name}", archive.display()),
+            destination,
         ],
     );
-    (archive, remote)
 }
 
 /// Imports `archive` with berthctl; returns stdout.
@@ -268,20 +267,8 @@ fn stored_blobs(root: &Path) -> Vec<String> {
 
 /// Every non-directory below `dir`, not following symlinks.
 fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut files = Vec::new();
-    let mut pending = vec![dir.to_owned()];
-    while let Some(path) = pending.pop() {
-        let Ok(meta) = std::fs::symlink_metadata(&path) else {
-            continue;
-        };
-        if meta.is_dir() {
-            for entry in std::fs::read_dir(&path).unwrap() {
-                pending.push(entry.unwrap().path());
-            }
-        } else {
-            files.push(path);
-        }
-    }
+    let (mut files, others) = walk(dir);
+    files.extend(others);
     files
 }
 

@@ -225,6 +225,24 @@ pub fn select_platform<'a>(
     fallback
 }
 
+/// The entry of an image index for this host's platform ([`select_platform`]), or
+/// [`ImageError::NoMatchingPlatform`] naming `reference` and the platforms there are.
+pub fn host_entry<'a>(
+    entries: &'a [Descriptor],
+    reference: &str,
+) -> Result<&'a Descriptor, ImageError> {
+    let platform = host_platform();
+    select_platform(entries, &platform).ok_or_else(|| ImageError::NoMatchingPlatform {
+        reference: reference.to_owned(),
+        platform: platform.to_string(),
+        available: entries
+            .iter()
+            .filter_map(|e| e.platform.as_ref().map(ToString::to_string))
+            .collect::<Vec<_>>()
+            .join(", "),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

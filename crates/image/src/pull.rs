@@ -12,9 +12,7 @@ use crate::digest::{chain_ids, Digest};
 use crate::error::ImageError;
 use crate::layer::{fetch_layer, LayerJob, LayerSink};
 use crate::manager::ImageManager;
-use crate::manifest::{
-    host_platform, parse_document, select_platform, Document, ImageConfig, Manifest,
-};
+use crate::manifest::{host_entry, parse_document, Document, ImageConfig, Manifest};
 use crate::record::RecordUpdate;
 use crate::reference::ImageReference;
 use crate::registry::{resolve, Credentials};
@@ -38,19 +36,7 @@ impl ImageManager {
             match parse_document(&what(&top_digest), &top_bytes)? {
                 Document::Manifest(_) => (top_bytes.clone(), top_digest.clone()),
                 Document::Index(entries) => {
-                    let platform = host_platform();
-                    let entry = select_platform(&entries, &platform).ok_or_else(|| {
-                        ImageError::NoMatchingPlatform {
-                            reference: reference.to_string(),
-                            platform: platform.to_string(),
-                            available: entries
-                                .iter()
-                                .filter_map(|e| e.platform.as_ref().map(ToString::to_string))
-                                .collect::<Vec<_>>()
-                                .join(", "),
-                        }
-                    })?;
-                    let digest = entry.digest()?;
+                    let digest = host_entry(&entries, &reference.to_string())?.digest()?;
                     (remote.manifest_by_digest(&digest).await?, digest)
                 }
             };

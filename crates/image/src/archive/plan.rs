@@ -26,8 +26,8 @@ use super::stage::StagedArchive;
 use crate::digest::{chain_ids, Digest};
 use crate::error::ImageError;
 use crate::manifest::{
-    host_platform, parse_document, select_platform, Descriptor, Document, ImageConfig, Manifest,
-    DOCKER_MANIFEST,
+    host_entry, host_platform, parse_document, select_platform, Descriptor, Document, ImageConfig,
+    Manifest, DOCKER_MANIFEST,
 };
 use crate::reference::ImageReference;
 use crate::unpack::Compression;
@@ -204,17 +204,7 @@ fn plan_layout(archive: &StagedArchive, index: &Digest) -> Result<Vec<ImagePlan>
             match parse_document(&referenced_by, &bytes)? {
                 Document::Manifest(_) => (digest.clone(), bytes, None),
                 Document::Index(platforms) => {
-                    let chosen = select_platform(&platforms, &platform).ok_or_else(|| {
-                        ImageError::NoMatchingPlatform {
-                            reference: referenced_by.clone(),
-                            platform: platform.to_string(),
-                            available: platforms
-                                .iter()
-                                .filter_map(|e| e.platform.as_ref().map(ToString::to_string))
-                                .collect::<Vec<_>>()
-                                .join(", "),
-                        }
-                    })?;
+                    let chosen = host_entry(&platforms, &referenced_by)?;
                     let inner = format!("{referenced_by} ({platform} manifest)");
                     let bytes = read_described(archive, chosen, &inner)?;
                     (chosen.digest()?, bytes, Some(digest.clone()))

@@ -5,33 +5,16 @@
 
 use std::io::Write as _;
 use std::path::Path;
-use std::time::Duration;
 
-use berth_store::Store;
 use bytes::Bytes;
 use serde_json::json;
 
 use super::*;
 use crate::digest::Digest;
 use crate::error::ImageError;
-use crate::manager::{ImageManager, ImageSettings};
+use crate::manager::tests::open;
+use crate::manager::ImageManager;
 use crate::trash::tests::wait_until_empty;
-use crate::unpack::Limits;
-
-fn open(root: &Path) -> ImageManager {
-    let store = Store::open(root).unwrap();
-    ImageManager::open(
-        store,
-        ImageSettings {
-            root: root.to_owned(),
-            hosts_dir: root.join("certs.d"),
-            max_concurrent_downloads: 1,
-            stall_timeout: Duration::from_secs(5),
-            limits: Limits::default(),
-        },
-    )
-    .unwrap()
-}
 
 /// A tar archive written entry by entry, names byte for byte.
 struct Tar(tar::Builder<Vec<u8>>);
