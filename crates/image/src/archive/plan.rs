@@ -187,6 +187,7 @@ fn plan_layout(archive: &StagedArchive, index: &Digest) -> Result<Vec<ImagePlan>
     };
     let platform = host_platform();
     let mut plans = Vec::new();
+    let mut other_platforms = Vec::new();
     for (n, entry) in entries.iter().enumerate() {
         let referenced_by = format!("index.json entry {n}");
         if entry.platform.is_some()
@@ -196,6 +197,7 @@ fn plan_layout(archive: &StagedArchive, index: &Digest) -> Result<Vec<ImagePlan>
                 entry = n,
                 "skipping an index.json entry for another platform"
             );
+            other_platforms.push(entry.clone());
             continue;
         }
         let digest = entry.digest()?;
@@ -232,6 +234,10 @@ fn plan_layout(archive: &StagedArchive, index: &Digest) -> Result<Vec<ImagePlan>
             image.add_name(name, &format!("{referenced_by} ({key})"), &digest, true)?;
         }
         plans.push(image);
+    }
+    if plans.is_empty() && !other_platforms.is_empty() {
+        // Only images for other platforms: say so, naming them.
+        host_entry(&other_platforms, what)?;
     }
     Ok(plans)
 }

@@ -333,22 +333,7 @@ async fn a_nested_index_gives_this_hosts_manifest() {
     })
     .to_string();
     // The single-image archive's blobs, with the nested index and a new index.json.
-    let mut tar = Tar::new();
-    let mut source = tar::Archive::new(&inner[..]);
-    for entry in source.entries().unwrap() {
-        let mut entry = entry.unwrap();
-        let name = entry.path().unwrap().display().to_string();
-        if name == "index.json" {
-            continue;
-        }
-        let mut data = Vec::new();
-        std::io::Read::read_to_end(&mut entry, &mut data).unwrap();
-        tar = tar.file(&name, &data);
-    }
-    let archive = tar
-        .file(&format!("blobs/sha256/{}", hex(&nested)), &nested)
-        .file("index.json", index.as_bytes())
-        .finish();
+    let archive = with_index(&inner, &[&nested], &index);
     let records = import(&images, archive, false).await.unwrap();
     assert_eq!(records[0].id, Digest::of(&config).to_string());
     assert_eq!(
@@ -362,6 +347,43 @@ async fn a_nested_index_gives_this_hosts_manifest() {
         [format!("ghcr.io/a/b@{}", Digest::of(&nested))]
     );
     assert!(images.content.contains(&Digest::of(&nested)));
+}
+
+/// `archive` (an OCI layout) with `index` as its index.json and `blobs` added.
+fn with_index(archive: &[u8], blobs: &[&[u8]], index: &str) -> Vec<u8> {
+    let mut tar = Tar::new();
+    for entry in tar::Archive::new(archive).entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let name = entry.path().unwrap().display().to_string();
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(&mut entry, &mut data).unwrap();
+        if name != "index.json" {
+            tar = tar.file(&name, &data);
+        }
+    }
+    for blob in blobs {
+        tar = tar.file(&format!("blobs/sha256/{}", hex(blob)), blob);
+    }
+    tar.file("index.json", index.as_bytes()).finish()
+}
+
+#[tokio::test]
+async fn an_archive_for_another_platform_says_so() {
+    let (inner, _, manifest) = oci_layout(named("a:1", "1"));
+    let index = json!({
+        "schemaVersion": 2,
+        "manifests": [{
+            "mediaType": crate::manifest::OCI_MANIFEST,
+            "digest": Digest::of(&manifest).to_string(), "size": manifest.len(),
+            "platform": { "os": "linux", "architecture": "other-arch" },
+        }],
+    })
+    .to_string();
+    let err = refused(with_index(&inner, &[], &index)).await;
+    assert!(
+        matches!(&err, ImageError::NoMatchingPlatform { available, .. } if available == "linux/other-arch"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
