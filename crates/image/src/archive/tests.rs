@@ -5,6 +5,7 @@
 
 use std::io::Write as _;
 use std::path::Path;
+use std::time::Duration;
 
 use bytes::Bytes;
 use serde_json::json;
@@ -227,6 +228,25 @@ async fn docker_save_images_are_imported_with_their_tags() {
     assert!(again.iter().all(|r| r.pinned));
     assert!(images.status(&records[0].id).unwrap().unwrap().pinned);
     wait_until_empty(&root.path().join("trash"));
+}
+
+#[tokio::test]
+async fn an_import_waits_for_a_garbage_collection_in_progress() {
+    let root = tempfile::tempdir().unwrap();
+    let images = std::sync::Arc::new(open(root.path()));
+    // What RemoveImage holds while it collects.
+    let collecting = images.gc_lock.clone().write_owned().await;
+    let importing = {
+        let images = images.clone();
+        tokio::spawn(async move { import(&images, docker_save().0, false).await })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!importing.is_finished());
+    assert!(images.list().unwrap().is_empty());
+    assert!(images.snapshots.list().unwrap().is_empty());
+    drop(collecting);
+    let records = importing.await.unwrap().unwrap();
+    assert_eq!(records.len(), 2);
 }
 
 #[tokio::test]
