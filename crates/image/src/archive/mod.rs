@@ -22,7 +22,7 @@ pub use export::Export;
 pub use import::ImportOptions;
 pub use names::MAX_NAME_BYTES;
 pub use plan::{ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME};
-pub use stage::MAX_HEADER_BYTES;
+pub use stage::{MAX_DOCUMENTS_BYTES, MAX_HEADER_BYTES};
 
 /// Most entries one archive may have (a `docker save` archive has about four per layer).
 pub const MAX_ENTRIES: u64 = 100_000;

@@ -7,8 +7,9 @@
 
 use super::error::ArchiveError;
 
-/// Longest entry or link name accepted, in bytes.
-pub const MAX_NAME_BYTES: usize = 4096;
+/// Longest entry or link name accepted, in bytes (image archives use names under 100
+/// bytes; with [`MAX_ENTRIES`](super::MAX_ENTRIES) this bounds the memory names take).
+pub const MAX_NAME_BYTES: usize = 1024;
 
 /// How much of a refused name an error quotes.
 const QUOTE_BYTES: usize = 256;

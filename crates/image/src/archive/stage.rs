@@ -9,7 +9,8 @@
 //! [`MAX_DOCUMENT_SIZE`](crate::manifest::MAX_DOCUMENT_SIZE) are refused from their header,
 //! before any of their bytes are read. Between two entries the tar parser reads only headers
 //! and extension records, and that is capped ([`MAX_HEADER_BYTES`]) so a hostile PAX header
-//! cannot make it allocate without bound.
+//! cannot make it allocate without bound. The documents read back while the images are
+//! planned are bounded in all by [`MAX_DOCUMENTS_BYTES`].
 
 use std::cell::Cell;
 use std::collections::HashMap;
@@ -29,6 +30,10 @@ use crate::manifest::MAX_DOCUMENT_SIZE;
 /// Bytes the tar parser may read between the end of one entry's content and the start of
 /// the next one's: the padding, the header blocks and PAX / GNU long-name records.
 pub const MAX_HEADER_BYTES: u64 = 2 << 20;
+
+/// Bytes of manifests, indexes and configs one archive may have read into memory (a
+/// hundred images take about 1 MiB).
+pub const MAX_DOCUMENTS_BYTES: u64 = 64 << 20;
 
 /// Copy buffer for entry content.
 const COPY_BUFFER: usize = 256 << 10;
@@ -61,6 +66,9 @@ pub(crate) struct StagedArchive {
     links: HashMap<String, String>,
     /// Content by digest.
     blobs: HashMap<Digest, StagedBlob>,
+    /// Bytes of documents read so far (they are held in memory while the images are
+    /// planned).
+    documents_read: Cell<u64>,
 }
 
 impl StagedArchive {
@@ -103,6 +111,15 @@ impl StagedArchive {
                 limit: MAX_DOCUMENT_SIZE,
             });
         }
+        let read = self.documents_read.get() + blob.len();
+        if read > MAX_DOCUMENTS_BYTES {
+            return Err(ImageError::TooLarge {
+                what: "the manifests, indexes and configs of the archive".into(),
+                size: read,
+                limit: MAX_DOCUMENTS_BYTES,
+            });
+        }
+        self.documents_read.set(read);
         let path = blob.ingest.path();
         std::fs::read(path)
             .map(Some)

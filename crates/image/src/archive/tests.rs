@@ -89,14 +89,19 @@ fn hex(data: &[u8]) -> String {
     Digest::of(data).hex().to_owned()
 }
 
-/// Feeds `archive` to `import` in chunks of 1000 bytes.
+/// Feeds `archive` to `import` in chunks of 1000 bytes (64 KiB past 1 MiB).
 async fn import(
     images: &ImageManager,
     archive: Vec<u8>,
     pin: bool,
 ) -> Result<Vec<berth_store::ImageRecord>, ImageError> {
+    let chunk = if archive.len() > 1 << 20 {
+        64 << 10
+    } else {
+        1000
+    };
     let chunks: Vec<Result<Bytes, std::io::Error>> = archive
-        .chunks(1000)
+        .chunks(chunk)
         .map(|c| Ok(Bytes::copy_from_slice(c)))
         .collect();
     images
@@ -589,6 +594,27 @@ async fn oversized_documents_are_refused_from_their_header() {
         .finish();
     let err = refused(archive).await;
     assert!(matches!(err, ImageError::TooLarge { .. }), "{err}");
+}
+
+#[tokio::test]
+async fn the_documents_of_one_archive_are_bounded_in_all() {
+    // Nine configs just under the limit of one document each: over the archive's bound.
+    let mut tar = Tar::new();
+    let mut entries = Vec::new();
+    for n in 0..9 {
+        let mut config = format!("{{\"n\":{n},\"rootfs\":{{\"diff_ids\":[]}}}}").into_bytes();
+        config.resize(crate::manifest::MAX_DOCUMENT_SIZE as usize - 1, b' ');
+        tar = tar.file(&format!("c{n}.json"), &config);
+        entries.push(
+            json!({ "Config": format!("c{n}.json"), "RepoTags": [format!("a:{n}")], "Layers": [] }),
+        );
+    }
+    let manifest = serde_json::Value::Array(entries).to_string();
+    let err = refused(tar.file("manifest.json", manifest.as_bytes()).finish()).await;
+    assert!(
+        matches!(&err, ImageError::TooLarge { limit, .. } if *limit == MAX_DOCUMENTS_BYTES),
+        "{err}"
+    );
 }
 
 #[tokio::test]
