@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use berth_integration::registry::{
     base64, host_architecture, inspect_image, inspect_index, on_path, run, run_unchecked,
-    sha256_file, shared_registry, skip_or_panic, Registry,
+    sha256_file, shared_registry, skip_or_panic, walk, Registry,
 };
 use berth_integration::{Berthd, Layout};
 use cri_api::v1;
@@ -162,28 +162,6 @@ fn info_has(info: &HashMap<String, String>, key: &str, want: &str) -> bool {
 
 fn hex(digest: &str) -> &str {
     digest.strip_prefix("sha256:").unwrap_or(digest)
-}
-
-/// Regular files below `dir` (not following symlinks), and every other non-directory entry.
-fn walk(dir: &Path) -> (Vec<std::path::PathBuf>, Vec<std::path::PathBuf>) {
-    let mut files = Vec::new();
-    let mut others = Vec::new();
-    let mut pending = vec![dir.to_owned()];
-    while let Some(path) = pending.pop() {
-        let Ok(meta) = std::fs::symlink_metadata(&path) else {
-            continue;
-        };
-        if meta.is_dir() {
-            for entry in std::fs::read_dir(&path).unwrap() {
-                pending.push(entry.unwrap().path());
-            }
-        } else if meta.is_file() {
-            files.push(path);
-        } else {
-            others.push(path);
-        }
-    }
-    (files, others)
 }
 
 /// Every regular file under `<root>/content` is a blob named by its own sha256; returns their

@@ -7,9 +7,10 @@
 //! [`registry`] has the helpers of the image tests: the shared test registry, extra
 //! registries started per test, and remote image facts read with skopeo. [`pods`] has the
 //! test CNI networks of the pod tests, [`containers`] the cleanup guard and log parsing of
-//! the container tests, [`crictl`] runs crictl against a test daemon, [`rpc`] has the CRI
-//! calls the tests share.
+//! the container tests, [`crictl`] runs crictl against a test daemon, [`berthctl`] runs
+//! berthctl against one, [`rpc`] has the CRI calls the tests share.
 
+pub mod berthctl;
 pub mod containers;
 pub mod crictl;
 pub mod pods;

@@ -114,6 +114,28 @@ pub fn on_path(program: &str) -> Option<PathBuf> {
         .find(|candidate| candidate.is_file())
 }
 
+/// Regular files below `dir` (not following symlinks), and every other non-directory entry.
+pub fn walk(dir: &Path) -> (Vec<PathBuf>, Vec<PathBuf>) {
+    let mut files = Vec::new();
+    let mut others = Vec::new();
+    let mut pending = vec![dir.to_owned()];
+    while let Some(path) = pending.pop() {
+        let Ok(meta) = std::fs::symlink_metadata(&path) else {
+            continue;
+        };
+        if meta.is_dir() {
+            for entry in std::fs::read_dir(&path).unwrap() {
+                pending.push(entry.unwrap().path());
+            }
+        } else if meta.is_file() {
+            files.push(path);
+        } else {
+            others.push(path);
+        }
+    }
+    (files, others)
+}
+
 /// `sha256:<hex>` of `bytes` (coreutils' sha256sum, so the tests need no hashing crate).
 pub fn sha256_digest(bytes: &[u8]) -> String {
     let mut child = Command::new("sha256sum")

@@ -1,4 +1,5 @@
-//! berthd: serves the Kubernetes CRI (RuntimeService and ImageService) on a Unix socket.
+//! berthd: serves the Kubernetes CRI (RuntimeService and ImageService) and berth's own
+//! Admin service (for berthctl) on a Unix socket.
 
 #![deny(unsafe_code)]
 
@@ -103,6 +104,7 @@ async fn serve(config: Config) -> Result<(), DaemonError> {
     let stream_url = stream_server.handle().base_url().to_owned();
     let streaming = tokio::spawn(stream_server.serve());
     let (runtime_service, image_service) = berth_server::services(daemon.clone());
+    let admin_service = berth_server::admin_service(daemon.clone());
 
     let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
     let shutdown = async move {
@@ -130,6 +132,7 @@ async fn serve(config: Config) -> Result<(), DaemonError> {
         ))
         .add_service(runtime_service)
         .add_service(image_service)
+        .add_service(admin_service)
         .serve_with_incoming_shutdown(
             // Clients that send an :authority h2 refuses (Python's grpcio) are served too.
             UnixListenerStream::new(listener).map(|conn| conn.map(berth_server::AnyAuthority::new)),

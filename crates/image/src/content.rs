@@ -150,9 +150,24 @@ impl Ingest {
     /// Appends `data`.
     pub fn write(&mut self, data: &[u8]) -> Result<(), ImageError> {
         self.hasher.update(data);
-        let file = self.file.as_mut().expect("ingest file open until commit");
+        let file = self
+            .file
+            .as_mut()
+            .expect("ingest file open until closed or committed");
         file.write_all(data)
             .map_err(ImageError::io("write", self.path.clone()))
+    }
+
+    /// Closes the file after the last write, keeping the blob pending: a caller that holds
+    /// many pending blobs (an archive being imported) holds no descriptor for them. Nothing
+    /// may be written after this; [`commit`](Ingest::commit) still checks and syncs.
+    pub fn close(&mut self) {
+        drop(self.file.take());
+    }
+
+    /// The file being written (to read a pending blob back).
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     /// Digest of what was written so far.
@@ -190,7 +205,11 @@ impl Ingest {
                 actual: written,
             });
         }
-        let file = self.file.take().expect("ingest file open until commit");
+        let file = match self.file.take() {
+            Some(file) => file,
+            None => std::fs::File::open(&self.path)
+                .map_err(ImageError::io("reopen", self.path.clone()))?,
+        };
         file.sync_all()
             .map_err(ImageError::io("sync", self.path.clone()))?;
         drop(file);

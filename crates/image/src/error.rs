@@ -165,6 +165,23 @@ pub enum ImageError {
         /// The store directory on another filesystem.
         other: PathBuf,
     },
+    /// An image archive was refused.
+    #[error(transparent)]
+    Archive(#[from] crate::archive::ArchiveError),
+    /// No image has this name.
+    #[error("no image {name:?}")]
+    UnknownImage {
+        /// The name asked for.
+        name: String,
+    },
+    /// A blob an image record needs is not in the content store.
+    #[error("image {image}: blob {digest} is missing from the content store")]
+    ContentMissing {
+        /// The image ID.
+        image: String,
+        /// The missing blob.
+        digest: Digest,
+    },
     /// A container still uses the image.
     #[error("image {image} is used by container {container}; remove the container first")]
     InUse {

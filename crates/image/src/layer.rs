@@ -259,8 +259,8 @@ pub(crate) fn verify(
 
 /// Decompresses `input` and unpacks it into `fs`; returns the diff ID (the sha256 of the
 /// whole uncompressed stream).
-fn unpack(
-    input: &mut StoringReader,
+pub(crate) fn unpack(
+    input: impl Read,
     compression: Compression,
     fs: &std::path::Path,
     limits: &Limits,

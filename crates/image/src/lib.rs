@@ -20,6 +20,7 @@
 
 #![deny(unsafe_code)]
 
+pub mod archive;
 pub mod content;
 pub mod digest;
 pub mod error;
@@ -28,12 +29,14 @@ pub mod layer;
 pub mod manager;
 pub mod manifest;
 mod pull;
+mod record;
 pub mod reference;
 pub mod registry;
 pub mod snapshots;
 pub mod trash;
 pub mod unpack;
 
+pub use archive::{ArchiveError, ImportOptions};
 pub use digest::Digest;
 pub use error::ImageError;
 pub use manager::{ImageManager, ImageSettings};

@@ -261,11 +261,12 @@ pub fn image_dirs(root: &Path) -> [PathBuf; 2] {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::trash::tests::wait_until_empty;
 
-    fn open(root: &Path) -> ImageManager {
+    /// An image manager over a store and image directories in `root`.
+    pub(crate) fn open(root: &Path) -> ImageManager {
         let store = Store::open(root).unwrap();
         ImageManager::open(
             store,

@@ -6,6 +6,8 @@
 //! requires of readers. Docker schema 2 documents have the same shape as their OCI
 //! counterparts and differ in media types only.
 
+use std::collections::BTreeMap;
+
 use serde::Deserialize;
 
 use crate::digest::Digest;
@@ -52,6 +54,9 @@ pub struct Descriptor {
     /// The platform, in index entries.
     #[serde(default)]
     pub platform: Option<Platform>,
+    /// Annotations (image names, in an image layout's `index.json`).
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
 }
 
 impl Descriptor {
@@ -232,6 +237,24 @@ pub fn select_platform<'a>(
     fallback
 }
 
+/// The entry of an image index for this host's platform ([`select_platform`]), or
+/// [`ImageError::NoMatchingPlatform`] naming `reference` and the platforms there are.
+pub fn host_entry<'a>(
+    entries: &'a [Descriptor],
+    reference: &str,
+) -> Result<&'a Descriptor, ImageError> {
+    let platform = host_platform();
+    select_platform(entries, &platform).ok_or_else(|| ImageError::NoMatchingPlatform {
+        reference: reference.to_owned(),
+        platform: platform.to_string(),
+        available: entries
+            .iter()
+            .filter_map(|e| e.platform.as_ref().map(ToString::to_string))
+            .collect::<Vec<_>>()
+            .join(", "),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -246,6 +269,7 @@ mod tests {
                 architecture: arch.into(),
                 variant: variant.map(Into::into),
             }),
+            annotations: BTreeMap::new(),
         }
     }
 

@@ -12,9 +12,8 @@ use crate::digest::{chain_ids, Digest};
 use crate::error::ImageError;
 use crate::layer::{fetch_layer, LayerJob, LayerSink};
 use crate::manager::ImageManager;
-use crate::manifest::{
-    host_platform, parse_document, select_platform, Document, ImageConfig, Manifest,
-};
+use crate::manifest::{host_entry, parse_document, Document, ImageConfig, Manifest};
+use crate::record::RecordUpdate;
 use crate::reference::ImageReference;
 use crate::registry::{resolve, Credentials};
 
@@ -37,19 +36,7 @@ impl ImageManager {
             match parse_document(&what(&top_digest), &top_bytes)? {
                 Document::Manifest(_) => (top_bytes.clone(), top_digest.clone()),
                 Document::Index(entries) => {
-                    let platform = host_platform();
-                    let entry = select_platform(&entries, &platform).ok_or_else(|| {
-                        ImageError::NoMatchingPlatform {
-                            reference: reference.to_string(),
-                            platform: platform.to_string(),
-                            available: entries
-                                .iter()
-                                .filter_map(|e| e.platform.as_ref().map(ToString::to_string))
-                                .collect::<Vec<_>>()
-                                .join(", "),
-                        }
-                    })?;
-                    let digest = entry.digest()?;
+                    let digest = host_entry(&entries, &reference.to_string())?.digest()?;
                     (remote.manifest_by_digest(&digest).await?, digest)
                 }
             };
@@ -168,48 +155,17 @@ impl ImageManager {
         chain: &[Digest],
     ) -> Result<ImageRecord, ImageError> {
         let _records = self.record_lock.lock().await;
-        let id = config_digest.to_string();
-        let config: serde_json::Value =
-            serde_json::from_slice(config_bytes).map_err(|err| ImageError::InvalidDocument {
-                what: format!("config {config_digest}"),
-                kind: "image config",
-                reason: err.to_string(),
-            })?;
-        let mut record = match self.store.images().try_get(&id)? {
-            Some(existing) => existing,
-            None => ImageRecord {
-                id: id.clone(),
-                repo_tags: Vec::new(),
-                repo_digests: Vec::new(),
-                size,
-                manifest_digest: manifest_digest.to_string(),
-                config: serde_json::Value::Null,
-                pinned: false,
-                created_at: now_nanos(),
-                chain_ids: Vec::new(),
-            },
-        };
-        record.size = size;
-        record.manifest_digest = manifest_digest.to_string();
-        record.config = config;
-        record.chain_ids = chain.iter().map(ToString::to_string).collect();
-        if let Some(tag) = reference.tagged() {
-            if !record.repo_tags.contains(&tag) {
-                record.repo_tags.push(tag);
-            }
-        }
-        let repo_digest = reference.with_digest(top_digest.as_str());
-        if !record.repo_digests.contains(&repo_digest) {
-            record.repo_digests.push(repo_digest);
-        }
-        self.store.put_image_with_refs(&record)?;
-        Ok(record)
+        let tags: Vec<String> = reference.tagged().into_iter().collect();
+        let repo_digests = [reference.with_digest(top_digest.as_str())];
+        self.write_record(&RecordUpdate {
+            config: config_digest,
+            config_bytes,
+            manifest: manifest_digest,
+            size,
+            chain,
+            tags: &tags,
+            repo_digests: &repo_digests,
+            pin: false,
+        })
     }
-}
-
-fn now_nanos() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as i64)
-        .unwrap_or(0)
 }

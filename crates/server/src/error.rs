@@ -258,6 +258,10 @@ fn image_code(err: &ImageError) -> Code {
         | ImageError::NoEndpoint { .. } => Code::FailedPrecondition,
         ImageError::Stalled { .. } => Code::DeadlineExceeded,
         ImageError::InUse { .. } => Code::FailedPrecondition,
+        // An archive is the request itself.
+        ImageError::Archive(_) => Code::InvalidArgument,
+        ImageError::UnknownImage { .. } => Code::NotFound,
+        ImageError::ContentMissing { .. } => Code::DataLoss,
         ImageError::Store(err) if err.is_not_found() => Code::NotFound,
         ImageError::Io { .. }
         | ImageError::TrashOnOtherFilesystem { .. }
@@ -378,6 +382,19 @@ mod tests {
             source: std::io::Error::from_raw_os_error(nix::libc::EIO),
         };
         assert_eq!(other.code(), Code::Internal);
+    }
+
+    #[test]
+    fn a_refused_archive_is_the_callers_fault() {
+        let archive = ServiceError::Image(ImageError::Archive(
+            berth_image::ArchiveError::NotAnImageArchive,
+        ));
+        assert_eq!(archive.code(), Code::InvalidArgument);
+        let unknown = ServiceError::Image(ImageError::UnknownImage {
+            name: "nothere:1".into(),
+        });
+        assert_eq!(unknown.code(), Code::NotFound);
+        assert!(unknown.to_string().contains("nothere:1"), "{unknown}");
     }
 
     #[test]

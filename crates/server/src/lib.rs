@@ -1,4 +1,5 @@
-//! berth's CRI services: `runtime.v1.RuntimeService` and `runtime.v1.ImageService`.
+//! berth's CRI services: `runtime.v1.RuntimeService` and `runtime.v1.ImageService`, and
+//! berth's own `berth.admin.v1.Admin` (image import and export, Info; see `admin/`).
 //!
 //! Every RPC passes through [`instrument`](crate::instrument): request validation, a tracing
 //! span with the RPC name and the IDs involved, the duration, and the single conversion of
@@ -10,6 +11,7 @@
 
 #![deny(unsafe_code)]
 
+mod admin;
 mod authority;
 mod cgroup;
 mod clock;
@@ -29,6 +31,7 @@ mod request;
 mod runtime;
 mod validate;
 
+pub use admin::AdminService;
 pub use authority::AnyAuthority;
 pub use cgroup::{CgroupDriver, CgroupMode, SelectedCgroupDriver};
 pub use daemon::Daemon;
@@ -38,6 +41,7 @@ pub use runtime::CriRuntimeService;
 
 use std::sync::Arc;
 
+use berth_admin_api::AdminServer;
 use cri_api::{ImageServiceServer, RuntimeServiceServer};
 
 pub use host::{Core, LinuxHost};
@@ -57,4 +61,12 @@ pub fn services(
         .max_decoding_message_size(MAX_MESSAGE_SIZE)
         .max_encoding_message_size(MAX_MESSAGE_SIZE);
     (runtime, image)
+}
+
+/// berth's own Admin service (image import and export, Info) over the same [`Daemon`], for
+/// the same router as the CRI services.
+pub fn admin_service(daemon: Arc<Daemon>) -> AdminServer<AdminService> {
+    AdminServer::new(AdminService::new(daemon))
+        .max_decoding_message_size(MAX_MESSAGE_SIZE)
+        .max_encoding_message_size(MAX_MESSAGE_SIZE)
 }
