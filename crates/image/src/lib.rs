@@ -23,6 +23,7 @@
 pub mod content;
 pub mod digest;
 pub mod error;
+pub mod fsusage;
 pub mod hosts;
 pub mod layer;
 pub mod manager;
@@ -36,5 +37,5 @@ pub mod unpack;
 
 pub use digest::Digest;
 pub use error::ImageError;
-pub use manager::{ImageManager, ImageSettings};
+pub use manager::{ImageManager, ImageSettings, ImageStats};
 pub use registry::{Credentials, CredentialsError};

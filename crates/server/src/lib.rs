@@ -18,7 +18,6 @@ mod cpu_rate;
 mod daemon;
 mod error;
 mod filter;
-mod fsusage;
 mod host;
 mod ids;
 mod image;
