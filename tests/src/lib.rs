@@ -8,13 +8,14 @@
 //! registries started per test, and remote image facts read with skopeo. [`pods`] has the
 //! test CNI networks of the pod tests, [`containers`] the cleanup guard and log parsing of
 //! the container tests, [`crictl`] runs crictl against a test daemon, [`rpc`] has the CRI
-//! calls the tests share.
+//! calls the tests share, [`websocket`] a WebSocket client for streaming URLs.
 
 pub mod containers;
 pub mod crictl;
 pub mod pods;
 pub mod registry;
 pub mod rpc;
+pub mod websocket;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};

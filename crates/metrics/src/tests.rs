@@ -227,42 +227,20 @@ fn no_stream_sessions_no_stream_families() {
     assert_eq!(value(&text, "berth_shims"), Some(0.0));
 }
 
-/// Prometheus' own linter on everything berth encodes, when promtool is installed (the
-/// integration test `metrics` runs it on a live berthd's scrape as well).
+/// Prometheus' own linter on everything berth encodes (the integration test `metrics` runs
+/// it on a live berthd's scrape as well).
 #[test]
 fn promtool_accepts_the_encoding() {
+    if !berth_testutil::need_program("promtool", "prometheus") {
+        return;
+    }
     let metrics = Metrics::new();
     metrics.record_rpc("Version", Duration::from_millis(1), None);
     metrics.record_rpc("StopPodSandbox", Duration::from_millis(1), Some("NotFound"));
     metrics.record_pull(Ok(Duration::from_secs(1)));
     metrics.record_pull(Err("Unavailable"));
     let text = metrics.encode(sample());
-    let child = std::process::Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn();
-    let mut child = match child {
-        Ok(child) => child,
-        Err(err) => {
-            berth_testutil::skip(format_args!(
-                "promtool (Debian package prometheus) cannot be run: {err}"
-            ));
-            return;
-        }
-    };
-    {
-        use std::io::Write;
-        let mut stdin = child.stdin.take().unwrap();
-        stdin.write_all(text.as_bytes()).unwrap();
+    if let Err(verdict) = berth_testutil::promtool_check_metrics(&text) {
+        panic!("{verdict}\non\n{text}");
     }
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success() && out.stdout.is_empty() && out.stderr.is_empty(),
-        "promtool check metrics: {}\n{}{}\non\n{text}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
