@@ -19,7 +19,8 @@ use std::time::{Duration, Instant};
 use berth_integration::containers::{shim_processes, Reaper};
 use berth_integration::pods::{is_root, mounts_under, PodEnv};
 use berth_integration::registry::{shared_registry, skip_or_panic};
-use berth_integration::rpc::{pod, timed, Runtime};
+use berth_integration::rpc::container::{create, remove, start, stop};
+use berth_integration::rpc::{image_spec, pod, timed};
 use berth_integration::Layout;
 use cri_api::v1;
 use tonic::Code;
@@ -131,17 +132,16 @@ fn assert_containers(scraped: &Scrape, want: [f64; 4]) {
     assert_eq!(got, want, "containers by state in\n{}", scraped.text);
 }
 
+/// Asserts the pods by state (ready, notready).
+fn assert_pods(scraped: &Scrape, want: [f64; 2]) {
+    let got = ["ready", "notready"].map(|s| scraped.require(&pods(s)));
+    assert_eq!(got, want, "pods by state in\n{}", scraped.text);
+}
+
 /// A port on 127.0.0.1 nobody listens on now.
 fn free_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.local_addr().unwrap().port()
-}
-
-fn image_spec(image: &str) -> v1::ImageSpec {
-    v1::ImageSpec {
-        image: image.to_owned(),
-        ..Default::default()
-    }
 }
 
 fn pod_config(dir: &std::path::Path) -> v1::PodSandboxConfig {
@@ -174,37 +174,6 @@ fn container_config(name: &str, command: &[&str]) -> v1::ContainerConfig {
     }
 }
 
-async fn create_container(
-    rt: &mut Runtime,
-    pod: &str,
-    pod_config: &v1::PodSandboxConfig,
-    config: v1::ContainerConfig,
-) -> String {
-    timed(
-        "CreateContainer",
-        rt.create_container(v1::CreateContainerRequest {
-            pod_sandbox_id: pod.to_owned(),
-            config: Some(config),
-            sandbox_config: Some(pod_config.clone()),
-        }),
-    )
-    .await
-    .unwrap_or_else(|s| panic!("CreateContainer: {s:?}"))
-    .into_inner()
-    .container_id
-}
-
-async fn start_container(rt: &mut Runtime, id: &str) {
-    timed(
-        "StartContainer",
-        rt.start_container(v1::StartContainerRequest {
-            container_id: id.to_owned(),
-        }),
-    )
-    .await
-    .unwrap_or_else(|s| panic!("StartContainer({id}): {s:?}"));
-}
-
 #[tokio::test]
 async fn metrics_follow_a_pod_lifecycle_and_pass_promtool() {
     if !is_root() {
@@ -231,13 +200,7 @@ async fn metrics_follow_a_pod_lifecycle_and_pass_promtool() {
     // A fresh daemon: nothing yet, and only GET /metrics answers.
     let fresh = scrape(addr);
     assert_containers(&fresh, [0.0; 4]);
-    assert_eq!(
-        (
-            fresh.require(&pods("ready")),
-            fresh.require(&pods("notready"))
-        ),
-        (0.0, 0.0)
-    );
+    assert_pods(&fresh, [0.0, 0.0]);
     assert_eq!(fresh.require("berth_shims"), 0.0);
     assert_eq!(fresh.require("berth_image_pull_bytes_total"), 0.0);
     assert_eq!(fresh.require("berth_image_gc_runs_total"), 0.0);
@@ -295,12 +258,9 @@ async fn metrics_follow_a_pod_lifecycle_and_pass_promtool() {
     let pod_cfg = pod_config(env.daemon.dir.path());
     let pod_id = pod::run(&mut rt, pod_cfg.clone()).await;
     let ran = scrape(addr);
-    assert_eq!(
-        (ran.require(&pods("ready")), ran.require(&pods("notready"))),
-        (1.0, 0.0)
-    );
+    assert_pods(&ran, [1.0, 0.0]);
     assert_eq!(ran.require(&rpc_count("RunPodSandbox")), 1.0);
-    let app = create_container(
+    let app = create(
         &mut rt,
         &pod_id,
         &pod_cfg,
@@ -308,7 +268,7 @@ async fn metrics_follow_a_pod_lifecycle_and_pass_promtool() {
     )
     .await;
     assert_containers(&scrape(addr), [1.0, 0.0, 0.0, 0.0]);
-    start_container(&mut rt, &app).await;
+    start(&mut rt, &app).await;
     let started = scrape(addr);
     assert_containers(&started, [0.0, 1.0, 0.0, 0.0]);
     assert_eq!(started.require("berth_shims"), 1.0);
@@ -361,34 +321,19 @@ async fn metrics_follow_a_pod_lifecycle_and_pass_promtool() {
         memory_swap_limit_in_bytes: OOM_LIMIT,
         ..Default::default()
     });
-    let hog = create_container(&mut rt, &pod_id, &pod_cfg, hog_cfg).await;
-    start_container(&mut rt, &hog).await;
+    let hog = create(&mut rt, &pod_id, &pod_cfg, hog_cfg).await;
+    start(&mut rt, &hog).await;
     wait_for(addr, "berth_containers_oom_killed_total", |v| v == 1.0);
     // The hog's shim leaves once it has recorded the exit.
     let oom = wait_for(addr, "berth_shims", |v| v == 1.0);
     assert_containers(&oom, [0.0, 1.0, 1.0, 0.0]);
 
     // Stop and remove the containers, then the pod.
-    timed(
-        "StopContainer",
-        rt.stop_container(v1::StopContainerRequest {
-            container_id: app.clone(),
-            timeout: 0,
-        }),
-    )
-    .await
-    .unwrap_or_else(|s| panic!("StopContainer: {s:?}"));
+    stop(&mut rt, &app, 0).await;
     let stopped = wait_for(addr, "berth_shims", |v| v == 0.0);
     assert_containers(&stopped, [0.0, 0.0, 2.0, 0.0]);
     for id in [&app, &hog] {
-        timed(
-            "RemoveContainer",
-            rt.remove_container(v1::RemoveContainerRequest {
-                container_id: id.to_string(),
-            }),
-        )
-        .await
-        .unwrap_or_else(|s| panic!("RemoveContainer({id}): {s:?}"));
+        remove(&mut rt, id).await;
     }
     assert_containers(&scrape(addr), [0.0; 4]);
     let gone = timed(
@@ -403,13 +348,7 @@ async fn metrics_follow_a_pod_lifecycle_and_pass_promtool() {
     assert_eq!(gone.code(), Code::NotFound);
     pod::stop(&mut rt, &pod_id).await;
     let pod_stopped = scrape(addr);
-    assert_eq!(
-        (
-            pod_stopped.require(&pods("ready")),
-            pod_stopped.require(&pods("notready"))
-        ),
-        (0.0, 1.0)
-    );
+    assert_pods(&pod_stopped, [0.0, 1.0]);
     pod::remove(&mut rt, &pod_id).await;
 
     // Removing the image runs a garbage collection; the trash frees its layer.
@@ -428,13 +367,7 @@ async fn metrics_follow_a_pod_lifecycle_and_pass_promtool() {
 
     let last = scrape(addr);
     assert_containers(&last, [0.0; 4]);
-    assert_eq!(
-        (
-            last.require(&pods("ready")),
-            last.require(&pods("notready"))
-        ),
-        (0.0, 0.0)
-    );
+    assert_pods(&last, [0.0, 0.0]);
     assert_eq!(last.require("berth_containers_oom_killed_total"), 1.0);
     assert_eq!(
         last.require(&rpc_errors("ContainerStatus", "NotFound")),
