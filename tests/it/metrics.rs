@@ -5,7 +5,8 @@
 //! each step that the counters and gauges it should move moved, that no ID or name appears
 //! in the output, and at the end that Prometheus' `promtool check metrics` finds nothing in
 //! the scraped text. The endpoint's refusals (other methods and paths) are checked on the
-//! live daemon too.
+//! live daemon too, and a metrics address already in use stops berthd with an error naming
+//! `metrics.address`.
 //!
 //! Needs root, the shared test registry (`BERTH_TEST_REGISTRY`) and promtool (Debian
 //! package `prometheus`); otherwise the test says why and passes, or fails under
@@ -422,4 +423,23 @@ async fn metrics_follow_a_pod_lifecycle_and_pass_promtool() {
         last.text.lines().count(),
         last.text
     );
+}
+
+#[test]
+fn a_metrics_address_in_use_stops_berthd_with_an_error_naming_it() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    let layout = Layout::with_config(&format!("[metrics]\naddress = \"{addr}\"\n"));
+    let mut child = layout.spawn(&layout.args());
+    let status = berth_integration::wait_timeout(&mut child, Duration::from_secs(20));
+    let log = std::fs::read_to_string(&layout.log).unwrap();
+    assert_eq!(status.code(), Some(1), "{log}");
+    assert!(
+        log.contains(&format!(
+            "cannot listen for metrics on {addr} (metrics.address)"
+        )),
+        "{log}"
+    );
+    // It stopped before serving: no socket left behind.
+    assert!(!layout.socket.exists());
 }
