@@ -251,7 +251,7 @@ async fn metrics_follow_a_pod_lifecycle_and_pass_promtool() {
     );
     assert_eq!(pulled.require(&rpc_count("PullImage")), 2.0);
     assert_eq!(pulled.require(&rpc_errors("PullImage", "NotFound")), 1.0);
-    // busybox's one layer is about 0.7 MB compressed.
+    // busybox: its layers are megabytes compressed.
     let pulled_bytes = pulled.require("berth_image_pull_bytes_total");
     assert!(pulled_bytes > 100_000.0, "{pulled_bytes}");
 
