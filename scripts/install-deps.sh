@@ -26,6 +26,7 @@ test_packages=(
   skopeo umoci                 # build and push test images
   busybox                      # the test images' userland (dynamic, with its libraries)
   curl jq
+  prometheus                   # promtool checks /metrics in the tests (the package also brings a server: unused)
   gcc libc6-dev make           # the test images' static helpers
 )
 

@@ -39,7 +39,8 @@ use berth_integration::pods::{
     cgroups_mentioning, dir_entries, is_root, mounts_under, PodEnv, SYSTEM_CNI_BIN,
 };
 use berth_integration::registry::{on_path, shared_registry, skip_or_panic};
-use berth_integration::rpc::{pod, timed, Runtime};
+use berth_integration::rpc::container::{create, remove, start, stop, try_create};
+use berth_integration::rpc::{image_spec, pod, timed, Runtime};
 use berth_integration::Layout;
 use cri_api::v1;
 use tonic::{Code, Status};
@@ -158,13 +159,6 @@ async fn start_env_with(registry: &str, slot: u8, extra_toml: &str) -> (Env, Run
 // ---------------------------------------------------------------------------------------------
 // Configs.
 
-fn image_spec(image: &str) -> v1::ImageSpec {
-    v1::ImageSpec {
-        image: image.to_owned(),
-        ..Default::default()
-    }
-}
-
 fn pid_mode(mode: v1::NamespaceMode) -> v1::NamespaceOption {
     v1::NamespaceOption {
         pid: mode as i32,
@@ -227,82 +221,6 @@ fn container_config(name: &str, command: &[&str]) -> v1::ContainerConfig {
 
 // ---------------------------------------------------------------------------------------------
 // RPC helpers.
-
-async fn try_create(
-    rt: &mut Runtime,
-    pod: &str,
-    pod_config: &v1::PodSandboxConfig,
-    config: v1::ContainerConfig,
-) -> Result<String, Status> {
-    timed(
-        "CreateContainer",
-        rt.create_container(v1::CreateContainerRequest {
-            pod_sandbox_id: pod.to_owned(),
-            config: Some(config),
-            sandbox_config: Some(pod_config.clone()),
-        }),
-    )
-    .await
-    .map(|r| r.into_inner().container_id)
-}
-
-async fn create(
-    rt: &mut Runtime,
-    pod: &str,
-    pod_config: &v1::PodSandboxConfig,
-    config: v1::ContainerConfig,
-) -> String {
-    let name = config.metadata.clone().unwrap_or_default().name;
-    try_create(rt, pod, pod_config, config)
-        .await
-        .unwrap_or_else(|s| panic!("CreateContainer({name}): {s:?}"))
-}
-
-async fn start(rt: &mut Runtime, id: &str) {
-    timed(
-        "StartContainer",
-        rt.start_container(v1::StartContainerRequest {
-            container_id: id.to_owned(),
-        }),
-    )
-    .await
-    .unwrap_or_else(|s| panic!("StartContainer({id}): {s:?}"));
-}
-
-async fn try_stop(rt: &mut Runtime, id: &str, timeout: i64) -> Result<(), Status> {
-    timed(
-        "StopContainer",
-        rt.stop_container(v1::StopContainerRequest {
-            container_id: id.to_owned(),
-            timeout,
-        }),
-    )
-    .await
-    .map(|_| ())
-}
-
-async fn stop(rt: &mut Runtime, id: &str, timeout: i64) {
-    try_stop(rt, id, timeout)
-        .await
-        .unwrap_or_else(|s| panic!("StopContainer({id}): {s:?}"));
-}
-
-async fn try_remove(rt: &mut Runtime, id: &str) -> Result<(), Status> {
-    timed(
-        "RemoveContainer",
-        rt.remove_container(v1::RemoveContainerRequest {
-            container_id: id.to_owned(),
-        }),
-    )
-    .await
-    .map(|_| ())
-}
-
-async fn remove(rt: &mut Runtime, id: &str) {
-    try_remove(rt, id)
-        .await
-        .unwrap_or_else(|s| panic!("RemoveContainer({id}): {s:?}"));
-}
 
 async fn try_status(
     rt: &mut Runtime,

@@ -52,10 +52,6 @@ fn websocket_exec(
     protocol: &str,
     cmd: &[&str],
 ) -> std::collections::BTreeMap<u8, Vec<u8>> {
-    use base64::prelude::{Engine as _, BASE64_STANDARD};
-    use tungstenite::client::IntoClientRequest as _;
-    use tungstenite::Message;
-
     let url = tokio::runtime::Runtime::new().unwrap().block_on(async {
         let channel = berth_integration::connect(socket).await;
         cri_api::RuntimeServiceClient::new(channel)
@@ -71,37 +67,7 @@ fn websocket_exec(
             .into_inner()
             .url
     });
-    let mut request = url
-        .replacen("http://", "ws://", 1)
-        .into_client_request()
-        .unwrap();
-    request
-        .headers_mut()
-        .insert("Sec-WebSocket-Protocol", protocol.parse().unwrap());
-    let (mut ws, response) = tungstenite::connect(request)
-        .unwrap_or_else(|e| panic!("{protocol}: no WebSocket session: {e}"));
-    assert_eq!(
-        response
-            .headers()
-            .get("Sec-WebSocket-Protocol")
-            .map(|v| v.as_bytes()),
-        Some(protocol.as_bytes())
-    );
-    let mut channels = std::collections::BTreeMap::<u8, Vec<u8>>::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        let (channel, data) = match ws.read() {
-            Ok(Message::Binary(data)) if !data.is_empty() => (data[0], data[1..].to_vec()),
-            Ok(Message::Text(text)) if !text.is_empty() => (
-                text.as_bytes()[0] - b'0',
-                BASE64_STANDARD.decode(&text.as_bytes()[1..]).unwrap(),
-            ),
-            Ok(Message::Close(_)) | Err(_) => break,
-            Ok(_) => continue,
-        };
-        channels.entry(channel).or_default().extend(data);
-    }
-    channels
+    berth_integration::websocket::session(&url, protocol)
 }
 
 struct KillOnDrop(Child);

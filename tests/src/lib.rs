@@ -8,7 +8,8 @@
 //! registries started per test, and remote image facts read with skopeo. [`pods`] has the
 //! test CNI networks of the pod tests, [`containers`] the cleanup guard and log parsing of
 //! the container tests, [`crictl`] runs crictl against a test daemon, [`berthctl`] runs
-//! berthctl against one, [`rpc`] has the CRI calls the tests share.
+//! berthctl against one, [`rpc`] has the CRI calls the tests share, [`websocket`] a
+//! WebSocket client for streaming URLs.
 
 pub mod berthctl;
 pub mod containers;
@@ -16,6 +17,7 @@ pub mod crictl;
 pub mod pods;
 pub mod registry;
 pub mod rpc;
+pub mod websocket;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};

@@ -98,3 +98,99 @@ pub mod pod {
         remove(rt, id).await;
     }
 }
+
+/// An image spec naming `image`.
+pub fn image_spec(image: &str) -> v1::ImageSpec {
+    v1::ImageSpec {
+        image: image.to_owned(),
+        ..Default::default()
+    }
+}
+
+/// Container RPCs.
+pub mod container {
+    use super::*;
+
+    /// CreateContainer of `config` in `pod`: the new container's ID.
+    pub async fn try_create(
+        rt: &mut Runtime,
+        pod: &str,
+        pod_config: &v1::PodSandboxConfig,
+        config: v1::ContainerConfig,
+    ) -> Result<String, Status> {
+        timed(
+            "CreateContainer",
+            rt.create_container(v1::CreateContainerRequest {
+                pod_sandbox_id: pod.to_owned(),
+                config: Some(config),
+                sandbox_config: Some(pod_config.clone()),
+            }),
+        )
+        .await
+        .map(|r| r.into_inner().container_id)
+    }
+
+    /// [`try_create`], panicking with the container's name on an error.
+    pub async fn create(
+        rt: &mut Runtime,
+        pod: &str,
+        pod_config: &v1::PodSandboxConfig,
+        config: v1::ContainerConfig,
+    ) -> String {
+        let name = config.metadata.clone().unwrap_or_default().name;
+        try_create(rt, pod, pod_config, config)
+            .await
+            .unwrap_or_else(|s| panic!("CreateContainer({name}): {s:?}"))
+    }
+
+    /// StartContainer.
+    pub async fn start(rt: &mut Runtime, id: &str) {
+        timed(
+            "StartContainer",
+            rt.start_container(v1::StartContainerRequest {
+                container_id: id.to_owned(),
+            }),
+        )
+        .await
+        .unwrap_or_else(|s| panic!("StartContainer({id}): {s:?}"));
+    }
+
+    /// StopContainer with a grace period of `timeout` seconds.
+    pub async fn try_stop(rt: &mut Runtime, id: &str, timeout: i64) -> Result<(), Status> {
+        timed(
+            "StopContainer",
+            rt.stop_container(v1::StopContainerRequest {
+                container_id: id.to_owned(),
+                timeout,
+            }),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// [`try_stop`], panicking on an error.
+    pub async fn stop(rt: &mut Runtime, id: &str, timeout: i64) {
+        try_stop(rt, id, timeout)
+            .await
+            .unwrap_or_else(|s| panic!("StopContainer({id}): {s:?}"));
+    }
+
+    /// RemoveContainer.
+    pub async fn try_remove(rt: &mut Runtime, id: &str) -> Result<(), Status> {
+        timed(
+            "RemoveContainer",
+            rt.remove_container(v1::RemoveContainerRequest {
+                container_id: id.to_owned(),
+            }),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// [`try_remove`], panicking on an error.
+    pub async fn remove(rt: &mut Runtime, id: &str) {
+        try_remove(rt, id)
+            .await
+            .unwrap_or_else(|s| panic!("RemoveContainer({id}): {s:?}"));
+    }
+}

@@ -78,6 +78,11 @@ enum DaemonError {
         address: String,
         source: std::io::Error,
     },
+    #[error("cannot listen for metrics on {address} (metrics.address): {source}")]
+    Metrics {
+        address: std::net::SocketAddr,
+        source: std::io::Error,
+    },
     #[error("gRPC server: {0}")]
     Serve(#[from] tonic::transport::Error),
 }
@@ -97,12 +102,29 @@ async fn serve(config: Config) -> Result<(), DaemonError> {
     let (listener, socket_guard) = listener::bind(&config.listen)?;
     let listen = config.listen.clone();
     let stream_server = bind_stream(&config.stream).await?;
+    let metrics_server = match config.metrics.socket_addr() {
+        Some(address) => Some(
+            berth_metrics::http::MetricsServer::bind(address)
+                .await
+                .map_err(|source| DaemonError::Metrics { address, source })?,
+        ),
+        None => None,
+    };
     let daemon = Arc::new(Daemon::new(config, store)?);
     // Every pod and container is reconciled with the host before the first request.
     daemon.start_core().await?;
     let _ = daemon.stream.set(stream_server.handle());
     let stream_url = stream_server.handle().base_url().to_owned();
     let streaming = tokio::spawn(stream_server.serve());
+    let metrics_url = match &metrics_server {
+        Some(server) => server
+            .local_addr()
+            .map(|addr| format!("http://{addr}{}", berth_metrics::http::PATH))
+            .unwrap_or_default(),
+        None => "off".to_owned(),
+    };
+    let metrics = metrics_server
+        .map(|server| tokio::spawn(server.serve(daemon.metrics.clone(), daemon.clone())));
     let (runtime_service, image_service) = berth_server::services(daemon.clone());
     let admin_service = berth_server::admin_service(daemon.clone());
 
@@ -124,6 +146,7 @@ async fn serve(config: Config) -> Result<(), DaemonError> {
         cgroup_driver = daemon.cgroup_driver.name(),
         cgroup_mode = daemon.cgroup_mode.name(),
         streaming = %stream_url,
+        metrics = %metrics_url,
         "berthd serving the CRI"
     );
     let server = tonic::transport::Server::builder()
@@ -155,6 +178,9 @@ async fn serve(config: Config) -> Result<(), DaemonError> {
         }
     };
     streaming.abort();
+    if let Some(metrics) = metrics {
+        metrics.abort();
+    }
     daemon.core().shutdown();
     drop(socket_guard);
     match daemon.store.flush() {

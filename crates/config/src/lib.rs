@@ -44,6 +44,8 @@ pub struct Config {
     pub stream: StreamConfig,
     /// What image layers may contain.
     pub image: ImageConfig,
+    /// Prometheus metrics endpoint.
+    pub metrics: MetricsConfig,
 }
 
 /// `[image]`: limits on one layer, checked as it is unpacked.
@@ -56,6 +58,21 @@ pub struct ImageConfig {
     pub max_layer_entries: u64,
     /// Bytes of one regular file in a layer.
     pub max_file_bytes: u64,
+}
+
+/// `[metrics]`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// `IP:PORT` serving `GET /metrics`; empty: no metrics endpoint.
+    pub address: String,
+}
+
+impl MetricsConfig {
+    /// The address to serve metrics on, `None` when they are off (validated at load).
+    pub fn socket_addr(&self) -> Option<std::net::SocketAddr> {
+        self.address.parse().ok()
+    }
 }
 
 /// `[stream]`
@@ -285,6 +302,21 @@ impl Config {
         ] {
             if value == 0 {
                 return Err(bad(key, "must be at least 1".into()));
+            }
+        }
+        if !self.metrics.address.is_empty() {
+            match self.metrics.address.parse::<std::net::SocketAddr>() {
+                Ok(addr) if addr.port() != 0 => {}
+                Ok(_) => return Err(bad("metrics.address", "needs a port other than 0".into())),
+                Err(_) => {
+                    return Err(bad(
+                        "metrics.address",
+                        format!(
+                            "{:?} is not IP:PORT (or [IPv6]:PORT); empty turns metrics off",
+                            self.metrics.address
+                        ),
+                    ))
+                }
             }
         }
         Ok(())

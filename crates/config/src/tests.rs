@@ -182,3 +182,39 @@ fn image_section_has_defaults_and_is_validated() {
     assert_eq!(config.image.max_layer_bytes, 16 << 30);
     assert_eq!(config.to_json()["image"]["max_file_bytes"], 1 << 20);
 }
+
+#[test]
+fn metrics_are_off_by_default_and_their_address_is_validated() {
+    let config = Config::embedded().unwrap();
+    assert_eq!(config.metrics.address, "");
+    assert_eq!(config.metrics.socket_addr(), None);
+
+    for (address, want) in [
+        ("127.0.0.1:9090", "127.0.0.1:9090"),
+        ("[::1]:9090", "[::1]:9090"),
+        ("0.0.0.0:9100", "0.0.0.0:9100"),
+    ] {
+        let file = write_config(&format!("[metrics]\naddress = \"{address}\"\n"));
+        let config = Config::load(Some(file.path()), &Overrides::default()).unwrap();
+        assert_eq!(config.metrics.socket_addr(), Some(want.parse().unwrap()));
+    }
+    for (address, reason) in [
+        ("localhost:9090", "is not IP:PORT"),
+        ("127.0.0.1", "is not IP:PORT"),
+        ("::1:9090", "is not IP:PORT"),
+        ("127.0.0.1:0", "port other than 0"),
+        ("127.0.0.1:70000", "is not IP:PORT"),
+    ] {
+        let file = write_config(&format!("[metrics]\naddress = \"{address}\"\n"));
+        let err = Config::load(Some(file.path()), &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("metrics.address"), "{address}: {err}");
+        assert!(err.contains(reason), "{address}: {err}");
+    }
+    let file = write_config("[metrics]\nport = 9090\n");
+    let err = Config::load(Some(file.path()), &Overrides::default())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("port"), "{err}");
+}

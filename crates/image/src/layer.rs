@@ -114,15 +114,16 @@ impl<R: Read> Read for HashingReader<R> {
     }
 }
 
-/// Fetches `job` from `remote` into `sink` unless its snapshot and blob are already there.
+/// Fetches `job` from `remote` into `sink` unless its snapshot and blob are already there;
+/// returns the bytes downloaded (0 for a layer already present).
 pub async fn fetch_layer(
     remote: &Remote,
     job: &LayerJob,
     sink: &LayerSink<'_>,
-) -> Result<(), ImageError> {
+) -> Result<u64, ImageError> {
     if sink.snapshots.contains(&job.chain_id) && sink.content.contains(&job.digest) {
         tracing::debug!(layer = %job.digest, "layer already present");
-        return Ok(());
+        return Ok(0);
     }
     let what = format!("layer {}", job.digest);
     let compression =
@@ -201,7 +202,7 @@ pub async fn fetch_layer(
     })
     .await??;
     log_progress(&job.digest, bytes, job.size, started, "unpacked");
-    Ok(())
+    Ok(bytes)
 }
 
 /// The blocking side of a fetch: stores every chunk received on `rx` in `blob` and unpacks

@@ -15,6 +15,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -61,6 +62,24 @@ pub struct ImageManager {
     pub(crate) record_lock: tokio::sync::Mutex<()>,
     /// One lock per chain ID being fetched.
     layer_locks: Mutex<HashMap<Digest, Arc<tokio::sync::Mutex<()>>>>,
+    /// Where removed blobs and snapshots are deleted (it counts the space freed).
+    trash: Trash,
+    /// Compressed layer bytes pulls downloaded.
+    pub(crate) pulled_bytes: AtomicU64,
+    /// Garbage collections done.
+    gc_runs: AtomicU64,
+}
+
+/// What the image manager did since it opened, for metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ImageStats {
+    /// Compressed layer bytes pulls downloaded (layers already present are not fetched).
+    pub pulled_bytes: u64,
+    /// Garbage collections completed (each image removal runs one).
+    pub gc_runs: u64,
+    /// Disk space the trash freed by deleting what garbage collection and interrupted
+    /// pulls left there.
+    pub freed_bytes: u64,
 }
 
 impl ImageManager {
@@ -70,7 +89,7 @@ impl ImageManager {
     pub fn open(store: Store, settings: ImageSettings) -> Result<ImageManager, ImageError> {
         let trash = Trash::open(&settings.root.join("trash"))?;
         let content = ContentStore::open(&settings.root.join("content"), trash.clone())?;
-        let snapshots = Snapshots::open(&settings.root.join("snapshots"), trash)?;
+        let snapshots = Snapshots::open(&settings.root.join("snapshots"), trash.clone())?;
         Ok(ImageManager {
             store,
             content,
@@ -80,7 +99,19 @@ impl ImageManager {
             gc_lock: Arc::new(tokio::sync::RwLock::new(())),
             record_lock: tokio::sync::Mutex::new(()),
             layer_locks: Mutex::new(HashMap::new()),
+            trash,
+            pulled_bytes: AtomicU64::new(0),
+            gc_runs: AtomicU64::new(0),
         })
+    }
+
+    /// What the manager did since it opened.
+    pub fn stats(&self) -> ImageStats {
+        ImageStats {
+            pulled_bytes: self.pulled_bytes.load(Ordering::Relaxed),
+            gc_runs: self.gc_runs.load(Ordering::Relaxed),
+            freed_bytes: self.trash.freed_bytes(),
+        }
     }
 
     /// The overlay lower directory of a snapshot.
@@ -175,6 +206,7 @@ impl ImageManager {
             collect_garbage(&store, &content, &snapshots)
         })
         .await??;
+        self.gc_runs.fetch_add(1, Ordering::Relaxed);
         Ok(existed)
     }
 
@@ -368,6 +400,7 @@ pub(crate) mod tests {
             .await
             .unwrap());
         assert!(images.status(&a).unwrap().is_none());
+        assert_eq!(images.stats().gc_runs, 1);
         // a's own layer is gone from the stores as soon as RemoveImage returns; the shared
         // one and b's stay, files and all.
         assert_eq!(
@@ -394,8 +427,21 @@ pub(crate) mod tests {
                 .count(),
             0
         );
-        // Unknown now: not an error.
+        // Unknown now: not an error, and no collection.
         assert!(!images.remove(&b, |_| None).await.unwrap());
+        let stats = images.stats();
+        assert_eq!((stats.gc_runs, stats.pulled_bytes), (2, 0));
+        // Three snapshots of 300 files and their blobs: well over 900 blocks' worth (the
+        // counter is added to right after each deletion, so it may trail the empty trash).
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while images.stats().freed_bytes < 900 * 512 && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert!(
+            images.stats().freed_bytes >= 900 * 512,
+            "{:?}",
+            images.stats()
+        );
     }
 
     #[tokio::test]
@@ -411,6 +457,7 @@ pub(crate) mod tests {
         assert!(images.status(&id).unwrap().is_some());
         assert_eq!(images.snapshots.list().unwrap(), vec![chain_id("a")]);
         assert_eq!(images.content.list().unwrap().len(), 3);
+        assert_eq!(images.stats().gc_runs, 0);
     }
 
     #[test]

@@ -93,7 +93,10 @@ impl ImageManager {
                 async move {
                     let lock = self.layer_lock(&job.chain_id);
                     let _fetching = lock.lock().await;
-                    fetch_layer(remote, job, sink).await
+                    let downloaded = fetch_layer(remote, job, sink).await?;
+                    self.pulled_bytes
+                        .fetch_add(downloaded, std::sync::atomic::Ordering::Relaxed);
+                    Ok::<(), ImageError>(())
                 }
             })
             .await?;

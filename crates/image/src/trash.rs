@@ -19,6 +19,7 @@
 
 use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -37,6 +38,8 @@ struct Inner {
     dir: PathBuf,
     /// Entries for the deleter thread; the thread ends when the last `Trash` is dropped.
     queue: Mutex<mpsc::Sender<PathBuf>>,
+    /// Disk space the deleter freed so far (allocated bytes of what it deleted).
+    freed: Arc<AtomicU64>,
 }
 
 impl Trash {
@@ -50,12 +53,14 @@ impl Trash {
             .map(|entry| entry.path())
             .collect();
         let (tx, rx) = mpsc::channel::<PathBuf>();
+        let freed = Arc::new(AtomicU64::new(0));
+        let counter = freed.clone();
         std::thread::Builder::new()
             .name("berth-trash".into())
             .spawn(move || {
                 lower_priority();
                 for path in rx {
-                    delete(&path);
+                    counter.fetch_add(delete(&path), Ordering::Relaxed);
                 }
             })
             .map_err(ImageError::io("start the deleter of", dir))?;
@@ -74,6 +79,7 @@ impl Trash {
             inner: Arc::new(Inner {
                 dir: dir.to_owned(),
                 queue: Mutex::new(tx),
+                freed,
             }),
         })
     }
@@ -81,6 +87,12 @@ impl Trash {
     /// The trash directory.
     pub fn dir(&self) -> &Path {
         &self.inner.dir
+    }
+
+    /// Disk space freed by the deletions done so far: the allocated bytes of each entry
+    /// deleted completely (each inode counted once), measured just before its deletion.
+    pub fn freed_bytes(&self) -> u64 {
+        self.inner.freed.load(Ordering::Relaxed)
     }
 
     /// Fails unless `other` is on the trash's filesystem (a rename between them works).
@@ -129,26 +141,36 @@ fn lower_priority() {
     }
 }
 
-/// Deletes one trash entry. A failure is logged; the entry stays for the next start.
-fn delete(path: &Path) {
+/// Deletes one trash entry; returns the disk space that freed (0 when the deletion failed).
+/// A failure is logged; the entry stays for the next start.
+fn delete(path: &Path) -> u64 {
     let started = Instant::now();
+    // Walking the entry once more costs an lstat per file, next to the unlink each needs.
+    let bytes = crate::fsusage::usage_of(path).map_or(0, |usage| usage.bytes);
     let result = match std::fs::symlink_metadata(path) {
         Ok(meta) if meta.is_dir() => std::fs::remove_dir_all(path),
         Ok(_) => std::fs::remove_file(path),
         Err(err) => Err(err),
     };
     match result {
-        Ok(()) => tracing::info!(
-            path = %path.display(),
-            seconds = format!("{:.2}", started.elapsed().as_secs_f64()),
-            "trash entry deleted"
-        ),
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
-        Err(err) => tracing::warn!(
-            path = %path.display(),
-            error = %err,
-            "cannot delete trash entry; it is tried again at the next start"
-        ),
+        Ok(()) => {
+            tracing::info!(
+                path = %path.display(),
+                bytes,
+                seconds = format!("{:.2}", started.elapsed().as_secs_f64()),
+                "trash entry deleted"
+            );
+            bytes
+        }
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => 0,
+        Err(err) => {
+            tracing::warn!(
+                path = %path.display(),
+                error = %err,
+                "cannot delete trash entry; it is tried again at the next start"
+            );
+            0
+        }
     }
 }
 
@@ -193,6 +215,36 @@ pub(crate) mod tests {
         wait_until_empty(trash.dir());
         // Nothing there: nothing to do.
         assert!(!trash.put(&victim).unwrap());
+    }
+
+    #[test]
+    fn the_space_freed_is_counted() {
+        let root = tempfile::tempdir().unwrap();
+        let trash = Trash::open(&root.path().join("trash")).unwrap();
+        assert_eq!(trash.freed_bytes(), 0);
+        let victim = root.path().join("snapshot");
+        std::fs::create_dir(&victim).unwrap();
+        std::fs::write(victim.join("a"), vec![1u8; 256 * 1024]).unwrap();
+        // A hard link frees its inode once.
+        std::fs::hard_link(victim.join("a"), victim.join("b")).unwrap();
+        let blob = root.path().join("blob");
+        std::fs::write(&blob, vec![2u8; 64 * 1024]).unwrap();
+        let expected = crate::fsusage::usage_of(&victim).unwrap().bytes
+            + crate::fsusage::usage_of(&blob).unwrap().bytes;
+        assert!(expected >= 320 * 1024, "{expected}");
+        assert!(
+            expected < 2 * 320 * 1024,
+            "{expected}: the link counted twice?"
+        );
+        trash.put(&victim).unwrap();
+        trash.put(&blob).unwrap();
+        wait_until_empty(trash.dir());
+        // The counter is updated right after the last entry is gone.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while trash.freed_bytes() != expected && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(trash.freed_bytes(), expected);
     }
 
     #[test]

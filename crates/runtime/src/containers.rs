@@ -9,6 +9,7 @@ use berth_store::{ContainerExit, ContainerIntent, ContainerRecord, SandboxIntent
 use crate::error::{not_found, quote};
 use crate::events::EventKind;
 use crate::registry::ContainerEntry;
+use crate::supervise::OOM_KILLED;
 use crate::{failpoint, step, Host, Result, Runtime, RuntimeError, KILL_WAIT, SIGKILL};
 
 impl<H: Host> Runtime<H> {
@@ -65,6 +66,10 @@ impl<H: Host> Runtime<H> {
         match recorded {
             Ok(Some(record)) if first => {
                 entry.set_unknown(None);
+                if record.exit.as_ref().is_some_and(|e| e.reason == OOM_KILLED) {
+                    self.oom_kills
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
                 tracing::info!(container = %entry.id, code = record.exit.as_ref().map(|e| e.exit_code), "container exited");
                 self.emit(EventKind::Stopped, record);
             }

@@ -72,6 +72,8 @@ pub struct Runtime<H: Host> {
     events: broadcast::Sender<Event>,
     /// The supervisor task of each watched container.
     supervisors: std::sync::Mutex<std::collections::HashMap<String, tokio::task::AbortHandle>>,
+    /// Exits recorded with reason `OOMKilled` since the core opened (for metrics).
+    oom_kills: std::sync::atomic::AtomicU64,
 }
 
 /// A result of the core.
@@ -95,6 +97,7 @@ impl<H: Host> Runtime<H> {
             registry: registry::Registry::default(),
             events: broadcast::channel(EVENT_CAPACITY).0,
             supervisors: Default::default(),
+            oom_kills: Default::default(),
         });
         runtime.load().await?;
         runtime.recover().await;
@@ -108,6 +111,20 @@ impl<H: Host> Runtime<H> {
         for (_, task) in supervisors.drain() {
             task.abort();
         }
+    }
+
+    /// Container exits recorded with reason `OOMKilled` since the core opened (recovery
+    /// included: a container the kernel killed while berthd was down counts once).
+    pub fn oom_kills(&self) -> u64 {
+        self.oom_kills.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Container shims being supervised: one per container whose process has not ended.
+    pub fn supervised_shims(&self) -> usize {
+        self.supervisors
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .len()
     }
 
     /// The host.

@@ -16,13 +16,16 @@ use crate::{pidfd, Host, Runtime, RuntimeError, SIGKILL};
 /// How often a shim is checked where pidfds are not available.
 pub const POLL: Duration = Duration::from_millis(500);
 
+/// The exit reason of a container the kernel killed for memory (kubelet's term).
+pub const OOM_KILLED: &str = "OOMKilled";
+
 /// The exit the shim recorded, in the record's terms.
 pub fn exit_from_file(file: &ExitFile) -> ContainerExit {
     ContainerExit {
         exit_code: file.exit_code,
         finished_at: file.exited_at,
         reason: if file.oom_killed {
-            "OOMKilled"
+            OOM_KILLED
         } else if file.exit_code == 0 {
             "Completed"
         } else {

@@ -290,6 +290,46 @@ async fn an_exit_recorded_by_the_shim_keeps_its_code() {
 }
 
 #[tokio::test]
+async fn oom_kills_and_supervised_shims_are_counted() {
+    let f = Fixture::new().await;
+    f.pod("pa", "a").await;
+    assert_eq!((f.rt.supervised_shims(), f.rt.oom_kills()), (0, 0));
+    f.running("c1", "pa").await;
+    f.running("c2", "pa").await;
+    f.running("c3", "pa").await;
+    assert_eq!(f.rt.supervised_shims(), 3);
+    let oom = ExitFile {
+        exit_code: 137,
+        exited_at: 42,
+        oom_killed: true,
+    };
+    f.host.kill_shim("c1", Some(oom));
+    f.host.kill_shim(
+        "c2",
+        Some(ExitFile {
+            oom_killed: false,
+            ..oom
+        }),
+    );
+    for _ in 0..100 {
+        if f.rt.supervised_shims() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(f.rt.supervised_shims(), 1);
+    assert_eq!(
+        f.rt.container("c1").unwrap().record.exit.unwrap().reason,
+        "OOMKilled"
+    );
+    // Only the OOM kill counts, and only once however often its exit is seen.
+    assert_eq!(f.rt.oom_kills(), 1);
+    let entry = f.rt.registry.container_exact("c1").unwrap();
+    f.rt.shim_gone(&entry).await;
+    assert_eq!(f.rt.oom_kills(), 1);
+}
+
+#[tokio::test]
 async fn stop_signals_and_waits_for_the_exit() {
     let f = Fixture::new().await;
     f.pod("pa", "a").await;

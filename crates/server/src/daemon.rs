@@ -39,6 +39,9 @@ pub struct Daemon {
     pub stream: std::sync::OnceLock<berth_stream::Handle>,
     /// The last CPU sample of each container and pod, for `usage_nano_cores`.
     pub cpu_rates: crate::cpu_rate::CpuRates,
+    /// What RPCs and pulls record for the metrics endpoint (recorded whether or not it is
+    /// served).
+    pub metrics: Arc<berth_metrics::Metrics>,
 }
 
 impl Daemon {
@@ -81,6 +84,7 @@ impl Daemon {
             core: std::sync::OnceLock::new(),
             stream: std::sync::OnceLock::new(),
             cpu_rates: crate::cpu_rate::CpuRates::default(),
+            metrics: Arc::default(),
         })
     }
 }
@@ -102,6 +106,11 @@ impl Daemon {
         self.core
             .get()
             .expect("the runtime core is opened before serving")
+    }
+
+    /// The runtime core once [`start_core`](Self::start_core) opened it.
+    pub(crate) fn opened_core(&self) -> Option<&Arc<Core>> {
+        self.core.get()
     }
 
     /// The sandbox `id` names (a full ID or a unique prefix); NotFound otherwise.

@@ -1,14 +1,17 @@
 //! The one wrapper every RPC runs through: a span named after the RPC carrying the IDs it
-//! names, request validation, the duration, a log line for the outcome, and the conversion
-//! of [`ServiceError`] into a gRPC [`Status`].
+//! names, request validation, the duration, a log line for the outcome, the RPC's latency and
+//! error code in the metrics, and the conversion of [`ServiceError`] into a gRPC [`Status`].
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Instant;
 
+use tonic::service::Interceptor;
 use tonic::{Code, Request, Response, Status};
 use tracing::field::Empty;
 use tracing::Instrument;
 
+use berth_metrics::Metrics;
 use berth_runtime::quote;
 
 use crate::error::ServiceError;
@@ -25,6 +28,7 @@ where
     H: FnOnce(Req) -> Fut,
     Fut: Future<Output = Result<Resp, ServiceError>>,
 {
+    let metrics = request.extensions().get::<WithMetrics>().cloned();
     let request = request.into_inner();
     let span = tracing::info_span!(
         "rpc",
@@ -50,7 +54,12 @@ where
             Ok(()) => handler(request).await,
             Err(err) => Err(err),
         };
-        let elapsed_us = start.elapsed().as_micros() as u64;
+        let elapsed = start.elapsed();
+        if let Some(WithMetrics(metrics)) = &metrics {
+            let error = result.as_ref().err().map(|err| code_name(err.code()));
+            metrics.record_rpc(rpc, elapsed, error);
+        }
+        let elapsed_us = elapsed.as_micros() as u64;
         match &result {
             Ok(_) => tracing::debug!(elapsed_us, "ok"),
             Err(err) => {
@@ -68,6 +77,41 @@ where
     }
     .instrument(span)
     .await
+}
+
+/// The metrics RPCs are recorded in, put into each request's extensions by the interceptor
+/// [`crate::services`] installs (a request without it is not recorded).
+#[derive(Debug, Clone)]
+pub struct WithMetrics(pub Arc<Metrics>);
+
+impl Interceptor for WithMetrics {
+    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
+        request.extensions_mut().insert(self.clone());
+        Ok(request)
+    }
+}
+
+/// A gRPC status code's name, as the metrics label it.
+pub(crate) fn code_name(code: Code) -> &'static str {
+    match code {
+        Code::Ok => "OK",
+        Code::Cancelled => "Canceled",
+        Code::Unknown => "Unknown",
+        Code::InvalidArgument => "InvalidArgument",
+        Code::DeadlineExceeded => "DeadlineExceeded",
+        Code::NotFound => "NotFound",
+        Code::AlreadyExists => "AlreadyExists",
+        Code::PermissionDenied => "PermissionDenied",
+        Code::ResourceExhausted => "ResourceExhausted",
+        Code::FailedPrecondition => "FailedPrecondition",
+        Code::Aborted => "Aborted",
+        Code::OutOfRange => "OutOfRange",
+        Code::Unimplemented => "Unimplemented",
+        Code::Internal => "Internal",
+        Code::Unavailable => "Unavailable",
+        Code::DataLoss => "DataLoss",
+        Code::Unauthenticated => "Unauthenticated",
+    }
 }
 
 /// The handler of an RPC that berth does not serve yet.
@@ -103,6 +147,83 @@ mod tests {
             "{}",
             status.message()
         );
+    }
+
+    /// The request as it reaches a service behind [`crate::services`]' interceptor.
+    fn intercepted<T>(metrics: &Arc<Metrics>, message: T) -> Request<T> {
+        let (_, extensions, message) = Request::new(message).into_parts();
+        let carrier = WithMetrics(metrics.clone())
+            .call(Request::from_parts(Default::default(), extensions, ()))
+            .unwrap();
+        let (metadata, extensions, ()) = carrier.into_parts();
+        Request::from_parts(metadata, extensions, message)
+    }
+
+    #[tokio::test]
+    async fn every_rpc_is_timed_and_its_error_code_counted() {
+        let metrics = Arc::new(Metrics::new());
+        let ok = intercepted(&metrics, v1::VersionRequest::default());
+        instrument("Version", ok, |_| async {
+            Ok(v1::VersionResponse::default())
+        })
+        .await
+        .unwrap();
+        // Rejected by validation: the handler never runs, the error is counted all the same.
+        let invalid = intercepted(
+            &metrics,
+            v1::ContainerStatusRequest {
+                container_id: "x".repeat(100),
+                verbose: false,
+            },
+        );
+        instrument("ContainerStatus", invalid, |_| async {
+            Ok(v1::ContainerStatusResponse::default())
+        })
+        .await
+        .unwrap_err();
+        let missing = intercepted(
+            &metrics,
+            v1::ContainerStatusRequest {
+                container_id: "abc".into(),
+                verbose: false,
+            },
+        );
+        instrument("ContainerStatus", missing, |_| async {
+            Err::<v1::ContainerStatusResponse, _>(ServiceError::Unimplemented { rpc: "x" })
+        })
+        .await
+        .unwrap_err();
+        // Without the interceptor's extension nothing is recorded.
+        instrument(
+            "Version",
+            Request::new(v1::VersionRequest::default()),
+            |_| async { Ok(v1::VersionResponse::default()) },
+        )
+        .await
+        .unwrap();
+
+        let text = metrics.encode(berth_metrics::Sample::default());
+        for line in [
+            "berth_cri_request_duration_seconds_count{rpc=\"Version\"} 1",
+            "berth_cri_request_duration_seconds_count{rpc=\"ContainerStatus\"} 2",
+            "berth_cri_request_errors_total{rpc=\"ContainerStatus\",code=\"InvalidArgument\"} 1",
+            "berth_cri_request_errors_total{rpc=\"ContainerStatus\",code=\"Unimplemented\"} 1",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
+        }
+        assert!(
+            !text.contains("berth_cri_request_errors_total{rpc=\"Version\""),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn code_names_are_grpcs() {
+        assert_eq!(code_name(Code::NotFound), "NotFound");
+        assert_eq!(code_name(Code::Cancelled), "Canceled");
+        for code in [Code::Ok, Code::Unauthenticated, Code::DataLoss] {
+            assert!(!code_name(code).contains(' '));
+        }
     }
 
     #[tokio::test]

@@ -2,8 +2,9 @@
 //! berth's own `berth.admin.v1.Admin` (image import and export, Info; see `admin/`).
 //!
 //! Every RPC passes through [`instrument`](crate::instrument): request validation, a tracing
-//! span with the RPC name and the IDs involved, the duration, and the single conversion of
-//! [`ServiceError`] into a gRPC status. Each built RPC lives in a file of its own under
+//! span with the RPC name and the IDs involved, the duration (logged, and recorded in the
+//! metrics by RPC and error code), and the single conversion of [`ServiceError`] into a gRPC
+//! status. Each built RPC lives in a file of its own under
 //! `runtime/` or `image/`; RPCs not built yet answer `Unimplemented` naming the RPC.
 //!
 //! `unsafe` is denied crate-wide except in `container::idmap` (three mount syscalls libc does
@@ -20,7 +21,6 @@ mod cpu_rate;
 mod daemon;
 mod error;
 mod filter;
-mod fsusage;
 mod host;
 mod ids;
 mod image;
@@ -29,6 +29,7 @@ mod message_limit;
 mod pod;
 mod request;
 mod runtime;
+mod scrape;
 mod validate;
 
 pub use admin::AdminService;
@@ -43,24 +44,31 @@ use std::sync::Arc;
 
 use berth_admin_api::AdminServer;
 use cri_api::{ImageServiceServer, RuntimeServiceServer};
+use tonic::service::interceptor::InterceptedService;
 
 pub use host::{Core, LinuxHost};
+pub use instrument::WithMetrics;
 pub use message_limit::{oversize_status, MAX_MESSAGE_SIZE};
 
-/// Both CRI services over one shared [`Daemon`], ready to add to a tonic router.
+/// Both CRI services over one shared [`Daemon`], ready to add to a tonic router; each
+/// request carries the daemon's metrics to [`instrument`](crate::instrument).
 pub fn services(
     daemon: Arc<Daemon>,
 ) -> (
-    RuntimeServiceServer<CriRuntimeService>,
-    ImageServiceServer<CriImageService>,
+    InterceptedService<RuntimeServiceServer<CriRuntimeService>, WithMetrics>,
+    InterceptedService<ImageServiceServer<CriImageService>, WithMetrics>,
 ) {
+    let metrics = WithMetrics(daemon.metrics.clone());
     let runtime = RuntimeServiceServer::new(CriRuntimeService::new(daemon.clone()))
         .max_decoding_message_size(MAX_MESSAGE_SIZE)
         .max_encoding_message_size(MAX_MESSAGE_SIZE);
     let image = ImageServiceServer::new(CriImageService::new(daemon))
         .max_decoding_message_size(MAX_MESSAGE_SIZE)
         .max_encoding_message_size(MAX_MESSAGE_SIZE);
-    (runtime, image)
+    (
+        InterceptedService::new(runtime, metrics.clone()),
+        InterceptedService::new(image, metrics),
+    )
 }
 
 /// berth's own Admin service (image import and export, Info) over the same [`Daemon`], for

@@ -14,6 +14,7 @@ mod http;
 pub mod portforward;
 pub mod remotecommand;
 mod server;
+mod sessions;
 pub mod spdy;
 pub mod tokens;
 mod trim;
@@ -25,6 +26,7 @@ use std::pin::Pin;
 use tokio::sync::mpsc;
 
 pub use server::{Handle, Server, ServerConfig};
+pub use sessions::SessionCount;
 pub use tokens::{PendingLimits, RegisterError};
 
 /// A boxed, sendable future.

@@ -52,6 +52,7 @@ pub struct Handle {
 struct Inner {
     base_url: String,
     tokens: TokenStore,
+    sessions: crate::sessions::Sessions,
 }
 
 impl Handle {
@@ -67,6 +68,11 @@ impl Handle {
         let token = self.inner.tokens.insert(request)?;
         Ok(format!("{}/{kind}/{token}", self.inner.base_url))
     }
+
+    /// Sessions started and open, by kind (for metrics).
+    pub fn sessions(&self) -> Vec<crate::SessionCount> {
+        self.inner.sessions.counts()
+    }
 }
 
 impl Server {
@@ -80,6 +86,7 @@ impl Server {
                 inner: Arc::new(Inner {
                     base_url: format!("http://{local}"),
                     tokens: TokenStore::new(config.token_ttl, config.pending),
+                    sessions: Default::default(),
                 }),
             },
         })
@@ -182,6 +189,7 @@ async fn connection(handle: Handle, mut socket: TcpStream) {
             return;
         }
     };
+    let _session = handle.inner.sessions.open(kind);
     match request {
         StreamRequest::Exec { options, runner } | StreamRequest::Attach { options, runner } => {
             let Some(protocol) = Protocol::negotiate(&offered) else {
@@ -240,6 +248,7 @@ async fn websocket_connection(
             return;
         }
     };
+    let _session = handle.inner.sessions.open(kind);
     let accept = derive_accept_key(key.as_bytes());
     let switching = |protocol: &str| {
         format!(
@@ -285,9 +294,7 @@ async fn websocket_connection(
 fn route(path: &str) -> Option<(&'static str, &str)> {
     let rest = path.strip_prefix('/')?;
     let (kind, token) = rest.split_once('/')?;
-    let kind = ["exec", "attach", "portforward"]
-        .into_iter()
-        .find(|k| *k == kind)?;
+    let kind = crate::sessions::KINDS.into_iter().find(|k| *k == kind)?;
     if token.is_empty() || token.contains('/') {
         return None;
     }

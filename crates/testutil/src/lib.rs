@@ -49,6 +49,59 @@ pub fn need_root(what: &str) -> bool {
     false
 }
 
+/// Whether `program` can be run (`program --version`); if not, [`skip`]s the test saying
+/// it needs `program` from Debian's `package`.
+pub fn need_program(program: &str, package: &str) -> bool {
+    let runs = std::process::Command::new(program)
+        .arg("--version")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok();
+    if !runs {
+        skip(format_args!(
+            "needs {program} (Debian package {package}; scripts/install-deps.sh test installs it)"
+        ));
+    }
+    runs
+}
+
+/// Prometheus' own check of a metrics exposition: `promtool check metrics` reading `text`.
+/// `Err` carries its verdict when it reports anything (a lint or a parse error). Call
+/// [`need_program`]`("promtool", "prometheus")` first.
+pub fn promtool_check_metrics(text: &str) -> Result<(), String> {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|err| format!("cannot run promtool: {err}"))?;
+    // promtool reads all of stdin before it answers: write, then close.
+    let written = child
+        .stdin
+        .take()
+        .map(|mut stdin| stdin.write_all(text.as_bytes()));
+    let out = child
+        .wait_with_output()
+        .map_err(|err| format!("promtool: {err}"))?;
+    if let Some(Err(err)) = written {
+        return Err(format!("cannot write to promtool: {err}"));
+    }
+    if out.status.success() && out.stdout.is_empty() && out.stderr.is_empty() {
+        return Ok(());
+    }
+    Err(format!(
+        "promtool check metrics: {}: {}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    ))
+}
+
 /// Whether the effective user is root.
 pub fn is_root() -> bool {
     // /proc/self/status is read rather than calling geteuid(2) to stay free of unsafe and
@@ -71,6 +124,19 @@ mod tests {
     #[test]
     fn the_test_name_is_the_threads() {
         assert_eq!(test_name(), "tests::the_test_name_is_the_threads");
+    }
+
+    #[test]
+    fn promtool_reports_what_it_finds() {
+        if !need_program("promtool", "prometheus") {
+            return;
+        }
+        let good = "# HELP x_total Things.\n# TYPE x_total counter\nx_total 1\n";
+        assert_eq!(promtool_check_metrics(good), Ok(()));
+        let lint = "# HELP x_count Things.\n# TYPE x_count counter\nx_count 1\n";
+        let verdict = promtool_check_metrics(lint).unwrap_err();
+        assert!(verdict.contains("_total"), "{verdict}");
+        assert!(promtool_check_metrics("not{metrics\n").is_err());
     }
 
     #[test]

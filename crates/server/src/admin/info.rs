@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 
 use crate::daemon::Daemon;
 use crate::error::ServiceError;
-use crate::fsusage::usage_of;
+use berth_image::fsusage::usage_of;
 
 /// Longest `runc --version` may take.
 const VERSION_TIMEOUT: Duration = Duration::from_secs(5);

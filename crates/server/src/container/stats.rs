@@ -10,7 +10,7 @@ use cri_api::v1;
 use crate::clock::now_nanos;
 use crate::container::paths::ContainerPaths;
 use crate::daemon::Daemon;
-use crate::fsusage::usage_of;
+use berth_image::fsusage::usage_of;
 
 /// The container's cgroup, from `linux.cgroupsPath` in its bundle's config.json (either
 /// form runc accepts, see [`berth_cgroups::relative_dir`]).

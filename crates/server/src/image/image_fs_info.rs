@@ -13,7 +13,7 @@ use cri_api::v1;
 use crate::clock::now_nanos;
 use crate::daemon::Daemon;
 use crate::error::ServiceError;
-use crate::fsusage::{usage_of, Usage};
+use berth_image::fsusage::{usage_of, Usage};
 
 pub(super) async fn image_fs_info(
     daemon: Arc<Daemon>,

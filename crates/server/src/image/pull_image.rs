@@ -1,17 +1,21 @@
-//! `PullImage`: fetch an image into the content store and snapshots.
+//! `PullImage`: fetch an image into the content store and snapshots; its duration or the
+//! code it failed with go into the image pull metrics.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use berth_image::Credentials;
 use cri_api::v1;
 
 use crate::daemon::Daemon;
 use crate::error::ServiceError;
+use crate::instrument::code_name;
 
 pub(super) async fn pull_image(
     daemon: Arc<Daemon>,
     request: v1::PullImageRequest,
 ) -> Result<v1::PullImageResponse, ServiceError> {
+    let metrics = daemon.metrics.clone();
     // Validation guarantees an ImageSpec with a non-empty image.
     let image = request.image.map(|spec| spec.image).unwrap_or_default();
     let credentials = request
@@ -28,10 +32,19 @@ pub(super) async fn pull_image(
     // hostile registry can give (a token that cannot be a header), and a panic must end as
     // an Internal status for this pull, not as a reset stream. The task is aborted when the
     // client goes away, as the pull was before.
+    let started = Instant::now();
     let mut task = AbortOnDrop(tokio::spawn(async move {
         daemon.images.pull(&image, &credentials).await
     }));
-    let record = (&mut task.0).await??;
+    let pulled = match (&mut task.0).await {
+        Ok(pulled) => pulled.map_err(ServiceError::from),
+        Err(aborted) => Err(ServiceError::from(aborted)),
+    };
+    metrics.record_pull(match &pulled {
+        Ok(_) => Ok(started.elapsed()),
+        Err(err) => Err(code_name(err.code())),
+    });
+    let record = pulled?;
     Ok(v1::PullImageResponse {
         image_ref: record.id,
     })

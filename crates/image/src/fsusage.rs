@@ -1,4 +1,5 @@
-//! Disk usage of a directory tree, as ImageFsInfo and container stats report it.
+//! Disk usage of a directory tree, as ImageFsInfo and container stats report it and as the
+//! trash counts what it frees.
 
 use std::io;
 use std::path::Path;
