@@ -105,7 +105,7 @@ config_path = "$work/certs.d"
 conf_dir = "$work/net.d"
 TOML
 socket=$work/berth.sock
-"$repo/target/debug/berthd" --config "$work/berth.toml" --listen "$socket" \
+"$repo/target/debug/berthd" --config "$work/berth.toml" --config-dir "$work/berth.d" --listen "$socket" \
   --root "$work/root" --state "$work/state" --log-level info >"$out/berthd.log" 2>&1 &
 berthd_pid=$!
 for _ in $(seq 200); do [[ -S $socket ]] && break; sleep 0.05; done

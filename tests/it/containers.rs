@@ -15,7 +15,7 @@
 //! "Nothing left" ([`assert_nothing_left`]) means: ListContainers and ListPodSandbox empty;
 //! no `berth-shim` process naming the state directory; none of the processes recorded
 //! during the test alive; no mount under the temporary directory (rootfs overlays, pins,
-//! shm); `<state>/containers`, `<root>/containers` and `<state>/runc` empty; no cgroup
+//! shm); `<state>/containers`, `<root>/containers` and `<state>/runtimes/runc` empty; no cgroup
 //! named after a container or sandbox ID; and what [`PodEnv::leftovers`] checks.
 //!
 //! Not covered: GetContainerEvents (left to the events work). UpdateContainerResources is
@@ -543,7 +543,7 @@ async fn assert_nothing_left(env: &Env, rt: &mut Runtime, pods: &[String], conta
         for dir in [
             env.state().join("containers"),
             env.root().join("containers"),
-            env.state().join("runc"),
+            env.state().join("runtimes/runc"),
         ] {
             for name in dir_entries(&dir) {
                 left.push(format!("{}/{name}", dir.display()));

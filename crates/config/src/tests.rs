@@ -236,8 +236,14 @@ fn a_drop_in_overrides_a_key_of_the_config_file() {
 #[test]
 fn drop_ins_merge_in_lexical_order_and_only_toml_files_count() {
     let d = DropIns::new(&[
-        ("20-b.toml", "log_level = \"debug\"\n[cni]\nconf_dir = \"/b\"\n"),
-        ("10-a.toml", "log_level = \"warn\"\n[cni]\nbin_dirs = [\"/a\"]\n"),
+        (
+            "20-b.toml",
+            "log_level = \"debug\"\n[cni]\nconf_dir = \"/b\"\n",
+        ),
+        (
+            "10-a.toml",
+            "log_level = \"warn\"\n[cni]\nbin_dirs = [\"/a\"]\n",
+        ),
         ("30-c.toml.bak", "log_level = \"error\"\n"),
         (".40-hidden.toml", "log_level = \"trace\"\n"),
         ("README", "not toml at all ["),
@@ -269,10 +275,16 @@ fn an_unknown_key_in_a_drop_in_names_the_drop_in_and_the_key() {
 
     let d = DropIns::new(&[("10-type.toml", "[stream]\nport = \"http\"\n")]);
     let err = d.load("").unwrap_err().to_string();
-    assert!(err.contains("10-type.toml") && err.contains("stream.port"), "{err}");
+    assert!(
+        err.contains("10-type.toml") && err.contains("stream.port"),
+        "{err}"
+    );
     let d = DropIns::new(&[("10-syntax.toml", "[stream\n")]);
     let err = d.load("").unwrap_err().to_string();
-    assert!(err.contains("10-syntax.toml") && err.contains("line 1"), "{err}");
+    assert!(
+        err.contains("10-syntax.toml") && err.contains("line 1"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -292,7 +304,10 @@ fn a_bad_value_names_the_layer_that_set_it_last() {
         },
     )
     .unwrap_err();
-    assert!(err.to_string().starts_with("command line: key `listen`"), "{err}");
+    assert!(
+        err.to_string().starts_with("command line: key `listen`"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -310,7 +325,10 @@ fn the_drop_in_directory_may_be_missing_but_not_unreadable() {
 fn only_the_config_file_or_the_flag_moves_the_drop_in_directory() {
     let d = DropIns::new(&[("10-move.toml", "config_dir = \"/elsewhere\"\n")]);
     let err = d.load("").unwrap_err().to_string();
-    assert!(err.contains("10-move.toml") && err.contains("`config_dir`"), "{err}");
+    assert!(
+        err.contains("10-move.toml") && err.contains("`config_dir`"),
+        "{err}"
+    );
 
     // --config-dir wins over the file's config_dir.
     let other = DropIns::new(&[("x.toml", "log_level = \"debug\"\n")]);
@@ -374,12 +392,24 @@ fn handlers_fill_in_their_defaults() {
 #[test]
 fn bad_handlers_are_refused_naming_the_key() {
     for (text, key) in [
-        ("[runtime]\ndefault_handler = \"\"\n", "runtime.default_handler"),
+        (
+            "[runtime]\ndefault_handler = \"\"\n",
+            "runtime.default_handler",
+        ),
         ("[runtime.handlers.Crun]\n", "runtime.handlers.Crun"),
         ("[runtime.handlers.-x]\n", "runtime.handlers.-x"),
-        ("[runtime.handlers.crun]\npath = \"\"\n", "runtime.handlers.crun.path"),
-        ("[runtime.handlers.crun]\nroot = \"run/crun\"\n", "runtime.handlers.crun.root"),
-        ("[runtime.handlers.crun]\npth = \"/x\"\n", "runtime.handlers.crun.pth"),
+        (
+            "[runtime.handlers.crun]\npath = \"\"\n",
+            "runtime.handlers.crun.path",
+        ),
+        (
+            "[runtime.handlers.crun]\nroot = \"run/crun\"\n",
+            "runtime.handlers.crun.root",
+        ),
+        (
+            "[runtime.handlers.crun]\npth = \"/x\"\n",
+            "runtime.handlers.crun.pth",
+        ),
         (
             "[runtime.handlers.crun]\nsystemd_cgroup = \"yes\"\n",
             "runtime.handlers.crun.systemd_cgroup",

@@ -17,6 +17,7 @@ mod daemon;
 mod error;
 mod filter;
 mod fsusage;
+mod handlers;
 mod host;
 mod ids;
 mod image;
@@ -30,6 +31,7 @@ mod validate;
 pub use cgroup::{CgroupDriver, CgroupMode, SelectedCgroupDriver};
 pub use daemon::Daemon;
 pub use error::ServiceError;
+pub use handlers::{Handlers, RuntimeHandler};
 pub use image::CriImageService;
 pub use runtime::CriRuntimeService;
 
