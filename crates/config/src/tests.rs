@@ -434,3 +434,14 @@ fn bad_handlers_are_refused_naming_the_key() {
     assert!(handlers::valid_name("runc-v2"));
     assert!(!handlers::valid_name("run.c"));
 }
+
+#[test]
+fn the_deployed_drop_in_example_is_valid() {
+    let d = DropIns::new(&[(
+        "50-crun.toml",
+        include_str!("../../../deploy/berth.d/50-crun.toml"),
+    )]);
+    let handlers = d.load("").unwrap().config.handlers();
+    assert_eq!(handlers[0].name, "crun");
+    assert_eq!(handlers[0].path, Path::new("/usr/bin/crun"));
+}
