@@ -47,6 +47,18 @@ start_berthd() {
   return 1
 }
 
+# stop_berthd PID SOCKET LOG: SIGTERM; it must exit 0 and remove its socket.
+stop_berthd() {
+  local pid=$1 socket=$2 log=$3 rc=0
+  kill -TERM "$pid"
+  wait "$pid" || rc=$?
+  if ((rc != 0)); then
+    echo "berthd exited with $rc on SIGTERM; log: $log" >&2
+    exit 1
+  fi
+  [[ ! -e $socket ]] || { echo "berthd left its socket $socket behind" >&2; exit 1; }
+}
+
 # kill_berthd PID: TERM, then KILL after 10 s (cleanup after a failure).
 kill_berthd() {
   local pid=$1
@@ -166,15 +178,8 @@ kubelet_rc=0
 tests/kubelet/run.sh --kubelet "$kubelet" --berthd "$repo/target/debug/berthd" \
   --crictl "$bin/crictl" --certs "$work/certs.d" 2>&1 | tee "$out/kubelet.log" || kubelet_rc=$?
 
-kill -TERM "$berthd_pid"
-berthd_rc=0
-wait "$berthd_pid" || berthd_rc=$?
+stop_berthd "$berthd_pid" "$socket" "$out/berthd.log"
 berthd_pid=
-if ((berthd_rc != 0)); then
-  echo "berthd exited with $berthd_rc on SIGTERM; log: $out/berthd.log" >&2
-  exit 1
-fi
-[[ ! -e $socket ]] || { echo "berthd left its socket behind" >&2; exit 1; }
 
 step "critest with crun as the default runtime handler"
 # A second berthd (the first one has stopped: one built-in pod network at a time), the same
@@ -199,14 +204,8 @@ crun_endpoint=unix://$work/crun/berth.sock
 tests/conformance/run-critest.sh --critest "$bin/critest" --endpoint "$crun_endpoint" \
   --known tests/conformance/known-failures.txt --out "$out/critest-crun" || critest_rc=$?
 remove_leftover_pods "$crun_endpoint"
-kill -TERM "$crun_berthd_pid"
-crun_rc=0
-wait "$crun_berthd_pid" || crun_rc=$?
+stop_berthd "$crun_berthd_pid" "$work/crun/berth.sock" "$out/berthd-crun.log"
 crun_berthd_pid=
-if ((crun_rc != 0)); then
-  echo "the crun berthd exited with $crun_rc on SIGTERM; log: $out/berthd-crun.log" >&2
-  exit 1
-fi
 if ((critest_rc != 0)); then
   echo "critest gate failed (exit $critest_rc); details in $out/critest*" >&2
   exit 1

@@ -39,7 +39,7 @@ use berth_integration::pods::{
     cgroups_mentioning, dir_entries, is_root, mounts_under, PodEnv, SYSTEM_CNI_BIN,
 };
 use berth_integration::registry::{on_path, shared_registry, skip_or_panic};
-use berth_integration::rpc::{pod, timed, Runtime};
+use berth_integration::rpc::{self, pod, timed, Runtime};
 use berth_integration::Layout;
 use cri_api::v1;
 use tonic::{Code, Status};
@@ -124,32 +124,12 @@ async fn start_env_with(registry: &str, slot: u8, extra_toml: &str) -> (Env, Run
     layout.mirror_to(registry);
     let reaper = Reaper::new(&layout.state);
     let pod = PodEnv::start_in(layout, slot);
-    let mut images = pod.daemon.images().await;
-    timed(
-        "PullImage",
-        images.pull_image(v1::PullImageRequest {
-            image: Some(image_spec(BUSYBOX)),
-            auth: None,
-            sandbox_config: None,
-        }),
-    )
-    .await
-    .unwrap_or_else(|s| panic!("PullImage({BUSYBOX}): {s:?}"));
-    let image = images
-        .image_status(v1::ImageStatusRequest {
-            image: Some(image_spec(BUSYBOX)),
-            verbose: false,
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .image
-        .expect("busybox pulled");
+    let image_id = rpc::pull(&pod.daemon, BUSYBOX).await;
     let rt = pod.daemon.runtime().await;
     let env = Env {
         _reaper: reaper,
         pod,
-        image_id: image.id,
+        image_id,
         seen: Vec::new(),
     };
     (env, rt)
@@ -234,16 +214,7 @@ async fn try_create(
     pod_config: &v1::PodSandboxConfig,
     config: v1::ContainerConfig,
 ) -> Result<String, Status> {
-    timed(
-        "CreateContainer",
-        rt.create_container(v1::CreateContainerRequest {
-            pod_sandbox_id: pod.to_owned(),
-            config: Some(config),
-            sandbox_config: Some(pod_config.clone()),
-        }),
-    )
-    .await
-    .map(|r| r.into_inner().container_id)
+    rpc::container::try_create(rt, pod, pod_config, config).await
 }
 
 async fn create(
@@ -259,14 +230,7 @@ async fn create(
 }
 
 async fn start(rt: &mut Runtime, id: &str) {
-    timed(
-        "StartContainer",
-        rt.start_container(v1::StartContainerRequest {
-            container_id: id.to_owned(),
-        }),
-    )
-    .await
-    .unwrap_or_else(|s| panic!("StartContainer({id}): {s:?}"));
+    rpc::container::start(rt, id).await
 }
 
 async fn try_stop(rt: &mut Runtime, id: &str, timeout: i64) -> Result<(), Status> {
@@ -309,15 +273,7 @@ async fn try_status(
     id: &str,
     verbose: bool,
 ) -> Result<v1::ContainerStatusResponse, Status> {
-    timed(
-        "ContainerStatus",
-        rt.container_status(v1::ContainerStatusRequest {
-            container_id: id.to_owned(),
-            verbose,
-        }),
-    )
-    .await
-    .map(|r| r.into_inner())
+    rpc::container::try_status(rt, id, verbose).await
 }
 
 async fn status(rt: &mut Runtime, id: &str) -> v1::ContainerStatus {
@@ -379,16 +335,7 @@ async fn exec(
     cmd: &[&str],
     timeout: i64,
 ) -> Result<v1::ExecSyncResponse, Status> {
-    timed(
-        "ExecSync",
-        rt.exec_sync(v1::ExecSyncRequest {
-            container_id: id.to_owned(),
-            cmd: cmd.iter().map(|s| s.to_string()).collect(),
-            timeout,
-        }),
-    )
-    .await
-    .map(|r| r.into_inner())
+    rpc::container::exec(rt, id, cmd, timeout).await
 }
 
 async fn exec_ok(rt: &mut Runtime, id: &str, cmd: &[&str]) -> v1::ExecSyncResponse {

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use berth_integration::containers::{crun_wrapper, shim_processes, Reaper};
 use berth_integration::pods::{cgroups_mentioning, dir_entries, is_root, mounts_under, PodEnv};
 use berth_integration::registry::{on_path, shared_registry, skip_or_panic};
-use berth_integration::rpc::{pod, timed, Runtime};
+use berth_integration::rpc::{container, pod, pull, timed, Runtime};
 use berth_integration::Layout;
 use cri_api::v1;
 use tonic::Code;
@@ -56,20 +56,7 @@ async fn start_env(registry: &str, slot: u8) -> (Env, Runtime) {
     layout.mirror_to(registry);
     let reaper = Reaper::new(&layout.state);
     let pod = PodEnv::start_in(layout, slot);
-    let mut images = pod.daemon.images().await;
-    timed(
-        "PullImage",
-        images.pull_image(v1::PullImageRequest {
-            image: Some(v1::ImageSpec {
-                image: BUSYBOX.into(),
-                ..Default::default()
-            }),
-            auth: None,
-            sandbox_config: None,
-        }),
-    )
-    .await
-    .unwrap_or_else(|s| panic!("PullImage({BUSYBOX}): {s:?}"));
+    pull(&pod.daemon, BUSYBOX).await;
     let rt = pod.daemon.runtime().await;
     (
         Env {
@@ -110,70 +97,40 @@ async fn run_pod(
 
 /// Creates and starts a busybox `sleep` container in `pod`.
 async fn run_container(rt: &mut Runtime, pod: &str, config: &v1::PodSandboxConfig) -> String {
-    let id = timed(
-        "CreateContainer",
-        rt.create_container(v1::CreateContainerRequest {
-            pod_sandbox_id: pod.to_owned(),
-            config: Some(v1::ContainerConfig {
-                metadata: Some(v1::ContainerMetadata {
-                    name: "sleeper".into(),
-                    attempt: 0,
-                }),
-                image: Some(v1::ImageSpec {
-                    image: BUSYBOX.into(),
-                    ..Default::default()
-                }),
-                command: vec!["sleep".into(), "3600".into()],
-                ..Default::default()
-            }),
-            sandbox_config: Some(config.clone()),
+    let sleeper = v1::ContainerConfig {
+        metadata: Some(v1::ContainerMetadata {
+            name: "sleeper".into(),
+            attempt: 0,
         }),
-    )
-    .await
-    .unwrap_or_else(|s| panic!("CreateContainer in {pod}: {s:?}"))
-    .into_inner()
-    .container_id;
-    timed(
-        "StartContainer",
-        rt.start_container(v1::StartContainerRequest {
-            container_id: id.clone(),
+        image: Some(v1::ImageSpec {
+            image: BUSYBOX.into(),
+            ..Default::default()
         }),
-    )
-    .await
-    .unwrap_or_else(|s| panic!("StartContainer({id}): {s:?}"));
+        command: vec!["sleep".into(), "3600".into()],
+        ..Default::default()
+    };
+    let id = container::try_create(rt, pod, config, sleeper)
+        .await
+        .unwrap_or_else(|s| panic!("CreateContainer in {pod}: {s:?}"));
+    container::start(rt, &id).await;
     id
 }
 
 /// ExecSync of `echo <word>` in `id` answers the word.
 async fn assert_exec(rt: &mut Runtime, id: &str, word: &str) {
-    let reply = timed(
-        "ExecSync",
-        rt.exec_sync(v1::ExecSyncRequest {
-            container_id: id.to_owned(),
-            cmd: vec!["echo".into(), word.into()],
-            timeout: 0,
-        }),
-    )
-    .await
-    .unwrap_or_else(|s| panic!("ExecSync in {id}: {s:?}"))
-    .into_inner();
+    let reply = container::exec(rt, id, &["echo", word], 0)
+        .await
+        .unwrap_or_else(|s| panic!("ExecSync in {id}: {s:?}"));
     assert_eq!(reply.exit_code, 0, "{reply:?}");
     assert_eq!(String::from_utf8_lossy(&reply.stdout), format!("{word}\n"));
 }
 
 async fn container_state(rt: &mut Runtime, id: &str) -> v1::ContainerState {
-    let status = timed(
-        "ContainerStatus",
-        rt.container_status(v1::ContainerStatusRequest {
-            container_id: id.to_owned(),
-            verbose: false,
-        }),
-    )
-    .await
-    .unwrap_or_else(|s| panic!("ContainerStatus({id}): {s:?}"))
-    .into_inner()
-    .status
-    .expect("status");
+    let status = container::try_status(rt, id, false)
+        .await
+        .unwrap_or_else(|s| panic!("ContainerStatus({id}): {s:?}"))
+        .status
+        .expect("status");
     v1::ContainerState::try_from(status.state).unwrap()
 }
 

@@ -98,3 +98,106 @@ pub mod pod {
         remove(rt, id).await;
     }
 }
+
+/// Container RPCs.
+pub mod container {
+    use super::*;
+
+    /// CreateContainer in `pod`: the new container's ID.
+    pub async fn try_create(
+        rt: &mut Runtime,
+        pod: &str,
+        pod_config: &v1::PodSandboxConfig,
+        config: v1::ContainerConfig,
+    ) -> Result<String, Status> {
+        timed(
+            "CreateContainer",
+            rt.create_container(v1::CreateContainerRequest {
+                pod_sandbox_id: pod.to_owned(),
+                config: Some(config),
+                sandbox_config: Some(pod_config.clone()),
+            }),
+        )
+        .await
+        .map(|r| r.into_inner().container_id)
+    }
+
+    pub async fn start(rt: &mut Runtime, id: &str) {
+        timed(
+            "StartContainer",
+            rt.start_container(v1::StartContainerRequest {
+                container_id: id.to_owned(),
+            }),
+        )
+        .await
+        .unwrap_or_else(|s| panic!("StartContainer({id}): {s:?}"));
+    }
+
+    /// ExecSync of `cmd` in `id` with `timeout` seconds (0: none).
+    pub async fn exec(
+        rt: &mut Runtime,
+        id: &str,
+        cmd: &[&str],
+        timeout: i64,
+    ) -> Result<v1::ExecSyncResponse, Status> {
+        timed(
+            "ExecSync",
+            rt.exec_sync(v1::ExecSyncRequest {
+                container_id: id.to_owned(),
+                cmd: cmd.iter().map(|s| s.to_string()).collect(),
+                timeout,
+            }),
+        )
+        .await
+        .map(|r| r.into_inner())
+    }
+
+    pub async fn try_status(
+        rt: &mut Runtime,
+        id: &str,
+        verbose: bool,
+    ) -> Result<v1::ContainerStatusResponse, Status> {
+        timed(
+            "ContainerStatus",
+            rt.container_status(v1::ContainerStatusRequest {
+                container_id: id.to_owned(),
+                verbose,
+            }),
+        )
+        .await
+        .map(|r| r.into_inner())
+    }
+}
+
+/// Pulls `image` into `daemon` (panicking with the status on failure): its image ID, as
+/// ImageStatus reports it.
+pub async fn pull(daemon: &crate::Berthd, image: &str) -> String {
+    let spec = || v1::ImageSpec {
+        image: image.to_owned(),
+        ..Default::default()
+    };
+    let mut images = daemon.images().await;
+    timed(
+        "PullImage",
+        images.pull_image(v1::PullImageRequest {
+            image: Some(spec()),
+            auth: None,
+            sandbox_config: None,
+        }),
+    )
+    .await
+    .unwrap_or_else(|s| panic!("PullImage({image}): {s:?}"));
+    timed(
+        "ImageStatus",
+        images.image_status(v1::ImageStatusRequest {
+            image: Some(spec()),
+            verbose: false,
+        }),
+    )
+    .await
+    .unwrap_or_else(|s| panic!("ImageStatus({image}): {s:?}"))
+    .into_inner()
+    .image
+    .unwrap_or_else(|| panic!("{image} pulled but not found"))
+    .id
+}
