@@ -297,29 +297,166 @@ async fn huge_fields_give_bounded_replies_and_log_lines() {
             status.message().len()
         );
     }
-    assert_eq!(
-        statuses[0].code(),
-        Code::InvalidArgument,
-        "{:?}",
-        statuses[0]
-    );
-    assert!(
-        statuses[0].message().contains("bytes)"),
-        "{:?}",
-        statuses[0]
-    );
-    assert_eq!(
-        statuses[2].code(),
-        Code::InvalidArgument,
-        "{:?}",
-        statuses[2]
-    );
-    assert!(
-        statuses[2].message().contains("auth_config.registry_token"),
-        "{:?}",
-        statuses[2]
-    );
+    // The handler quoted cut, the token refused without being echoed.
+    for (status, says) in [
+        (&statuses[0], "bytes)"),
+        (&statuses[2], "auth_config.registry_token"),
+    ] {
+        assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+        assert!(status.message().contains(says), "{status:?}");
+    }
     let log = daemon.log_text();
     let longest = log.lines().map(str::len).max().unwrap_or(0);
     assert!(longest < 8192, "a log line of {longest} bytes");
+}
+
+/// A registry on 127.0.0.1 that asks for a bearer token and hands out one that cannot be an
+/// HTTP header (it holds a newline). Serves until the test ends; returns its address.
+fn hostile_token_registry() -> String {
+    use std::io::{BufRead, BufReader};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let realm = format!("http://{addr}/token");
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let mut request_line = String::new();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            if reader.read_line(&mut request_line).is_err() {
+                continue;
+            }
+            // Skip the headers.
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                line.clear();
+            }
+            let response = if request_line.starts_with("GET /token") {
+                let body = "{\"token\":\"bad\\ntoken\"}";
+                format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                )
+            } else {
+                format!(
+                    "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Bearer realm=\"{realm}\",service=\"hostile\"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                )
+            };
+            let _ = stream.write_all(response.as_bytes());
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn a_registry_token_that_cannot_be_a_header_ends_the_pull_with_a_status() {
+    let daemon = Berthd::start();
+    let registry = hostile_token_registry();
+    let mut images = daemon.images().await;
+    let status = images
+        .pull_image(v1::PullImageRequest {
+            image: Some(v1::ImageSpec {
+                image: format!("{registry}/berth-test/hostile:1"),
+                ..Default::default()
+            }),
+            auth: None,
+            sandbox_config: None,
+        })
+        .await
+        .expect_err("the pull cannot succeed");
+    eprintln!("hostile token registry: {status:?}");
+    // A status from berthd (the registry client panics on that token; without the pull's
+    // own task the stream was reset: CANCELLED with an h2 message).
+    assert_eq!(status.code(), Code::Internal, "{status:?}");
+    assert!(status.message().contains("panicked"), "{status:?}");
+    let version = daemon
+        .runtime()
+        .await
+        .version(v1::VersionRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(version.runtime_name, "berth");
+}
+
+/// One HTTP/2 frame.
+fn h2_frame(kind: u8, flags: u8, stream_id: u32, payload: &[u8]) -> Vec<u8> {
+    let mut out = (payload.len() as u32).to_be_bytes()[1..].to_vec();
+    out.push(kind);
+    out.push(flags);
+    out.extend_from_slice(&stream_id.to_be_bytes());
+    out.extend_from_slice(payload);
+    out
+}
+
+/// Calls Version over a hand-made HTTP/2 connection whose `:authority` is `authority`, as
+/// clients other than Go's send it; returns the trailers' grpc-status and the response.
+fn version_with_authority(socket: &std::path::Path, authority: &str) -> (String, Vec<u8>) {
+    use prost::Message as _;
+    use std::io::Read;
+    let mut conn = std::os::unix::net::UnixStream::connect(socket).unwrap();
+    conn.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let mut encoder = fluke_hpack::Encoder::new();
+    let fields: [(&[u8], &[u8]); 6] = [
+        (b":method", b"POST"),
+        (b":scheme", b"http"),
+        (b":path", b"/runtime.v1.RuntimeService/Version"),
+        (b":authority", authority.as_bytes()),
+        (b"content-type", b"application/grpc"),
+        (b"te", b"trailers"),
+    ];
+    let block = encoder.encode(fields);
+    let message = v1::VersionRequest {
+        version: "v1".into(),
+    }
+    .encode_to_vec();
+    let mut data = vec![0u8];
+    data.extend_from_slice(&(message.len() as u32).to_be_bytes());
+    data.extend_from_slice(&message);
+    let mut out = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    out.extend(h2_frame(0x4, 0, 0, &[]));
+    out.extend(h2_frame(0x1, 0x4, 1, &block));
+    out.extend(h2_frame(0x0, 0x1, 1, &data));
+    conn.write_all(&out).unwrap();
+
+    let mut decoder = fluke_hpack::Decoder::new();
+    let mut body = Vec::new();
+    loop {
+        let mut header = [0u8; 9];
+        conn.read_exact(&mut header).expect("berthd answers");
+        let len = u32::from_be_bytes([0, header[0], header[1], header[2]]) as usize;
+        let mut payload = vec![0u8; len];
+        conn.read_exact(&mut payload).unwrap();
+        match header[3] {
+            0x4 if header[4] & 0x1 == 0 => conn.write_all(&h2_frame(0x4, 0x1, 0, &[])).unwrap(),
+            0x0 => body.extend_from_slice(&payload),
+            0x3 => panic!("stream reset: {payload:?}"),
+            0x7 => panic!("connection closed (GOAWAY): {payload:?}"),
+            0x1 => {
+                let fields = decoder.decode(&payload).unwrap();
+                if let Some((_, status)) = fields.iter().find(|(n, _)| n == b"grpc-status") {
+                    return (String::from_utf8_lossy(status).into_owned(), body);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+#[tokio::test]
+async fn any_authority_is_accepted_on_the_socket() {
+    use prost::Message as _;
+    let daemon = Berthd::start();
+    // Python's grpcio sends the %-encoded socket path; Go's gRPC sends "localhost".
+    for authority in ["tmp%2Fpyb%2Fb.sock", "localhost", "berth.sock"] {
+        let socket = daemon.socket.clone();
+        let authority_owned = authority.to_owned();
+        let (status, body) =
+            tokio::task::spawn_blocking(move || version_with_authority(&socket, &authority_owned))
+                .await
+                .unwrap();
+        assert_eq!(status, "0", "{authority}");
+        let version = v1::VersionResponse::decode(&body[5..]).unwrap();
+        assert_eq!(version.runtime_name, "berth", "{authority}");
+    }
 }

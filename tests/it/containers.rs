@@ -1580,8 +1580,30 @@ async fn container_stats_cpu_memory_and_writable_layer() {
         "writable layer {bytes_before} → {bytes_after} bytes after writing 5 MiB"
     );
     assert!(layer.inodes_used.expect("inodes_used").value > inodes_before);
-    let cpu_after = after.cpu.unwrap().usage_core_nano_seconds.unwrap().value;
+    let cpu_after_stats = after.cpu.unwrap();
+    let cpu_after = cpu_after_stats.usage_core_nano_seconds.unwrap().value;
     assert!(cpu_after >= cpu_used);
+    // The rate between the two samples: at most every core of the machine busy.
+    assert!(cpu.usage_nano_cores.is_none(), "a first sample has no rate");
+    let cores = std::thread::available_parallelism().unwrap().get() as u64;
+    let rate = cpu_after_stats
+        .usage_nano_cores
+        .expect("usage_nano_cores from the second sample")
+        .value;
+    assert!(
+        rate <= cores * 1_000_000_000 * 11 / 10,
+        "{rate} nanocores on {cores} cores"
+    );
+    // Pressure stall information where the kernel keeps it (a cgroup v2 hierarchy with PSI).
+    if Path::new("/proc/pressure/cpu").exists() {
+        let psi = cpu_after_stats.psi.expect("cpu PSI on a kernel with PSI");
+        assert!(psi.some.is_some(), "{psi:?}");
+        assert!(after.memory.as_ref().unwrap().psi.is_some(), "memory PSI");
+        assert!(
+            after.io.as_ref().and_then(|io| io.psi.as_ref()).is_some(),
+            "io PSI"
+        );
+    }
 
     // ListContainerStats with each filter.
     let list_stats = |filter: Option<v1::ContainerStatsFilter>| {

@@ -1022,3 +1022,57 @@ fn crictl_pull_images_inspecti_imagefsinfo_rmi() {
         "pulling a missing image must fail"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// A full disk.
+
+/// Unmounts a tmpfs on drop (after the daemon using it, which is declared later).
+struct Tmpfs(std::path::PathBuf);
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = nix::mount::umount2(&self.0, nix::mount::MntFlags::MNT_DETACH);
+    }
+}
+
+#[tokio::test]
+async fn a_full_disk_is_resource_exhausted_naming_the_path() {
+    const TEST: &str = "a_full_disk_is_resource_exhausted_naming_the_path";
+    let Some(registry) = shared_registry(TEST) else {
+        return;
+    };
+    if !nix::unistd::geteuid().is_root() {
+        skip_or_panic(TEST, "needs root (mounts a small tmpfs as berthd's root)");
+        return;
+    }
+    let layout = Layout::new();
+    layout.mirror_to(&registry);
+    std::fs::create_dir_all(&layout.root).unwrap();
+    // Room for the metadata store, not for the image's layers.
+    nix::mount::mount(
+        Some("tmpfs"),
+        &layout.root,
+        Some("tmpfs"),
+        nix::mount::MsFlags::empty(),
+        Some("size=1m"),
+    )
+    .expect("mount a tmpfs");
+    let _tmpfs = Tmpfs(layout.root.clone());
+    let daemon = layout.start();
+    let mut images = daemon.images().await;
+    let status = pull(&mut images, BUSYBOX, None)
+        .await
+        .expect_err("busybox does not fit in 1 MiB");
+    eprintln!("{TEST}: {status:?}");
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    let root = daemon.root.display().to_string();
+    assert!(
+        status.message().contains(&root),
+        "names a path under {root}: {status:?}"
+    );
+    assert!(
+        status.message().contains("No space left on device"),
+        "{status:?}"
+    );
+    assert!(list(&mut images, None).await.is_empty());
+}

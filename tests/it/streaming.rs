@@ -122,21 +122,7 @@ fn exec_and_port_forward_over_spdy() {
     let socket = env.daemon.socket.clone();
     let dir = env.daemon.dir.path().to_owned();
 
-    let pod_json = dir.join("pod.json");
-    std::fs::write(
-        &pod_json,
-        format!(
-            r#"{{"metadata":{{"name":"streaming","namespace":"berth-it","uid":"uid-streaming"}},"log_directory":"{}","linux":{{}}}}"#,
-            dir.join("logs").display()
-        ),
-    )
-    .unwrap();
-    let ctr_json = dir.join("ctr.json");
-    std::fs::write(
-        &ctr_json,
-        format!(r#"{{"metadata":{{"name":"box"}},"image":{{"image":"{BUSYBOX}"}},"command":["top"],"log_path":"box.log","linux":{{}}}}"#),
-    )
-    .unwrap();
+    let (pod_json, ctr_json) = crictl::top_pod_configs(&dir, "streaming", BUSYBOX);
     ok(&socket, &["pull", BUSYBOX]);
     let pod = crictl::run_pod(&socket, &pod_json);
     let result = std::panic::catch_unwind(|| {

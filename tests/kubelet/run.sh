@@ -2,6 +2,12 @@
 # A real kubelet, standalone with static pods, against a test berthd.
 #
 #   tests/kubelet/run.sh --kubelet BIN --berthd BIN --crictl BIN --certs DIR
+#                        [--cri-stats true|false] [--steady SECONDS]
+#
+# --cri-stats sets kubelet's PodAndContainerStatsFromCRI gate (default true: kubelet reads
+# every stat through the CRI; false: from cAdvisor, with the CRI for what it lacks).
+# --steady keeps the pods running that long before they are removed and reports every CRI
+# error line kubelet logged in that time (make test: 0; the closing notes: 300).
 #
 # --certs is the hosts.toml directory that makes the test registry a mirror of
 # registry.k8s.io (tests/images/mirror-hosts.sh). The script starts its own berthd (own
@@ -15,22 +21,25 @@
 #   crasher   a container that exits 1: CrashLoopBackOff, restarts counted with back-off
 #   secure    runAsUser 1000 and readOnlyRootFilesystem, its log read back through
 #             kubelet's /containerLogs endpoint
-# then a kill -9 and restart of berthd (no container restarted), kubelet's stats summary
-# (PodAndContainerStatsFromCRI), the removal of every manifest with nothing left behind,
+# then kubelet's stats summary (CPU and memory of every pod) with the PodAndContainerStatsFromCRI
+# gate as --cri-stats says and again after a kubelet restart with the gate flipped, a kill -9
+# and restart of berthd (no container restarted), the removal of every manifest with nothing left behind,
 # and every CRI error line kubelet logged. kubelet's host sysctls are restored, every
 # process started is stopped by PID, mounts, cgroups, network and files removed.
 # Prints "kubelet: N passed, M failed"; exits non-zero on any failure.
 set -uo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 
-kubelet_bin= berthd_bin= crictl_bin= certs=
+kubelet_bin= berthd_bin= crictl_bin= certs= cri_stats=true steady=0
 while (($#)); do
   case $1 in
+    --cri-stats) cri_stats=$2; shift 2 ;;
+    --steady) steady=$2; shift 2 ;;
     --kubelet) kubelet_bin=$2; shift 2 ;;
     --berthd) berthd_bin=$2; shift 2 ;;
     --crictl) crictl_bin=$2; shift 2 ;;
     --certs) certs=$2; shift 2 ;;
-    *) echo "usage: $0 --kubelet BIN --berthd BIN --crictl BIN --certs DIR" >&2; exit 2 ;;
+    *) echo "usage: $0 --kubelet BIN --berthd BIN --crictl BIN --certs DIR [--cri-stats true|false] [--steady SECONDS]" >&2; exit 2 ;;
   esac
 done
 for b in "$kubelet_bin" "$berthd_bin" "$crictl_bin"; do
@@ -38,6 +47,8 @@ for b in "$kubelet_bin" "$berthd_bin" "$crictl_bin"; do
 done
 [[ -d $certs ]] || { echo "kubelet test: no hosts.toml directory $certs" >&2; exit 2; }
 [[ $(id -u) == 0 ]] || { echo "kubelet test: needs root" >&2; exit 2; }
+[[ $cri_stats == true || $cri_stats == false ]] || { echo "kubelet test: --cri-stats true|false" >&2; exit 2; }
+[[ $steady =~ ^[0-9]+$ ]] || { echo "kubelet test: --steady SECONDS" >&2; exit 2; }
 
 BUSYBOX=registry.k8s.io/e2e-test-images/busybox:1.29-2
 NODE=berth-kubelet-test
@@ -144,6 +155,8 @@ start_berthd || { echo "berthd did not start"; tail -20 "$work/berthd.log"; exit
 crictl pull "$BUSYBOX" >/dev/null || { echo "cannot pull $BUSYBOX"; exit 1; }
 
 # --- kubelet, standalone.
+# write_kubelet_config GATE: kubelet's configuration with PodAndContainerStatsFromCRI=GATE.
+write_kubelet_config() {
 cat >"$work/kubelet.yaml" <<YAML
 apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
@@ -169,13 +182,19 @@ evictionHard: {}
 imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
 featureGates:
-  PodAndContainerStatsFromCRI: true
+  PodAndContainerStatsFromCRI: $1
 YAML
-"$kubelet_bin" --config "$work/kubelet.yaml" --root-dir "$work/kubelet" \
-  --hostname-override "$NODE" --v=2 >"$work/kubelet.log" 2>&1 &
-kubelet_pid=$!
-wait_for 60 curl -sf http://127.0.0.1:10248/healthz >/dev/null ||
-  { echo "kubelet did not become healthy"; tail -30 "$work/kubelet.log"; exit 1; }
+}
+# start_kubelet GATE: kubelet with that stats gate, its log appended to kubelet.log.
+start_kubelet() {
+  write_kubelet_config "$1"
+  "$kubelet_bin" --config "$work/kubelet.yaml" --root-dir "$work/kubelet" \
+    --hostname-override "$NODE" --v=2 >>"$work/kubelet.log" 2>&1 &
+  kubelet_pid=$!
+  wait_for 60 curl -sf http://127.0.0.1:10248/healthz >/dev/null ||
+    { echo "kubelet did not become healthy"; tail -30 "$work/kubelet.log"; exit 1; }
+}
+start_kubelet "$cri_stats"
 echo "kubelet: $("$kubelet_bin" --version) (PID $kubelet_pid), berthd PID $berthd_pid"
 
 cat >"$work/manifests/web.yaml" <<YAML
@@ -269,8 +288,20 @@ check "secure: runs as uid 1000 on a read-only root filesystem (log through kube
   bash -c "logs=\$(curl -skf https://127.0.0.1:10250/containerLogs/$NS/secure-$NODE/main) && grep -qx uid=1000 <<<\"\$logs\" && grep -qx rootfs-read-only <<<\"\$logs\""
 prober_not_restarted() { sleep 6; [[ $(restarts prober) == 0 ]]; }
 check "prober: the exec liveness probe keeps passing (no restart)" prober_not_restarted
-check "stats summary through the CRI lists the pods with CPU and memory" \
-  bash -c "curl -sf http://127.0.0.1:10255/stats/summary | jq -e '[.pods[] | select(.podRef.namespace == \"$NS\" and .memory.workingSetBytes != null)] | length >= 3' >/dev/null"
+summary_lists_pods() {
+  curl -sf http://127.0.0.1:10255/stats/summary |
+    jq -e --arg ns "$NS" '[.pods[] | select(.podRef.namespace == $ns and .memory.workingSetBytes != null and .cpu.usageNanoCores != null)] | length >= 3' >/dev/null
+}
+check "stats summary (PodAndContainerStatsFromCRI=$cri_stats) lists the pods with CPU and memory" \
+  wait_for 30 summary_lists_pods
+# The other side of the gate: kubelet restarted with it flipped (the pods keep running).
+other_gate=$([[ $cri_stats == true ]] && echo false || echo true)
+stop_pid "$kubelet_pid"
+start_kubelet "$other_gate"
+check "stats summary after a kubelet restart with PodAndContainerStatsFromCRI=$other_gate" \
+  wait_for 60 summary_lists_pods
+check "kubelet restart: no container restarted" \
+  test "$(restarts web)$(restarts prober)$(restarts secure)" == 000
 
 # kill -9 of berthd and a restart: every container keeps running, none is restarted.
 before=""
@@ -283,6 +314,21 @@ for p in web prober secure; do after+="$p=$(ctr_id "$p"):$(restarts "$p") "; don
 check "kill -9 and restart of berthd: no container restarted ($after)" test "$before" == "$after"
 check "web still served after the restart" \
   bash -c "curl -sf http://127.0.0.1:$HOST_PORT/index.html | grep -qx served-by-berth"
+
+# A steady run: the pods keep running, kubelet keeps probing, syncing and reading stats.
+if ((steady > 0)); then
+  cri_errors() { grep -E 'rpc error|RemoteRuntime|remote_runtime' "$work/kubelet.log" | grep -ciE 'error' || true; }
+  errors_before=$(cri_errors)
+  lines_before=$(wc -l <"$work/kubelet.log")
+  echo "steady run: ${steady} s with every pod running"
+  sleep "$steady"
+  steady_errors=$(($(cri_errors) - errors_before))
+  echo "steady run: kubelet logged $steady_errors CRI error line(s) in ${steady} s"
+  tail -n "+$((lines_before + 1))" "$work/kubelet.log" | grep -E 'rpc error' |
+    sed -E 's/^.{0,30}//' | sort | uniq -c | sort -rn | head -n 10 | sed 's/^/  /'
+  check "steady run: the pods kept running (no restart after $steady s)" \
+    test "$(restarts web)$(restarts prober)$(restarts secure)" == 000
+fi
 
 # Removing every manifest removes every pod, with nothing left behind.
 rm -f "$work"/manifests/*.yaml

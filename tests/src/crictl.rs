@@ -1,7 +1,7 @@
 //! Running crictl against a test daemon's socket (crictl on PATH, as tests/run.sh arranges).
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use crate::pods::{is_root, PodEnv};
@@ -12,6 +12,11 @@ use crate::Layout;
 /// needed; without them `test` prints a note and `None` is returned (or it panics when
 /// `BERTH_REQUIRE_REGISTRY=1`). `slot` is the test's network slot in its binary.
 pub fn start_env(test: &str, slot: u8) -> Option<PodEnv> {
+    start_env_in(test, slot, Layout::new)
+}
+
+/// [`start_env`] in the layout `layout()` makes (for a test that needs its own config keys).
+pub fn start_env_in(test: &str, slot: u8, layout: impl FnOnce() -> Layout) -> Option<PodEnv> {
     if !is_root() {
         crate::registry::skip_or_panic(test, "pods need root");
         return None;
@@ -21,7 +26,7 @@ pub fn start_env(test: &str, slot: u8) -> Option<PodEnv> {
         skip_or_panic(test, "crictl is not on PATH");
         return None;
     }
-    let layout = Layout::new();
+    let layout = layout();
     layout.mirror_to(&registry);
     Some(PodEnv::start_in(layout, slot))
 }
@@ -88,4 +93,25 @@ pub fn create_started(socket: &Path, pod: &str, ctr_json: &Path, pod_json: &Path
     .to_owned();
     ok(socket, &["start", &ctr]);
     ctr
+}
+
+/// Writes `pod.json` (pod `name` in namespace `berth-it`, logs under `dir/logs`) and
+/// `ctr.json` (container `box` of `image` running `top`) into `dir`; returns their paths.
+pub fn top_pod_configs(dir: &Path, name: &str, image: &str) -> (PathBuf, PathBuf) {
+    let pod_json = dir.join("pod.json");
+    std::fs::write(
+        &pod_json,
+        format!(
+            r#"{{"metadata":{{"name":"{name}","namespace":"berth-it","uid":"uid-{name}"}},"log_directory":"{}","linux":{{}}}}"#,
+            dir.join("logs").display()
+        ),
+    )
+    .unwrap();
+    let ctr_json = dir.join("ctr.json");
+    std::fs::write(
+        &ctr_json,
+        format!(r#"{{"metadata":{{"name":"box"}},"image":{{"image":"{image}"}},"command":["top"],"log_path":"box.log","linux":{{}}}}"#),
+    )
+    .unwrap();
+    (pod_json, ctr_json)
 }

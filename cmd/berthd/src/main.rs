@@ -15,6 +15,7 @@ use berth_store::Store;
 use clap::Parser;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio_stream::wrappers::UnixListenerStream;
+use tokio_stream::StreamExt as _;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
@@ -131,7 +132,11 @@ async fn serve(config: Config, files: &[std::path::PathBuf]) -> Result<(), Daemo
         ))
         .add_service(runtime_service)
         .add_service(image_service)
-        .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown);
+        .serve_with_incoming_shutdown(
+            // Clients that send an :authority h2 refuses (Python's grpcio) are served too.
+            UnixListenerStream::new(listener).map(|conn| conn.map(berth_server::AnyAuthority::new)),
+            shutdown,
+        );
     // Graceful shutdown waits for clients to close their connections; one that never does
     // must not keep the daemon from stopping.
     let grace_expired = async {
@@ -193,6 +198,10 @@ async fn bind_stream(
         address: ip,
         port: config.port,
         token_ttl: std::time::Duration::from_secs(config.token_ttl_seconds),
+        pending: berth_stream::PendingLimits {
+            max_sessions: usize::try_from(config.max_pending_sessions).unwrap_or(usize::MAX),
+            max_bytes: usize::try_from(config.max_pending_bytes).unwrap_or(usize::MAX),
+        },
     })
     .await
     .map_err(|source| DaemonError::Stream { address, source })

@@ -50,6 +50,39 @@ impl MemoryUsage {
     }
 }
 
+/// One line of a pressure file: the share of wall time some (or all) tasks stalled.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct PressureLine {
+    /// Total stall time, in microseconds.
+    pub total_us: u64,
+    /// Percentage over the last 10, 60 and 300 seconds.
+    pub avg10: f64,
+    /// See `avg10`.
+    pub avg60: f64,
+    /// See `avg10`.
+    pub avg300: f64,
+}
+
+/// A cgroup v2 pressure (PSI) file: `some` and, where the kernel reports it, `full`.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Pressure {
+    /// Some tasks stalled.
+    pub some: PressureLine,
+    /// All non-idle tasks stalled at once.
+    pub full: Option<PressureLine>,
+}
+
+/// The resources the kernel reports pressure for, by file name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PressureKind {
+    /// `cpu.pressure`
+    Cpu,
+    /// `memory.pressure`
+    Memory,
+    /// `io.pressure`
+    Io,
+}
+
 /// A cgroup: a root where the hierarchies are mounted and a directory below each.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cgroup {
@@ -112,6 +145,21 @@ impl Cgroup {
         Some(MemoryUsage::new(usage, inactive))
     }
 
+    /// Pressure stall information of `kind`: a unified host's file, else the one in a hybrid
+    /// host's v2 hierarchy (where runc puts the cgroup too). None where the kernel has no
+    /// PSI or the cgroup is in no v2 hierarchy.
+    pub fn pressure(&self, kind: PressureKind) -> Option<Pressure> {
+        let file = match kind {
+            PressureKind::Cpu => "cpu.pressure",
+            PressureKind::Memory => "memory.pressure",
+            PressureKind::Io => "io.pressure",
+        };
+        [Unified, HybridUnified]
+            .iter()
+            .find_map(|&h| std::fs::read_to_string(self.dir(h).join(file)).ok())
+            .and_then(|text| parse_pressure(&text))
+    }
+
     /// The files that may hold the OOM-kill counter, in the order checked: v1's
     /// `memory.oom_control`, `memory.events` of a hybrid host's v2 hierarchy, of a unified
     /// host's.
@@ -125,6 +173,29 @@ impl Cgroup {
             .iter()
             .any(|f| keyed_file(f, "oom_kill").is_some_and(|n| n > 0))
     }
+}
+
+/// `some avg10=0.00 avg60=0.00 avg300=0.00 total=0` and the same for `full`.
+fn parse_pressure(text: &str) -> Option<Pressure> {
+    let line = |prefix: &str| -> Option<PressureLine> {
+        let fields = text.lines().find_map(|l| l.strip_prefix(prefix))?;
+        let mut out = PressureLine::default();
+        for field in fields.split_whitespace() {
+            let (key, value) = field.split_once('=')?;
+            match key {
+                "avg10" => out.avg10 = value.parse().ok()?,
+                "avg60" => out.avg60 = value.parse().ok()?,
+                "avg300" => out.avg300 = value.parse().ok()?,
+                "total" => out.total_us = value.parse().ok()?,
+                _ => {}
+            }
+        }
+        Some(out)
+    };
+    Some(Pressure {
+        some: line("some ")?,
+        full: line("full "),
+    })
 }
 
 fn read_u64(path: &Path) -> Option<u64> {
@@ -220,6 +291,39 @@ mod tests {
                 PathBuf::from("/sys/fs/cgroup/a/b/memory.events"),
             ]
         );
+    }
+
+    #[test]
+    fn pressure_files_parse() {
+        let text = "some avg10=1.50 avg60=0.25 avg300=0.00 total=12345\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=7\n";
+        let p = parse_pressure(text).unwrap();
+        assert_eq!(
+            p.some,
+            PressureLine {
+                total_us: 12345,
+                avg10: 1.5,
+                avg60: 0.25,
+                avg300: 0.0
+            }
+        );
+        assert_eq!(p.full.unwrap().total_us, 7);
+        // cpu.pressure of older kernels has no `full` line.
+        let p = parse_pressure("some avg10=0.00 avg60=0.00 avg300=0.00 total=0\n").unwrap();
+        assert!(p.full.is_none());
+        assert!(parse_pressure("").is_none());
+        assert!(parse_pressure("some avg10=x total=1\n").is_none());
+    }
+
+    #[test]
+    fn pressure_is_read_from_the_v2_hierarchies() {
+        let dir = tempfile::tempdir().unwrap();
+        let cg = Cgroup::new(dir.path(), "pod/c1");
+        assert!(cg.pressure(PressureKind::Cpu).is_none());
+        let hybrid = dir.path().join("unified/pod/c1");
+        std::fs::create_dir_all(&hybrid).unwrap();
+        std::fs::write(hybrid.join("memory.pressure"), "some avg10=0.00 avg60=0.00 avg300=0.00 total=3\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=1\n").unwrap();
+        assert_eq!(cg.pressure(PressureKind::Memory).unwrap().some.total_us, 3);
+        assert!(cg.pressure(PressureKind::Io).is_none());
     }
 
     #[test]

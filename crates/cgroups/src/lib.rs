@@ -18,7 +18,7 @@ mod driver;
 mod mode;
 mod path;
 
-pub use cgroup::{Cgroup, Hierarchy, MemoryUsage};
+pub use cgroup::{Cgroup, Hierarchy, MemoryUsage, Pressure, PressureKind, PressureLine};
 pub use driver::{
     cgroups_path, check_parent, CgroupDriver, ParentError, DEFAULT_CGROUPFS_PARENT, DEFAULT_SLICE,
     MAX_PARENT_LEN,

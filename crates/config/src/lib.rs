@@ -49,6 +49,20 @@ pub struct Config {
     pub runtime: RuntimeConfig,
     /// Streaming server (Exec, Attach, PortForward).
     pub stream: StreamConfig,
+    /// What image layers may contain.
+    pub image: ImageConfig,
+}
+
+/// `[image]`: limits on one layer, checked as it is unpacked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImageConfig {
+    /// Bytes of one uncompressed layer (the tar stream, and the files it unpacks to).
+    pub max_layer_bytes: u64,
+    /// Entries (files, directories, links, whiteouts, ...) in one layer.
+    pub max_layer_entries: u64,
+    /// Bytes of one regular file in a layer.
+    pub max_file_bytes: u64,
 }
 
 /// `[stream]`
@@ -61,6 +75,10 @@ pub struct StreamConfig {
     pub port: u16,
     /// Seconds a streaming URL stays valid before its first (and only) use.
     pub token_ttl_seconds: u64,
+    /// Streaming URLs issued and neither used nor expired, at most.
+    pub max_pending_sessions: u64,
+    /// Bytes those pending sessions may hold together (commands and bookkeeping).
+    pub max_pending_bytes: u64,
 }
 
 /// `[registry]`
@@ -281,8 +299,20 @@ impl Config {
                 format!("{:?} is not an IP address", self.stream.address),
             ));
         }
-        if self.stream.token_ttl_seconds == 0 {
-            return Err(bad("stream.token_ttl_seconds", "must be at least 1".into()));
+        for (key, value) in [
+            ("stream.token_ttl_seconds", self.stream.token_ttl_seconds),
+            (
+                "stream.max_pending_sessions",
+                self.stream.max_pending_sessions,
+            ),
+            ("stream.max_pending_bytes", self.stream.max_pending_bytes),
+            ("image.max_layer_bytes", self.image.max_layer_bytes),
+            ("image.max_layer_entries", self.image.max_layer_entries),
+            ("image.max_file_bytes", self.image.max_file_bytes),
+        ] {
+            if value == 0 {
+                return Err(bad(key, "must be at least 1".into()));
+            }
         }
         Ok(())
     }

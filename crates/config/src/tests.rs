@@ -166,6 +166,8 @@ fn stream_section_has_defaults_and_is_validated() {
     assert_eq!(config.stream.address, "127.0.0.1");
     assert_eq!(config.stream.port, 0);
     assert_eq!(config.stream.token_ttl_seconds, 60);
+    assert_eq!(config.stream.max_pending_sessions, 1024);
+    assert_eq!(config.stream.max_pending_bytes, 64 << 20);
 
     let file = write_config("[stream]\naddress = \"localhost\"\n");
     let err = load(Some(file.path()), &Overrides::default()).unwrap_err();
@@ -176,6 +178,15 @@ fn stream_section_has_defaults_and_is_validated() {
         err.to_string().contains("stream.token_ttl_seconds"),
         "{err}"
     );
+    for key in ["max_pending_sessions", "max_pending_bytes"] {
+        let file = write_config(&format!("[stream]\n{key} = 0\n"));
+        let err = load(Some(file.path()), &Overrides::default()).unwrap_err();
+        assert!(err.to_string().contains(&format!("stream.{key}")), "{err}");
+    }
+    let file = write_config("[stream]\nmax_pending_sessions = 5\nmax_pending_bytes = 4096\n");
+    let config = load(Some(file.path()), &Overrides::default()).unwrap();
+    assert_eq!(config.stream.max_pending_sessions, 5);
+    assert_eq!(config.stream.max_pending_bytes, 4096);
     let file = write_config("[stream]\naddress = \"::1\"\nport = 10010\n");
     let config = load(Some(file.path()), &Overrides::default()).unwrap();
     assert_eq!(config.stream.port, 10010);
@@ -444,4 +455,22 @@ fn the_deployed_drop_in_example_is_valid() {
     let handlers = d.load("").unwrap().config.handlers();
     assert_eq!(handlers[0].name, "crun");
     assert_eq!(handlers[0].path, Path::new("/usr/bin/crun"));
+}
+
+#[test]
+fn image_section_has_defaults_and_is_validated() {
+    let config = Config::embedded().unwrap();
+    assert_eq!(config.image.max_layer_bytes, 16 << 30);
+    assert_eq!(config.image.max_layer_entries, 1_000_000);
+    assert_eq!(config.image.max_file_bytes, 8 << 30);
+    for key in ["max_layer_bytes", "max_layer_entries", "max_file_bytes"] {
+        let file = write_config(&format!("[image]\n{key} = 0\n"));
+        let err = load(Some(file.path()), &Overrides::default()).unwrap_err();
+        assert!(err.to_string().contains(&format!("image.{key}")), "{err}");
+    }
+    let file = write_config("[image]\nmax_file_bytes = 1048576\n");
+    let config = load(Some(file.path()), &Overrides::default()).unwrap();
+    assert_eq!(config.image.max_file_bytes, 1 << 20);
+    assert_eq!(config.image.max_layer_bytes, 16 << 30);
+    assert_eq!(config.to_json()["image"]["max_file_bytes"], 1 << 20);
 }

@@ -138,20 +138,7 @@ pub async fn fetch_layer(
     let limits = *sink.limits;
     let layer = job.digest.clone();
     let worker = tokio::task::spawn_blocking(move || {
-        let mut input = StoringReader {
-            rx,
-            current: Bytes::new(),
-            blob,
-            failed: None,
-        };
-        let unpacked = unpack(&mut input, compression, &fs, &limits, &layer);
-        // Whatever the unpack's outcome, the blob gets the whole download: its digest is
-        // checked in any case.
-        input.drain();
-        match input.failed.take() {
-            Some(err) => Err(err),
-            None => Ok((input.blob, unpacked)),
-        }
+        store_and_unpack(rx, blob, compression, &fs, &limits, &layer)
     });
 
     let started = Instant::now();
@@ -204,11 +191,57 @@ pub async fn fetch_layer(
     let stored = worker.await?;
     download?;
     let (blob, unpacked) = stored?;
-    // Integrity first: corrupted content explains any unpack failure it caused.
+    verify(job, &blob, unpacked)?;
+    let bytes = blob.len();
+    let snapshots = sink.snapshots.clone();
+    let (digest, size, chain_id) = (job.digest.clone(), job.size, job.chain_id.clone());
+    tokio::task::spawn_blocking(move || {
+        blob.commit(&what, &digest, size)?;
+        snapshots.commit(pending, &chain_id)
+    })
+    .await??;
+    log_progress(&job.digest, bytes, job.size, started, "unpacked");
+    Ok(())
+}
+
+/// The blocking side of a fetch: stores every chunk received on `rx` in `blob` and unpacks
+/// the layer into `fs` as the chunks arrive. Returns the blob (holding the whole download,
+/// whatever the unpack's outcome, so that its digest can be checked) and the unpack's
+/// outcome: the diff ID, or why it failed. Fails only when the blob cannot be written.
+pub(crate) fn store_and_unpack(
+    rx: mpsc::Receiver<Bytes>,
+    blob: Ingest,
+    compression: Compression,
+    fs: &std::path::Path,
+    limits: &Limits,
+    layer: &Digest,
+) -> Result<(Ingest, Result<Digest, ImageError>), ImageError> {
+    let mut input = StoringReader {
+        rx,
+        current: Bytes::new(),
+        blob,
+        failed: None,
+    };
+    let unpacked = unpack(&mut input, compression, fs, limits, layer);
+    input.drain();
+    match input.failed.take() {
+        Some(err) => Err(err),
+        None => Ok((input.blob, unpacked)),
+    }
+}
+
+/// Checks a downloaded layer against the manifest's digest and the config's diff ID.
+/// Integrity comes first: corrupted content explains any unpack failure it caused.
+pub(crate) fn verify(
+    job: &LayerJob,
+    blob: &Ingest,
+    unpacked: Result<Digest, ImageError>,
+) -> Result<(), ImageError> {
+    let what = format!("layer {}", job.digest);
     let actual = blob.digest();
     if actual != job.digest {
         return Err(ImageError::DigestMismatch {
-            what: what.clone(),
+            what,
             expected: job.digest.clone(),
             actual,
         });
@@ -221,15 +254,6 @@ pub async fn fetch_layer(
             actual: diff_id,
         });
     }
-    let bytes = blob.len();
-    let snapshots = sink.snapshots.clone();
-    let (digest, size, chain_id) = (job.digest.clone(), job.size, job.chain_id.clone());
-    tokio::task::spawn_blocking(move || {
-        blob.commit(&what, &digest, size)?;
-        snapshots.commit(pending, &chain_id)
-    })
-    .await??;
-    log_progress(&job.digest, bytes, job.size, started, "unpacked");
     Ok(())
 }
 

@@ -25,6 +25,18 @@ pub const ACCEPTED_MANIFESTS: [&str; 4] = [OCI_INDEX, DOCKER_LIST, OCI_MANIFEST,
 /// Largest manifest, index or config accepted (they are small JSON documents).
 pub const MAX_DOCUMENT_SIZE: u64 = 8 << 20;
 
+/// Refuses a document (`what`) of `size` bytes over [`MAX_DOCUMENT_SIZE`].
+pub fn check_document_size(what: impl FnOnce() -> String, size: u64) -> Result<(), ImageError> {
+    if size > MAX_DOCUMENT_SIZE {
+        return Err(ImageError::TooLarge {
+            what: what(),
+            size,
+            limit: MAX_DOCUMENT_SIZE,
+        });
+    }
+    Ok(())
+}
+
 /// A content descriptor.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]

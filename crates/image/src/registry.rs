@@ -16,7 +16,7 @@ use oci_client::{Client, Reference};
 use crate::digest::Digest;
 use crate::error::ImageError;
 use crate::hosts::{Endpoint, Scheme};
-use crate::manifest::{ACCEPTED_MANIFESTS, MAX_DOCUMENT_SIZE};
+use crate::manifest::{check_document_size, ACCEPTED_MANIFESTS};
 use crate::reference::ImageReference;
 
 /// How long to wait for a TCP connection to a registry.
@@ -212,13 +212,10 @@ impl Remote {
             .pull_manifest_raw(reference, &self.auth, &ACCEPTED_MANIFESTS)
             .await
             .map_err(|err| self.error("fetch manifest".into(), reference, err))?;
-        if bytes.len() as u64 > MAX_DOCUMENT_SIZE {
-            return Err(ImageError::TooLarge {
-                what: format!("manifest of {}", reference.whole()),
-                size: bytes.len() as u64,
-                limit: MAX_DOCUMENT_SIZE,
-            });
-        }
+        check_document_size(
+            || format!("manifest of {}", reference.whole()),
+            bytes.len() as u64,
+        )?;
         Ok(bytes)
     }
 
@@ -241,13 +238,7 @@ impl Remote {
     pub async fn small_blob(&self, digest: &Digest, size: u64) -> Result<Vec<u8>, ImageError> {
         use futures_util::StreamExt as _;
         let what = format!("blob {digest} of {}/{}", self.registry, self.repository);
-        if size > MAX_DOCUMENT_SIZE {
-            return Err(ImageError::TooLarge {
-                what,
-                size,
-                limit: MAX_DOCUMENT_SIZE,
-            });
-        }
+        check_document_size(|| what.clone(), size)?;
         let mut stream = self.blob_stream(digest).await?;
         let mut data = Vec::with_capacity(size as usize);
         while let Some(chunk) = stream.next().await {

@@ -40,6 +40,8 @@ pub struct Daemon {
     core: std::sync::OnceLock<Arc<Core>>,
     /// The streaming server's handle (Exec, Attach, PortForward URLs); set once at startup.
     pub stream: std::sync::OnceLock<berth_stream::Handle>,
+    /// The last CPU sample of each container and pod, for `usage_nano_cores`.
+    pub cpu_rates: crate::cpu_rate::CpuRates,
 }
 
 impl Daemon {
@@ -57,7 +59,7 @@ impl Daemon {
                 stall_timeout: std::time::Duration::from_secs(
                     config.registry.pull_progress_timeout_seconds,
                 ),
-                limits: Default::default(),
+                limits: unpack_limits(&config.image),
             },
         )?;
         let cni_cache = config.root.join("cni-cache");
@@ -83,6 +85,7 @@ impl Daemon {
             handlers,
             core: std::sync::OnceLock::new(),
             stream: std::sync::OnceLock::new(),
+            cpu_rates: crate::cpu_rate::CpuRates::default(),
         })
     }
 }
@@ -211,9 +214,28 @@ pub(crate) fn find_executable(program: &Path) -> Option<PathBuf> {
         .find(|candidate| is_executable(candidate))
 }
 
+/// The layer unpack limits of `[image]`.
+fn unpack_limits(image: &berth_config::ImageConfig) -> berth_image::unpack::Limits {
+    berth_image::unpack::Limits {
+        max_entries: image.max_layer_entries,
+        max_total_bytes: image.max_layer_bytes,
+        max_file_bytes: image.max_file_bytes,
+        ..Default::default()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn configured_unpack_limits_default_to_the_unpackers_own() {
+        let config = Config::embedded().unwrap();
+        assert_eq!(
+            unpack_limits(&config.image),
+            berth_image::unpack::Limits::default()
+        );
+    }
 
     #[test]
     fn executables_are_found_by_path_or_name() {

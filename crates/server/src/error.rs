@@ -118,6 +118,9 @@ pub enum ServiceError {
     /// The streaming server is not running.
     #[error("the streaming server is not running")]
     StreamingUnavailable,
+    /// A streaming URL could not be issued (pending sessions at their limits, no token).
+    #[error(transparent)]
+    StreamRegister(#[from] berth_stream::RegisterError),
     /// berthd is stopping.
     #[error("berthd is shutting down")]
     ShuttingDown,
@@ -209,6 +212,8 @@ impl ServiceError {
                 Code::Unknown
             }
             ServiceError::StreamingUnavailable | ServiceError::ShuttingDown => Code::Unavailable,
+            ServiceError::StreamRegister(berth_stream::RegisterError::Token(_)) => Code::Internal,
+            ServiceError::StreamRegister(_) => Code::ResourceExhausted,
             ServiceError::Aborted(_) => Code::Internal,
             ServiceError::Store(_) | ServiceError::Io { .. } | ServiceError::Task(_) => {
                 Code::Internal

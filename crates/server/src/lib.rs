@@ -10,9 +10,11 @@
 
 #![deny(unsafe_code)]
 
+mod authority;
 mod cgroup;
 mod clock;
 mod container;
+mod cpu_rate;
 mod daemon;
 mod error;
 mod filter;
@@ -28,6 +30,7 @@ mod request;
 mod runtime;
 mod validate;
 
+pub use authority::AnyAuthority;
 pub use cgroup::{CgroupDriver, CgroupMode, SelectedCgroupDriver};
 pub use daemon::Daemon;
 pub use error::ServiceError;

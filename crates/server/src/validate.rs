@@ -53,6 +53,41 @@ pub fn image_ref(field: &'static str, value: &str) -> Result<(), ServiceError> {
     Ok(())
 }
 
+/// Largest command an Exec or ExecSync may carry, measured as [`command_bytes`]: 2 MiB,
+/// what execve accepts for arguments and environment together under the default 8 MiB
+/// stack limit (a quarter of it), so no command that could run is refused. A streaming
+/// exec holds it while its URL is pending.
+pub const MAX_COMMAND_BYTES: usize = 2 << 20;
+
+/// The size of `cmd` as execve measures it: each argument with its terminating NUL and its
+/// pointer in `argv`.
+fn command_bytes(cmd: &[String]) -> usize {
+    cmd.iter()
+        .map(|arg| arg.len() + 1 + std::mem::size_of::<usize>())
+        .sum()
+}
+
+/// A command to execute: at least one argument, at most [`MAX_COMMAND_BYTES`].
+pub fn command(field: &'static str, cmd: &[String]) -> Result<(), ServiceError> {
+    if cmd.is_empty() {
+        return Err(ServiceError::InvalidArgument {
+            field,
+            problem: FieldProblem::Empty,
+        });
+    }
+    let len = command_bytes(cmd);
+    if len > MAX_COMMAND_BYTES {
+        return Err(ServiceError::InvalidArgument {
+            field,
+            problem: FieldProblem::TooLong {
+                len,
+                max: MAX_COMMAND_BYTES,
+            },
+        });
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -102,5 +137,24 @@ mod tests {
                 offset: 4
             }
         );
+    }
+
+    #[test]
+    fn commands_are_measured_as_execve_measures_them() {
+        let ptr = std::mem::size_of::<usize>();
+        assert_eq!(command_bytes(&[]), 0);
+        assert_eq!(command_bytes(&["ls".into(), "-l".into()]), 2 * (3 + ptr));
+        // Many empty arguments cost their pointers: a flood of them is bounded too.
+        let empties = vec![String::new(); MAX_COMMAND_BYTES / (1 + ptr) + 1];
+        assert!(command_bytes(&empties) > MAX_COMMAND_BYTES);
+        assert_eq!(
+            problem(command("cmd", &empties)),
+            FieldProblem::TooLong {
+                len: command_bytes(&empties),
+                max: MAX_COMMAND_BYTES
+            }
+        );
+        assert_eq!(problem(command("cmd", &[])), FieldProblem::Empty);
+        assert!(command("cmd", &["true".into()]).is_ok());
     }
 }

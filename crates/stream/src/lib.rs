@@ -16,6 +16,7 @@ pub mod remotecommand;
 mod server;
 pub mod spdy;
 pub mod tokens;
+mod trim;
 pub mod websocket;
 
 use std::future::Future;
@@ -24,6 +25,7 @@ use std::pin::Pin;
 use tokio::sync::mpsc;
 
 pub use server::{Handle, Server, ServerConfig};
+pub use tokens::{PendingLimits, RegisterError};
 
 /// A boxed, sendable future.
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
@@ -70,12 +72,19 @@ pub struct ExecIo {
 pub trait Runner: Send + 'static {
     /// Runs to completion: `Ok(exit code)`, or `Err(message)` when it could not run.
     fn run(self: Box<Self>, io: ExecIo) -> BoxFuture<Result<i32, String>>;
+
+    /// Heap bytes this runner holds while its URL is pending (an exec's command, the
+    /// container ID): what the pending-session byte limit charges for it.
+    fn held_bytes(&self) -> usize;
 }
 
 /// Opens connections to ports of one pod.
 pub trait PortDialer: Send + Sync + 'static {
     /// A connection to `port` on the pod's loopback.
     fn dial(&self, port: u16) -> BoxFuture<std::io::Result<tokio::net::TcpStream>>;
+
+    /// Heap bytes this dialer holds while its URL is pending (see [`Runner::held_bytes`]).
+    fn held_bytes(&self) -> usize;
 }
 
 /// What a token stands for.
@@ -108,6 +117,16 @@ impl StreamRequest {
             StreamRequest::Exec { .. } => "exec",
             StreamRequest::Attach { .. } => "attach",
             StreamRequest::PortForward { .. } => "portforward",
+        }
+    }
+
+    /// Heap bytes the request holds while it is pending (its runner's or dialer's).
+    pub fn held_bytes(&self) -> usize {
+        match self {
+            StreamRequest::Exec { runner, .. } | StreamRequest::Attach { runner, .. } => {
+                runner.held_bytes()
+            }
+            StreamRequest::PortForward { dialer } => dialer.held_bytes(),
         }
     }
 }

@@ -15,8 +15,8 @@ use tokio::net::{TcpListener, TcpStream};
 use crate::http::{read_head, respond, HEAD_TIMEOUT};
 use crate::remotecommand::Protocol;
 use crate::spdy::session::Session;
-use crate::tokens::TokenStore;
-use crate::{portforward, remotecommand, websocket, StreamRequest};
+use crate::tokens::{PendingLimits, RegisterError, TokenStore};
+use crate::{portforward, remotecommand, trim, websocket, StreamRequest};
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
 /// Where the server listens and how long URLs stay valid.
@@ -28,7 +28,12 @@ pub struct ServerConfig {
     pub port: u16,
     /// How long a token stays valid.
     pub token_ttl: Duration,
+    /// Caps on the requests pending at once.
+    pub pending: PendingLimits,
 }
+
+/// Longest time between two sweeps of expired tokens (shorter when the tokens' lifetime is).
+const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 
 /// A bound streaming server, not yet serving.
 #[derive(Debug)]
@@ -55,8 +60,9 @@ impl Handle {
         &self.inner.base_url
     }
 
-    /// Stores `request` under a fresh token and returns its URL.
-    pub fn register(&self, request: StreamRequest) -> std::io::Result<String> {
+    /// Stores `request` under a fresh token and returns its URL; refused when the pending
+    /// requests are at their limits.
+    pub fn register(&self, request: StreamRequest) -> Result<String, RegisterError> {
         let kind = request.kind();
         let token = self.inner.tokens.insert(request)?;
         Ok(format!("{}/{kind}/{token}", self.inner.base_url))
@@ -73,7 +79,7 @@ impl Server {
             handle: Handle {
                 inner: Arc::new(Inner {
                     base_url: format!("http://{local}"),
-                    tokens: TokenStore::new(config.token_ttl),
+                    tokens: TokenStore::new(config.token_ttl, config.pending),
                 }),
             },
         })
@@ -89,10 +95,31 @@ impl Server {
         self.handle.clone()
     }
 
-    /// Accepts connections until the task is dropped.
+    /// Accepts connections until the task is dropped, and frees expired tokens' requests
+    /// as they expire (within [`SWEEP_INTERVAL`]), whether or not new requests come.
     pub async fn serve(self) {
+        let tokens = &self.handle.inner.tokens;
+        let mut sweep = tokio::time::interval(tokens.ttl().min(SWEEP_INTERVAL));
+        sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            match self.listener.accept().await {
+            let accepted = tokio::select! {
+                accepted = self.listener.accept() => accepted,
+                _ = sweep.tick() => {
+                    let swept = tokens.sweep();
+                    if swept.sessions > 0 {
+                        tracing::debug!(
+                            expired = swept.sessions,
+                            bytes = swept.bytes,
+                            "expired streaming tokens freed"
+                        );
+                    }
+                    if swept.bytes >= trim::TRIM_AFTER_BYTES {
+                        tokio::task::spawn_blocking(trim::release_free_memory);
+                    }
+                    continue;
+                }
+            };
+            match accepted {
                 Ok((socket, peer)) => {
                     let handle = self.handle.clone();
                     tokio::spawn(async move {
@@ -295,6 +322,54 @@ mod tests {
         assert_eq!(route("/exec/a/b"), None);
     }
 
+    /// A server on a free loopback port, its pending requests capped at `max_sessions` and
+    /// 1 MiB.
+    async fn local_server(token_ttl: Duration, max_sessions: usize) -> Server {
+        Server::bind(ServerConfig {
+            address: "127.0.0.1".parse().unwrap(),
+            port: 0,
+            token_ttl,
+            pending: PendingLimits {
+                max_sessions,
+                max_bytes: 1 << 20,
+            },
+        })
+        .await
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn serving_frees_expired_requests_without_new_ones() {
+        struct Held(Vec<u8>);
+        impl crate::Runner for Held {
+            fn run(self: Box<Self>, _io: crate::ExecIo) -> crate::BoxFuture<Result<i32, String>> {
+                Box::pin(async { Ok(0) })
+            }
+            fn held_bytes(&self) -> usize {
+                self.0.capacity()
+            }
+        }
+        let server = local_server(Duration::from_millis(100), 2).await;
+        let handle = server.handle();
+        let serving = tokio::spawn(server.serve());
+        let exec = || StreamRequest::Exec {
+            options: crate::ExecOptions::default(),
+            runner: Box::new(Held(vec![0; 64 << 10])),
+        };
+        handle.register(exec()).unwrap();
+        handle.register(exec()).unwrap();
+        let err = handle.register(exec()).unwrap_err();
+        assert!(
+            matches!(err, RegisterError::TooManySessions { max: 2 }),
+            "{err:?}"
+        );
+        assert_eq!(handle.inner.tokens.usage().0, 2);
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert_eq!(handle.inner.tokens.usage(), (0, 0));
+        handle.register(exec()).unwrap();
+        serving.abort();
+    }
+
     async fn exchange(addr: SocketAddr, request: &str) -> String {
         let mut socket = TcpStream::connect(addr).await.unwrap();
         socket.write_all(request.as_bytes()).await.unwrap();
@@ -305,13 +380,7 @@ mod tests {
 
     #[tokio::test]
     async fn bad_requests_get_400_404_403_and_do_not_use_the_token() {
-        let server = Server::bind(ServerConfig {
-            address: "127.0.0.1".parse().unwrap(),
-            port: 0,
-            token_ttl: Duration::from_secs(60),
-        })
-        .await
-        .unwrap();
+        let server = local_server(Duration::from_secs(60), 100).await;
         let addr = server.local_addr().unwrap();
         let handle = server.handle();
         let serving = tokio::spawn(server.serve());
@@ -320,6 +389,9 @@ mod tests {
         impl crate::PortDialer for Nop {
             fn dial(&self, _port: u16) -> crate::BoxFuture<std::io::Result<tokio::net::TcpStream>> {
                 Box::pin(async { Err(std::io::ErrorKind::ConnectionRefused.into()) })
+            }
+            fn held_bytes(&self) -> usize {
+                0
             }
         }
         let url = handle

@@ -451,6 +451,9 @@ mod tests {
                 Ok(7)
             })
         }
+        fn held_bytes(&self) -> usize {
+            0
+        }
     }
 
     #[tokio::test]

@@ -26,6 +26,10 @@ const COPY_BUFFER: usize = 256 << 10;
 /// Unpacks the uncompressed layer tar `tar` into `dest`, an existing empty directory, and
 /// reads `tar` to its end. On error `dest` holds a partial layer: the caller deletes it.
 ///
+/// The limits are enforced as the stream is read: a regular file whose header declares
+/// more than allowed is refused before it is created, and the stream itself is never read
+/// more than one byte past [`Limits::max_total_bytes`].
+///
 /// See the [module documentation](super) for the safety model, the metadata and xattr
 /// rules and the whiteout format.
 pub fn apply_layer<R: Read>(
@@ -38,7 +42,7 @@ pub fn apply_layer<R: Read>(
         source,
     })?;
     let budget = Budget::for_limits(limits);
-    let tally = Tally::default();
+    let tally = Tally::new(limits.max_total_bytes);
     let mut archive = tar::Archive::new(Counted {
         inner: Budgeted {
             inner: tar,
@@ -53,56 +57,102 @@ pub fn apply_layer<R: Read>(
         dir_times: Vec::new(),
         buf: vec![0; COPY_BUFFER],
     };
-    {
-        let mut entries = archive.entries().map_err(UnpackError::Tar)?;
-        // Where the content of the last entry ended in the stream.
-        let mut content_end = 0u64;
-        loop {
-            // Between two entries the parser reads only headers and extension records (the
-            // previous entry's content is drained below), so that is what the budget caps.
-            budget.arm();
-            let next = entries.next();
-            budget.disarm();
-            let mut entry = match next {
-                None => break,
-                Some(Ok(entry)) => entry,
-                // A stream that ends cleanly after an entry's complete content, without its
-                // padding or the end-of-archive blocks (as `umoci insert` writes layers), is
-                // read as Go's archive/tar reads it: the archive ends there.
-                Some(Err(_)) if tally.ended_at(content_end) => break,
-                Some(Err(e)) => return Err(budget.error(e)),
-            };
-            let size = entry.size();
-            content_end = entry.raw_file_position() + size;
-            let shown = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
-            unpacker.apply(&mut entry)?;
-            io::copy(&mut entry, &mut io::sink()).map_err(UnpackError::Tar)?;
-            if tally.read() < content_end {
-                return Err(UnpackError::Truncated {
-                    path: shown,
-                    size,
-                    got: size - (content_end - tally.read()),
-                });
-            }
-        }
+    // The entry whose content is being read, for an error of the stream's size limit.
+    let mut current = None;
+    let result = unpack_entries(&mut archive, &mut unpacker, &budget, &tally, &mut current)
+        .and_then(|()| {
+            current = None;
+            unpacker.set_dir_times()?;
+            // The end-of-archive blocks and any record padding: the caller's digest covers
+            // them.
+            io::copy(&mut archive.into_inner(), &mut io::sink()).map_err(UnpackError::Tar)?;
+            Ok(())
+        });
+    match result {
+        // Whatever stopped the reader (the parser, a file's copy, the drain), the limit did.
+        Err(_) if tally.over() => Err(UnpackError::TooManyBytes {
+            path: current,
+            max: limits.max_total_bytes,
+        }),
+        Err(err) => Err(err),
+        Ok(()) => Ok(unpacker.stats),
     }
-    unpacker.set_dir_times()?;
-    // The end-of-archive blocks and any record padding: the caller's digest covers them.
-    io::copy(&mut archive.into_inner(), &mut io::sink()).map_err(UnpackError::Tar)?;
-    Ok(unpacker.stats)
 }
 
-/// How far the archive stream has been read, and whether it has ended.
-#[derive(Debug, Clone, Default)]
+/// Reads and applies the entries; `current` names the entry whose content is being read
+/// (`None` while headers are).
+fn unpack_entries<R: Read>(
+    archive: &mut tar::Archive<Counted<Budgeted<R>>>,
+    unpacker: &mut Unpacker,
+    budget: &Budget,
+    tally: &Tally,
+    current: &mut Option<String>,
+) -> Result<(), UnpackError> {
+    let mut entries = archive.entries().map_err(UnpackError::Tar)?;
+    // Where the content of the last entry ended in the stream.
+    let mut last_content_end = 0u64;
+    loop {
+        // Between two entries the parser reads only headers and extension records (the
+        // previous entry's content is drained below), so that is what the budget caps.
+        *current = None;
+        budget.arm();
+        let next = entries.next();
+        budget.disarm();
+        let mut entry = match next {
+            None => return Ok(()),
+            Some(Ok(entry)) => entry,
+            // A stream that ends cleanly after an entry's complete content, without its
+            // padding or the end-of-archive blocks (as `umoci insert` writes layers), is
+            // read as Go's archive/tar reads it: the archive ends there.
+            Some(Err(_)) if tally.ended_at(last_content_end) => return Ok(()),
+            Some(Err(e)) => return Err(budget.error(e)),
+        };
+        // The content's size as the entry yields it (a sparse file's holes included) and
+        // where it ends in the stream at the latest (a sparse file stores less).
+        let size = entry.size();
+        let content_end = entry.raw_file_position().saturating_add(size);
+        let shown = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+        *current = Some(shown.clone());
+        let written = unpacker.stats.bytes;
+        unpacker.apply(&mut entry, content_end)?;
+        let rest = io::copy(&mut entry, &mut io::sink()).map_err(UnpackError::Tar)?;
+        // Only regular files' content is read by `apply`; the entry yields less than its
+        // size only when the stream ended inside it.
+        let got = unpacker.stats.bytes - written + rest;
+        if got < size {
+            return Err(UnpackError::Truncated {
+                path: shown,
+                size,
+                got,
+            });
+        }
+        last_content_end = tally.read();
+    }
+}
+
+/// How far the archive stream has been read, whether it has ended, and whether it went
+/// past its size limit.
+#[derive(Debug, Clone)]
 struct Tally(Rc<TallyState>);
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct TallyState {
+    max: u64,
     read: Cell<u64>,
     eof: Cell<bool>,
+    over: Cell<bool>,
 }
 
 impl Tally {
+    fn new(max: u64) -> Tally {
+        Tally(Rc::new(TallyState {
+            max,
+            read: Cell::new(0),
+            eof: Cell::new(false),
+            over: Cell::new(false),
+        }))
+    }
+
     fn read(&self) -> u64 {
         self.0.read.get()
     }
@@ -111,9 +161,14 @@ impl Tally {
     fn ended_at(&self, offset: u64) -> bool {
         self.0.eof.get() && self.read() == offset
     }
+
+    /// Whether the stream has more bytes than its limit.
+    fn over(&self) -> bool {
+        self.0.over.get()
+    }
 }
 
-/// The archive stream, counted.
+/// The archive stream, counted and cut off one byte past the limit.
 struct Counted<R> {
     inner: R,
     tally: Tally,
@@ -121,11 +176,23 @@ struct Counted<R> {
 
 impl<R: Read> Read for Counted<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
         let state = &self.tally.0;
+        let over = || io::Error::new(io::ErrorKind::InvalidData, "layer larger than its limit");
+        if state.over.get() {
+            return Err(over());
+        }
+        // One byte more than the limit allows tells a stream that ends exactly there from
+        // one that goes on.
+        let room = state.max.saturating_sub(state.read.get()).saturating_add(1);
+        let want = buf.len().min(usize::try_from(room).unwrap_or(usize::MAX));
+        let n = self.inner.read(&mut buf[..want])?;
         state.read.set(state.read.get() + n as u64);
         if n == 0 && !buf.is_empty() {
             state.eof.set(true);
+        }
+        if state.read.get() > state.max {
+            state.over.set(true);
+            return Err(over());
         }
         Ok(n)
     }
@@ -141,16 +208,22 @@ struct Unpacker {
 }
 
 impl Unpacker {
-    fn apply<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>) -> Result<(), UnpackError> {
-        self.stats.entries += 1;
-        if self.stats.entries > self.limits.max_entries {
-            return Err(UnpackError::TooManyEntries {
-                max: self.limits.max_entries,
-            });
-        }
+    /// Applies one entry whose content ends at `content_end` in the stream.
+    fn apply<R: Read>(
+        &mut self,
+        entry: &mut tar::Entry<'_, R>,
+        content_end: u64,
+    ) -> Result<(), UnpackError> {
         let raw = entry.path_bytes().into_owned();
         let shown = String::from_utf8_lossy(&raw).into_owned();
         let shown = shown.as_str();
+        self.stats.entries += 1;
+        if self.stats.entries > self.limits.max_entries {
+            return Err(UnpackError::TooManyEntries {
+                path: shown.to_owned(),
+                max: self.limits.max_entries,
+            });
+        }
         let header_type = entry.header().entry_type();
         if header_type == EntryType::XGlobalHeader {
             tracing::debug!(entry = shown, "PAX global header ignored");
@@ -179,7 +252,7 @@ impl Unpacker {
             entry_type,
             EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse
         ) {
-            self.check_size(entry.size(), shown)?;
+            self.check_size(entry.size(), content_end, shown)?;
         }
         let meta = Meta::read(entry, shown)?;
         let place = Place {
@@ -236,7 +309,10 @@ impl Unpacker {
         Ok(())
     }
 
-    fn check_size(&self, size: u64, shown: &str) -> Result<(), UnpackError> {
+    /// Refuses a regular file, before it is created, when its declared size is over the
+    /// file limit or would take the layer over its limit: its content written so far (a
+    /// sparse file's holes are written as zeros), or the stream up to the end of its content.
+    fn check_size(&self, size: u64, content_end: u64, shown: &str) -> Result<(), UnpackError> {
         if size > self.limits.max_file_bytes {
             let problem = EntryProblem::FileTooLarge {
                 size,
@@ -244,10 +320,11 @@ impl Unpacker {
             };
             return Err(UnpackError::entry(shown, problem));
         }
-        if self.stats.bytes.saturating_add(size) > self.limits.max_total_bytes {
+        let max = self.limits.max_total_bytes;
+        if self.stats.bytes.saturating_add(size) > max || content_end > max {
             return Err(UnpackError::TooManyBytes {
-                path: shown.to_owned(),
-                max: self.limits.max_total_bytes,
+                path: Some(shown.to_owned()),
+                max,
             });
         }
         Ok(())

@@ -52,17 +52,23 @@ pub enum UnpackError {
         source: io::Error,
     },
     /// The layer has more entries than [`Limits::max_entries`](super::Limits::max_entries).
-    #[error("layer has more than {max} entries")]
+    #[error("layer entry {path:?}: the layer has more than {max} entries (limit image.max_layer_entries)")]
     TooManyEntries {
+        /// The first entry over the limit.
+        path: String,
         /// The limit.
         max: u64,
     },
-    /// The layer's files add up to more than
+    /// The uncompressed layer, or the files it unpacks to, is larger than
     /// [`Limits::max_total_bytes`](super::Limits::max_total_bytes).
-    #[error("layer entry {path:?}: layer content is more than {max} bytes")]
+    #[error(
+        "{}the layer is more than {max} bytes uncompressed (limit image.max_layer_bytes)",
+        at_entry(path)
+    )]
     TooManyBytes {
-        /// The entry that went over.
-        path: String,
+        /// The entry whose content was being read when the limit was reached; `None` when
+        /// it was reached in headers, padding or after the end of the archive.
+        path: Option<String>,
         /// The limit.
         max: u64,
     },
@@ -85,6 +91,14 @@ pub enum UnpackError {
         /// What the archive held.
         got: u64,
     },
+}
+
+/// `layer entry "<path>": `, or where else the stream was.
+fn at_entry(path: &Option<String>) -> String {
+    match path {
+        Some(path) => format!("layer entry {path:?}: "),
+        None => "in headers, padding or after the end of the archive: ".to_owned(),
+    }
 }
 
 impl UnpackError {
@@ -196,7 +210,7 @@ pub enum EntryProblem {
         name: String,
     },
     /// A regular file larger than [`Limits::max_file_bytes`](super::Limits::max_file_bytes).
-    #[error("file is {size} bytes, more than the limit of {max}")]
+    #[error("file is {size} bytes, more than the limit of {max} (image.max_file_bytes)")]
     FileTooLarge {
         /// Its size.
         size: u64,

@@ -33,9 +33,13 @@
 //! - **Hard links** must name an earlier entry of this layer that is not a directory; the
 //!   target is resolved with the same walk (so it cannot leave the layer or pass through a
 //!   symlink) and linked with `linkat` without following.
-//! - **Limits** ([`Limits`]) bound the entry count, each file's size, the total file bytes,
-//!   name lengths and the size of PAX / GNU extension headers (read into memory by the tar
-//!   parser: they are capped at 1 MiB plus two path lengths per entry).
+//! - **Limits** ([`Limits`]) bound the entry count, each file's size, the uncompressed
+//!   layer's size (the stream and the file content it unpacks to), name lengths and the size
+//!   of PAX / GNU extension headers (read into memory by the tar parser: they are capped at
+//!   1 MiB plus two path lengths per entry). They are checked as the stream is read: a file
+//!   whose header declares too much is refused before it is created, and the stream is cut
+//!   off one byte past the layer limit, so a decompression bomb costs at most that much
+//!   reading and nothing beyond the limits is written.
 //! - **Races.** Every operation is relative to a directory descriptor obtained by the
 //!   no-follow walk. The few calls without a descriptor form (extended attributes on
 //!   symlinks, device nodes and FIFOs; recursive removal of a replaced directory) use the
@@ -95,12 +99,16 @@ pub use apply::apply_layer;
 pub use compression::{decompress, Compression};
 pub use error::{EntryProblem, LinkProblem, PathProblem, UnpackError};
 
-/// Bounds on what one layer may contain.
+/// Bounds on what one layer may contain. berthd takes the first three from its
+/// configuration (`[image]` in config/berth.toml, whose defaults are these).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
-    /// Entries in the layer (after PAX / GNU extension headers are merged into their entry).
+    /// Entries in the layer (after PAX / GNU extension headers are merged into their entry;
+    /// whiteouts count).
     pub max_entries: u64,
-    /// Regular-file content written for the whole layer, in bytes.
+    /// Bytes of the uncompressed layer: the tar stream as a whole (headers, content,
+    /// padding and anything after the end-of-archive blocks), and the regular-file content
+    /// it unpacks to (a sparse file's holes included, as they are written out).
     pub max_total_bytes: u64,
     /// Content of one regular file, in bytes.
     pub max_file_bytes: u64,
@@ -108,12 +116,26 @@ pub struct Limits {
     pub max_path_bytes: usize,
 }
 
+impl Limits {
+    /// Default of [`max_entries`](Limits::max_entries): ten times the files of the largest
+    /// common images (a full TeX Live or a CUDA development image has about 100,000).
+    pub const DEFAULT_MAX_ENTRIES: u64 = 1_000_000;
+    /// Default of [`max_total_bytes`](Limits::max_total_bytes): 16 GiB, above the largest
+    /// layers seen in practice (CUDA and ML framework layers are a few GiB uncompressed),
+    /// while one layer cannot fill more of a node's disk than that.
+    pub const DEFAULT_MAX_TOTAL_BYTES: u64 = 16 << 30;
+    /// Default of [`max_file_bytes`](Limits::max_file_bytes): 8 GiB, above the largest
+    /// single files images carry (CUDA libraries of 1-2 GiB, model weight shards of up to
+    /// 5 GB as commonly split).
+    pub const DEFAULT_MAX_FILE_BYTES: u64 = 8 << 30;
+}
+
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            max_entries: 1_000_000,
-            max_total_bytes: 64 << 30,
-            max_file_bytes: 32 << 30,
+            max_entries: Self::DEFAULT_MAX_ENTRIES,
+            max_total_bytes: Self::DEFAULT_MAX_TOTAL_BYTES,
+            max_file_bytes: Self::DEFAULT_MAX_FILE_BYTES,
             max_path_bytes: 4096,
         }
     }

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use berth_cgroups::{Cgroup, CGROUP_ROOT};
+use berth_cgroups::{Cgroup, PressureKind, PressureLine, CGROUP_ROOT};
 use berth_store::ContainerRecord;
 use cri_api::v1;
 
@@ -41,7 +41,10 @@ pub fn container_stats(daemon: &Daemon, record: &ContainerRecord) -> v1::Contain
         cpu: Some(v1::CpuUsage {
             timestamp: now,
             usage_core_nano_seconds: cpu.map(|value| v1::UInt64Value { value }),
-            ..Default::default()
+            usage_nano_cores: cpu
+                .and_then(|value| daemon.cpu_rates.rate(&record.id, now, value))
+                .map(|value| v1::UInt64Value { value }),
+            psi: psi(cgroup.as_ref(), PressureKind::Cpu),
         }),
         memory: Some(v1::MemoryUsage {
             timestamp: now,
@@ -51,6 +54,7 @@ pub fn container_stats(daemon: &Daemon, record: &ContainerRecord) -> v1::Contain
             working_set_bytes: memory.map(|m| v1::UInt64Value {
                 value: m.working_set_bytes,
             }),
+            psi: psi(cgroup.as_ref(), PressureKind::Memory),
             ..Default::default()
         }),
         writable_layer: Some(v1::FilesystemUsage {
@@ -64,8 +68,27 @@ pub fn container_stats(daemon: &Daemon, record: &ContainerRecord) -> v1::Contain
             }),
         }),
         swap: None,
-        io: None,
+        io: psi(cgroup.as_ref(), PressureKind::Io).map(|psi| v1::IoUsage {
+            timestamp: now,
+            psi: Some(psi),
+        }),
     }
+}
+
+/// The cgroup's pressure stall information of `kind`, where the kernel keeps it (a cgroup
+/// v2 hierarchy). The kernel counts stall time in microseconds, the CRI in nanoseconds.
+fn psi(cgroup: Option<&Cgroup>, kind: PressureKind) -> Option<v1::PsiStats> {
+    let pressure = cgroup?.pressure(kind)?;
+    let data = |line: PressureLine| v1::PsiData {
+        total: line.total_us.saturating_mul(1000),
+        avg10: line.avg10,
+        avg60: line.avg60,
+        avg300: line.avg300,
+    };
+    Some(v1::PsiStats {
+        full: pressure.full.map(data),
+        some: Some(data(pressure.some)),
+    })
 }
 
 #[cfg(test)]

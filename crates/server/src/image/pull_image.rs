@@ -24,8 +24,24 @@ pub(super) async fn pull_image(
             registry_token: auth.registry_token,
         })
         .unwrap_or_default();
-    let record = daemon.images.pull(&image, &credentials).await?;
+    // The pull runs as a task of its own: the registry client panics on some answers a
+    // hostile registry can give (a token that cannot be a header), and a panic must end as
+    // an Internal status for this pull, not as a reset stream. The task is aborted when the
+    // client goes away, as the pull was before.
+    let mut task = AbortOnDrop(tokio::spawn(async move {
+        daemon.images.pull(&image, &credentials).await
+    }));
+    let record = (&mut task.0).await??;
     Ok(v1::PullImageResponse {
         image_ref: record.id,
     })
+}
+
+/// Aborts the task when dropped (the RPC's future dropped with its client).
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }

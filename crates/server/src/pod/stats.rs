@@ -30,16 +30,29 @@ pub fn pod_stats(
             value: values.iter().sum(),
         })
     };
+    let usage_core_nano_seconds = sum(|c| {
+        c.cpu
+            .as_ref()?
+            .usage_core_nano_seconds
+            .as_ref()
+            .map(|v| v.value)
+    });
+    // Keyed apart from container IDs (a pod and a container never share an ID, but the
+    // table is one).
+    let usage_nano_cores = usage_core_nano_seconds
+        .as_ref()
+        .and_then(|total| {
+            daemon
+                .cpu_rates
+                .rate(&format!("pod/{}", record.id), now, total.value)
+        })
+        .map(|value| v1::UInt64Value { value });
     let cpu = v1::CpuUsage {
         timestamp: now,
-        usage_core_nano_seconds: sum(|c| {
-            c.cpu
-                .as_ref()?
-                .usage_core_nano_seconds
-                .as_ref()
-                .map(|v| v.value)
-        }),
-        ..Default::default()
+        usage_core_nano_seconds,
+        usage_nano_cores,
+        // The pod has no cgroup of its own to read pressure from (no pause container).
+        psi: None,
     };
     let memory = v1::MemoryUsage {
         timestamp: now,

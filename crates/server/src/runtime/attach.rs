@@ -41,10 +41,8 @@ pub(super) async fn attach(
     let url = daemon.stream()?.register(StreamRequest::Attach {
         options,
         runner: Box::new(runner),
-    });
-    Ok(v1::AttachResponse {
-        url: url.map_err(super::exec::stream_io)?,
-    })
+    })?;
+    Ok(v1::AttachResponse { url })
 }
 
 /// Bridges one attach session to the shim.
@@ -58,6 +56,10 @@ struct AttachRunner {
 impl Runner for AttachRunner {
     fn run(self: Box<Self>, io: ExecIo) -> BoxFuture<Result<i32, String>> {
         Box::pin(async move { self.bridge(io).await.map_err(|e| e.to_string()) })
+    }
+
+    fn held_bytes(&self) -> usize {
+        self.shim_dir.capacity()
     }
 }
 

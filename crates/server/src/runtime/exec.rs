@@ -12,18 +12,14 @@ use tokio::sync::mpsc;
 
 use crate::container::exec_session::{self, ExecSession, ExecStreams};
 use crate::daemon::Daemon;
-use crate::error::{FieldProblem, ServiceError};
+use crate::error::ServiceError;
+use crate::validate;
 
 pub(super) async fn exec(
     daemon: Arc<Daemon>,
     request: v1::ExecRequest,
 ) -> Result<v1::ExecResponse, ServiceError> {
-    if request.cmd.is_empty() {
-        return Err(ServiceError::InvalidArgument {
-            field: "cmd",
-            problem: FieldProblem::Empty,
-        });
-    }
+    validate::command("cmd", &request.cmd)?;
     let options = stream_options(request.stdin, request.stdout, request.stderr, request.tty)?;
     let view = daemon.find_container(&request.container_id)?;
     let state = view.state();
@@ -42,10 +38,8 @@ pub(super) async fn exec(
     let url = daemon.stream()?.register(StreamRequest::Exec {
         options,
         runner: Box::new(runner),
-    });
-    Ok(v1::ExecResponse {
-        url: url.map_err(stream_io)?,
-    })
+    })?;
+    Ok(v1::ExecResponse { url })
 }
 
 /// The stream options of an Exec or Attach request, checked as kubelet checks them.
@@ -75,14 +69,6 @@ pub(super) fn stream_options(
     })
 }
 
-pub(super) fn stream_io(source: std::io::Error) -> ServiceError {
-    ServiceError::Io {
-        action: "issue a streaming token from",
-        path: "/dev/urandom".into(),
-        source,
-    }
-}
-
 /// How long to wait for the client's first terminal size before starting a TTY command.
 const FIRST_SIZE_WAIT: Duration = Duration::from_millis(200);
 
@@ -97,6 +83,11 @@ struct ExecRunner {
 impl Runner for ExecRunner {
     fn run(self: Box<Self>, io: ExecIo) -> BoxFuture<Result<i32, String>> {
         Box::pin(async move { self.bridge(io).await.map_err(|e| e.to_string()) })
+    }
+
+    fn held_bytes(&self) -> usize {
+        let args: usize = self.cmd.iter().map(String::capacity).sum();
+        self.container_id.capacity() + self.cmd.capacity() * std::mem::size_of::<String>() + args
     }
 }
 
@@ -192,5 +183,37 @@ impl ExecRunner {
         }
         writer_task.abort();
         exit.ok_or_else(|| exec_session::ended_early(&self.container_id))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tonic::{Code, Status};
+
+    #[test]
+    fn pending_limits_are_resource_exhausted_naming_the_limit() {
+        let status = Status::from(ServiceError::from(
+            berth_stream::RegisterError::TooManySessions { max: 3 },
+        ));
+        assert_eq!(status.code(), Code::ResourceExhausted);
+        assert!(
+            status.message().contains("stream.max_pending_sessions"),
+            "{}",
+            status.message()
+        );
+        let status = Status::from(ServiceError::from(
+            berth_stream::RegisterError::TooManyBytes {
+                held: 10,
+                needed: 5,
+                max: 12,
+            },
+        ));
+        assert_eq!(status.code(), Code::ResourceExhausted);
+        assert!(status.message().contains("stream.max_pending_bytes"));
+        let status = Status::from(ServiceError::from(berth_stream::RegisterError::Token(
+            std::io::ErrorKind::NotFound.into(),
+        )));
+        assert_eq!(status.code(), Code::Internal);
     }
 }

@@ -11,7 +11,8 @@ use nix::sys::signal::Signal;
 
 use crate::container::exec_session::{self, ExecSession, ExecStreams};
 use crate::daemon::Daemon;
-use crate::error::{FieldProblem, ServiceError};
+use crate::error::ServiceError;
+use crate::validate;
 
 /// Most bytes kept of each output stream.
 const MAX_OUTPUT: usize = 16 << 20;
@@ -23,12 +24,7 @@ pub(super) async fn exec_sync(
     daemon: Arc<Daemon>,
     request: v1::ExecSyncRequest,
 ) -> Result<v1::ExecSyncResponse, ServiceError> {
-    if request.cmd.is_empty() {
-        return Err(ServiceError::InvalidArgument {
-            field: "cmd",
-            problem: FieldProblem::Empty,
-        });
-    }
+    validate::command("cmd", &request.cmd)?;
     let view = daemon.find_container(&request.container_id)?;
     let state = view.state();
     let record = view.record;

@@ -31,12 +31,9 @@ pub(super) async fn port_forward(
     let dialer = PodDialer {
         netns: record.netns_path.map(PathBuf::from),
     };
-    let url = daemon
-        .stream()?
-        .register(StreamRequest::PortForward {
-            dialer: Box::new(dialer),
-        })
-        .map_err(super::exec::stream_io)?;
+    let url = daemon.stream()?.register(StreamRequest::PortForward {
+        dialer: Box::new(dialer),
+    })?;
     Ok(v1::PortForwardResponse { url })
 }
 
@@ -47,6 +44,10 @@ struct PodDialer {
 }
 
 impl PortDialer for PodDialer {
+    fn held_bytes(&self) -> usize {
+        self.netns.as_ref().map_or(0, PathBuf::capacity)
+    }
+
     fn dial(&self, port: u16) -> BoxFuture<std::io::Result<tokio::net::TcpStream>> {
         let netns = self.netns.clone();
         Box::pin(async move {

@@ -7,7 +7,9 @@ use std::os::unix::fs::MetadataExt;
 use tar::EntryType;
 
 use super::{require_root, Fixture, Layer};
-use crate::unpack::{EntryProblem, Limits, LinkProblem, PathProblem, UnpackError};
+use std::io::Read as _;
+
+use crate::unpack::{apply_layer, EntryProblem, Limits, LinkProblem, PathProblem, UnpackError};
 
 fn entry_error(err: UnpackError) -> (String, EntryProblem) {
     match err {
@@ -291,39 +293,172 @@ fn unpack_limits_entries() {
         .file("d", 0o644, b"")
         .finish();
     let err = fx.apply_with(&tar, &limits).unwrap_err();
-    assert_eq!(err.to_string(), "layer has more than 3 entries");
+    assert_eq!(
+        err.to_string(),
+        "layer entry \"d\": the layer has more than 3 entries (limit image.max_layer_entries)"
+    );
+    assert!(
+        matches!(&err, UnpackError::TooManyEntries { path, max: 3 } if path == "d"),
+        "{err:?}"
+    );
     assert!(!fx.path("d").exists());
     fx.assert_contained();
 }
 
+/// Bytes of a tar holding one regular file of `len` bytes, up to the end of its content.
+fn content_end(len: u64) -> u64 {
+    512 + len
+}
+
 #[test]
-fn unpack_limits_file_and_total_bytes() {
+fn unpack_limits_file_bytes_before_writing() {
     let fx = Fixture::new();
     let limits = Limits {
         max_file_bytes: 10,
-        max_total_bytes: 16,
         ..Limits::default()
     };
-    let tar = Layer::new().file("big", 0o644, &[b'x'; 11]).finish();
+    fx.apply_with(
+        &Layer::new().file("ok", 0o644, &[b'x'; 10]).finish(),
+        &limits,
+    )
+    .unwrap();
+    let tar = Layer::new()
+        .file("small", 0o644, b"x")
+        .file("big", 0o644, &[b'x'; 11])
+        .finish();
+    let fx = Fixture::new();
     let err = fx.apply_with(&tar, &limits).unwrap_err();
     assert_eq!(
         err.to_string(),
-        "layer entry \"big\": file is 11 bytes, more than the limit of 10"
+        "layer entry \"big\": file is 11 bytes, more than the limit of 10 (image.max_file_bytes)"
     );
-    assert!(!fx.path("big").exists(), "an oversized file was written");
+    assert_eq!(
+        entry_error(err),
+        (
+            "big".to_owned(),
+            EntryProblem::FileTooLarge { size: 11, max: 10 }
+        )
+    );
+    assert!(fx.path("small").exists());
+    assert!(!fx.path("big").exists(), "an oversized file was created");
     fx.assert_contained();
+}
 
-    let fx = Fixture::new();
+#[test]
+fn unpack_limits_layer_bytes_by_file_content() {
+    // Two files whose content fits the stream limit one by one: the second is refused
+    // before it is created, because the stream up to its content's end is over the limit.
+    let a = 1000;
+    let limits = Limits {
+        max_total_bytes: content_end(a) + 512 + 999,
+        ..Limits::default()
+    };
     let tar = Layer::new()
-        .file("a", 0o644, &[b'x'; 10])
-        .file("b", 0o644, &[b'x'; 7])
+        .file("a", 0o644, &vec![b'x'; a as usize])
+        .file("b", 0o644, &[b'y'; 1000])
         .finish();
+    let fx = Fixture::new();
     let err = fx.apply_with(&tar, &limits).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "layer entry \"b\": the layer is more than {} bytes uncompressed (limit image.max_layer_bytes)",
+            limits.max_total_bytes
+        )
+    );
     assert!(
-        matches!(err, UnpackError::TooManyBytes { max: 16, .. }),
+        matches!(&err, UnpackError::TooManyBytes { path: Some(p), .. } if p == "b"),
         "{err:?}"
     );
-    assert!(!fx.path("b").exists());
+    assert!(fx.path("a").exists());
+    assert!(
+        !fx.path("b").exists(),
+        "a file over the layer limit was created"
+    );
+    fx.assert_contained();
+}
+
+#[test]
+fn unpack_limits_layer_bytes_by_stream() {
+    let tar = Layer::new().file("f", 0o644, b"content").finish();
+    // A stream of exactly the limit is whole; trailing data after the end-of-archive blocks
+    // counts as well.
+    let limits = Limits {
+        max_total_bytes: tar.len() as u64,
+        ..Limits::default()
+    };
+    Fixture::new().apply_with(&tar, &limits).unwrap();
+    let mut padded = tar.clone();
+    padded.extend_from_slice(&[0u8; 512]);
+    let fx = Fixture::new();
+    let err = fx.apply_with(&padded, &limits).unwrap_err();
+    assert!(
+        matches!(err, UnpackError::TooManyBytes { path: None, .. }),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string()
+            .starts_with("in headers, padding or after the end of the archive: "),
+        "{err}"
+    );
+    fx.assert_contained();
+
+    // Data carried by an entry that is not a regular file (read and discarded by the
+    // parser) counts too.
+    let mut layer = Layer::new();
+    let h = layer.header(tar::EntryType::Directory, b"d/", 0o755);
+    let tar = layer.raw(h, &vec![0u8; 64 << 10]).finish();
+    let limits = Limits {
+        max_total_bytes: 32 << 10,
+        ..Limits::default()
+    };
+    let fx = Fixture::new();
+    let err = fx.apply_with(&tar, &limits).unwrap_err();
+    assert!(
+        matches!(&err, UnpackError::TooManyBytes { path: Some(p), max } if p == "d/" && *max == 32 << 10),
+        "{err:?}"
+    );
+}
+
+/// Counts what is read from the inner reader.
+struct Metered<R> {
+    inner: R,
+    read: std::rc::Rc<std::cell::Cell<u64>>,
+}
+
+impl<R: std::io::Read> std::io::Read for Metered<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read.set(self.read.get() + n as u64);
+        Ok(n)
+    }
+}
+
+#[test]
+fn unpack_stops_reading_a_bomb_at_the_limit() {
+    // A directory entry declaring 1 TiB of data, then endless zeros: without the limit the
+    // unpacker would read all of it.
+    let mut h = Layer::new().header(tar::EntryType::Directory, b"d/", 0o755);
+    h.set_size(1 << 40);
+    h.set_cksum();
+    let header = h.as_bytes().to_vec();
+    let read = std::rc::Rc::new(std::cell::Cell::new(0));
+    let stream = Metered {
+        inner: std::io::Cursor::new(header).chain(std::io::repeat(0)),
+        read: read.clone(),
+    };
+    let limits = Limits {
+        max_total_bytes: 1 << 20,
+        ..Limits::default()
+    };
+    let fx = Fixture::new();
+    let err = apply_layer(stream, &fx.layer, &limits).unwrap_err();
+    assert!(
+        matches!(&err, UnpackError::TooManyBytes { path: Some(p), .. } if p == "d/"),
+        "{err:?}"
+    );
+    assert_eq!(read.get(), (1 << 20) + 1, "read past the limit");
+    fx.assert_contained();
 }
 
 #[test]

@@ -2,6 +2,7 @@
 //! sits in a temporary directory next to a sentinel directory, so every test can check that
 //! nothing was written outside the layer.
 
+mod corpus;
 mod entries;
 mod hostile;
 mod overlay;

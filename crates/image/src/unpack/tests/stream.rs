@@ -145,3 +145,75 @@ fn unpack_missing_destination_is_reported() {
     let err = apply_layer(&sample()[..], &missing, &Limits::default()).unwrap_err();
     assert!(matches!(err, UnpackError::Dest { .. }), "{err:?}");
 }
+
+/// A GNU header number field: octal, or base-256 when it does not fit.
+fn octal(field: &mut [u8], value: u64) {
+    let text = format!("{value:0width$o}\0", width = field.len() - 1);
+    if text.len() == field.len() {
+        field.copy_from_slice(text.as_bytes());
+    } else {
+        field.fill(0);
+        field[0] = 0x80;
+        let at = field.len() - 8;
+        field[at..].copy_from_slice(&value.to_be_bytes());
+    }
+}
+
+/// A GNU sparse file `name` of `real_size` bytes whose only data is `data` at `offset`
+/// (the rest is holes), as GNU tar `--sparse` writes one.
+fn sparse_layer(name: &str, real_size: u64, offset: u64, data: &[u8]) -> Vec<u8> {
+    let mut header = tar::Header::new_gnu();
+    header.set_path(name).unwrap();
+    header.set_entry_type(tar::EntryType::GNUSparse);
+    header.set_mode(0o644);
+    header.set_uid(nix::unistd::geteuid().as_raw().into());
+    header.set_gid(nix::unistd::getegid().as_raw().into());
+    header.set_mtime(1_600_000_000);
+    header.set_size(data.len() as u64);
+    let gnu = header.as_gnu_mut().unwrap();
+    octal(&mut gnu.sparse[0].offset, offset);
+    octal(&mut gnu.sparse[0].numbytes, data.len() as u64);
+    octal(&mut gnu.realsize, real_size);
+    header.set_cksum();
+    let mut builder = tar::Builder::new(Vec::new());
+    builder.append(&header, data).unwrap();
+    builder.into_inner().unwrap()
+}
+
+#[test]
+fn unpack_sparse_files_are_written_out_and_count_their_holes() {
+    // A GNU sparse file: its holes are written as zeros (the stream holds 3 bytes of data).
+    let tar = sparse_layer("sparse", (1 << 20) + 3, 1 << 20, b"hi\n");
+    let fx = Fixture::new();
+    let stats = fx.apply(&tar).unwrap();
+    let content = fs::read(fx.path("sparse")).unwrap();
+    assert_eq!(content.len(), (1 << 20) + 3);
+    assert!(content[..1 << 20].iter().all(|b| *b == 0));
+    assert_eq!(&content[1 << 20..], b"hi\n");
+    assert_eq!(stats.bytes, (1 << 20) + 3);
+
+    // Its real size is what the file limit measures: a terabyte of holes is refused before
+    // anything is written.
+    let bomb = sparse_layer("bomb", 1 << 40, (1 << 40) - 1, b"x");
+    let fx = Fixture::new();
+    let err = fx.apply(&bomb).unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            UnpackError::Entry {
+                problem: crate::unpack::EntryProblem::FileTooLarge { size, .. },
+                ..
+            } if *size == 1 << 40
+        ),
+        "{err:?}"
+    );
+    assert!(!fx.path("bomb").exists());
+
+    // A sparse file whose data the stream does not hold is truncated.
+    let fx = Fixture::new();
+    let err = fx.apply(&tar[..512 + 2]).unwrap_err();
+    assert!(
+        matches!(err, UnpackError::Truncated { size, got, .. } if size == (1 << 20) + 3 && got == (1 << 20) + 2),
+        "{err:?}"
+    );
+}

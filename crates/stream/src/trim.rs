@@ -1,0 +1,25 @@
+//! Giving freed heap memory back to the kernel after a flood of pending requests.
+//!
+//! glibc's malloc keeps what a burst of allocations freed inside its arenas: it returns
+//! memory to the kernel only from the top of each heap, and only past a threshold, so
+//! requests freed in the middle of a heap (64 KiB commands among longer-lived connection
+//! buffers) leave berthd's RSS at its peak after they expire. `malloc_trim(0)` releases
+//! every whole free page of every arena. Called only after a sweep freed at least
+//! [`TRIM_AFTER_BYTES`], which ordinary use (URLs used at once) never does.
+//!
+//! This module is the crate's one use of `unsafe`: the foreign call itself.
+#![allow(unsafe_code)]
+
+/// Bytes a sweep must free before the allocator is asked to return free pages.
+pub(crate) const TRIM_AFTER_BYTES: usize = 1 << 20;
+
+/// Asks the allocator to return its free pages to the kernel (glibc only; elsewhere the
+/// allocator's own policy applies and this does nothing).
+pub(crate) fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim takes no pointers and touches only the allocator's own free
+    // lists, under each arena's lock; it is safe to call from any thread at any time.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
