@@ -149,27 +149,26 @@ PODSTART_BIN=$REPO/target/release/examples/podstart
 [ -x "$BERTHD" ] || die "$BERTHD missing (cargo build --release -p berthd)"
 [ -x "$PODSTART_BIN" ] || die "$PODSTART_BIN missing (cargo build --release -p berth-integration --example podstart)"
 case "$SHIM" in
-  static)
-    triple=$(rustc -vV | sed -n 's/^host: //p')
+  static | dynamic)
+    # The small build make install installs (static falls back to dynamic).
     if ((BUILD)); then
-      if ! RUSTFLAGS="-C target-feature=+crt-static" \
-        cargo build --quiet --profile shim -p berth-shim --target "$triple"; then
-        echo "$PROG: the static shim build failed; using the dynamic one" >&2
-        SHIM=dynamic
-      fi
+      shim_path=$(scripts/build-shim.sh "$SHIM" | tail -n 1)
+    else
+      triple=$(rustc -vV | sed -n 's/^host: //p')
+      shim_path=$REPO/target/shim/berth-shim
+      [ "$SHIM" = static ] && shim_path=$REPO/target/$triple/shim/berth-shim
     fi
-    shim_path=$REPO/target/$triple/shim/berth-shim
-    shim_kind="static (crt-static, profile shim, --target $triple)"
+    if [[ $shim_path == "$REPO/target/shim/berth-shim" ]]; then
+      shim_kind="dynamic (profile shim)"
+    else
+      shim_kind="static (crt-static, profile shim)"
+    fi
+    ;;
+  *)
+    shim_path=$SHIM
+    shim_kind="given"
     ;;
 esac
-if [ "$SHIM" = dynamic ]; then
-  ((BUILD)) && cargo build --quiet --profile shim -p berth-shim
-  shim_path=$REPO/target/shim/berth-shim
-  shim_kind="dynamic (profile shim)"
-elif [ "$SHIM" != static ]; then
-  shim_path=$SHIM
-  shim_kind="given"
-fi
 [ -x "$shim_path" ] || die "$shim_path missing"
 PODSTART=$PODSTART_BIN
 echo "berthd:   $BERTHD (release), $("$BERTHD" --version)"

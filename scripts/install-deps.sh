@@ -25,6 +25,7 @@ test_packages=(
   docker-registry              # the local registry on 127.0.0.1:5000
   skopeo umoci                 # build and push test images
   busybox                      # the test images' userland (dynamic, with its libraries)
+  crun                         # the second runtime handler (tests/it/handlers.rs, critest with crun)
   curl jq
   prometheus                   # promtool checks /metrics in the tests (the package also brings a server: unused)
   gcc libc6-dev make           # the test images' static helpers

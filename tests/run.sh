@@ -11,7 +11,8 @@
 #   5. one berthd on a temporary socket/root/state, with the registry as mirror of the
 #      upstream registries (hosts.toml), driven by crictl (tests/crictl-smoke.sh) and then
 #      by critest (and its streaming specs once more over WebSocket), gated on
-#      tests/conformance/known-failures.txt;
+#      tests/conformance/known-failures.txt; then critest once more, whole, against a second
+#      berthd whose default runtime handler is crun (tests/runtimes/crun.sh), same gate;
 #   6. a real kubelet, standalone with static pods, against a berthd of its own
 #      (tests/kubelet/run.sh).
 # Everything started is stopped by PID and every temporary directory removed on exit.
@@ -28,16 +29,62 @@ chmod 0711 "$work"
 out=${BERTH_TEST_OUT:-$repo/target/test-output}
 mkdir -p "$out"
 berthd_pid=
+crun_berthd_pid=
 
 step() { printf '\n== %s\n' "$*"; }
 
+# start_berthd CONFIG DIR LOG: a berthd on DIR/berth.sock with root and state in DIR and no
+# drop-ins; sets started_pid; fails with the log when the socket does not appear.
+start_berthd() {
+  local config=$1 dir=$2 log=$3
+  "$repo/target/debug/berthd" --config "$config" --config-dir "$dir/berth.d" \
+    --listen "$dir/berth.sock" --root "$dir/root" --state "$dir/state" --log-level info \
+    >"$log" 2>&1 &
+  started_pid=$!
+  for _ in $(seq 200); do [[ -S $dir/berth.sock ]] && return 0; sleep 0.05; done
+  echo "berthd did not start:" >&2
+  cat "$log" >&2
+  return 1
+}
+
+# stop_berthd PID SOCKET LOG: SIGTERM; it must exit 0 and remove its socket.
+stop_berthd() {
+  local pid=$1 socket=$2 log=$3 rc=0
+  kill -TERM "$pid"
+  wait "$pid" || rc=$?
+  if ((rc != 0)); then
+    echo "berthd exited with $rc on SIGTERM; log: $log" >&2
+    exit 1
+  fi
+  [[ ! -e $socket ]] || { echo "berthd left its socket $socket behind" >&2; exit 1; }
+}
+
+# kill_berthd PID: TERM, then KILL after 10 s (cleanup after a failure).
+kill_berthd() {
+  local pid=$1
+  [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null || return 0
+  kill -TERM "$pid" 2>/dev/null || true
+  for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  kill -KILL "$pid" 2>/dev/null || true
+}
+
+# remove_leftover_pods ENDPOINT: critest leaves the pods of specs that failed half-way;
+# remove them through the CRI so their namespaces, mounts, veths and IP allocations go too.
+remove_leftover_pods() {
+  local endpoint=$1 leftover pod
+  leftover=$(crictl --runtime-endpoint "$endpoint" pods -q 2>/dev/null || true)
+  [[ -n $leftover ]] || return 0
+  echo "removing $(wc -w <<<"$leftover") pod(s) left by failed critest specs"
+  for pod in $leftover; do
+    crictl --runtime-endpoint "$endpoint" rmp --force "$pod" >/dev/null 2>&1 ||
+      echo "warning: could not remove pod $pod" >&2
+  done
+}
+
 cleanup() {
   local rc=$?
-  if [[ -n $berthd_pid ]] && kill -0 "$berthd_pid" 2>/dev/null; then
-    kill -TERM "$berthd_pid" 2>/dev/null || true
-    for _ in $(seq 100); do kill -0 "$berthd_pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$berthd_pid" 2>/dev/null || true
-  fi
+  kill_berthd "$berthd_pid"
+  kill_berthd "$crun_berthd_pid"
   [[ -f $work/registry/registry.pid ]] && tests/images/registry.sh stop "$work/registry" || true
   # Whatever berthd still had mounted under the work dir (a run that failed half-way).
   { grep -F " $work/" /proc/self/mountinfo || true; } | awk '{print $5}' | sort -r |
@@ -105,11 +152,8 @@ config_path = "$work/certs.d"
 conf_dir = "$work/net.d"
 TOML
 socket=$work/berth.sock
-"$repo/target/debug/berthd" --config "$work/berth.toml" --listen "$socket" \
-  --root "$work/root" --state "$work/state" --log-level info >"$out/berthd.log" 2>&1 &
-berthd_pid=$!
-for _ in $(seq 200); do [[ -S $socket ]] && break; sleep 0.05; done
-[[ -S $socket ]] || { echo "berthd did not start:" >&2; cat "$out/berthd.log" >&2; exit 1; }
+start_berthd "$work/berth.toml" "$work" "$out/berthd.log"
+berthd_pid=$started_pid
 endpoint=unix://$socket
 
 step "crictl smoke test"
@@ -127,33 +171,43 @@ tests/conformance/run-critest.sh --critest "$bin/critest" --endpoint "$endpoint"
   --extra-critest-args -ginkgo.focus Streaming -websocket-exec -websocket-attach -websocket-portforward ||
   critest_rc=$?
 
-# critest leaves the pods of specs that failed half-way; remove them through the CRI so
-# their namespaces, mounts, veths and IP allocations go too.
-leftover=$(crictl --runtime-endpoint "$endpoint" pods -q 2>/dev/null || true)
-if [[ -n $leftover ]]; then
-  echo "removing $(wc -w <<<"$leftover") pod(s) left by failed critest specs"
-  for pod in $leftover; do
-    crictl --runtime-endpoint "$endpoint" rmp --force "$pod" >/dev/null 2>&1 ||
-      echo "warning: could not remove pod $pod" >&2
-  done
-fi
+remove_leftover_pods "$endpoint"
 
 step "kubelet (standalone, static pods) against its own berthd"
 kubelet_rc=0
 tests/kubelet/run.sh --kubelet "$kubelet" --berthd "$repo/target/debug/berthd" \
   --crictl "$bin/crictl" --certs "$work/certs.d" 2>&1 | tee "$out/kubelet.log" || kubelet_rc=$?
 
-kill -TERM "$berthd_pid"
-berthd_rc=0
-wait "$berthd_pid" || berthd_rc=$?
+stop_berthd "$berthd_pid" "$socket" "$out/berthd.log"
 berthd_pid=
-if ((berthd_rc != 0)); then
-  echo "berthd exited with $berthd_rc on SIGTERM; log: $out/berthd.log" >&2
-  exit 1
-fi
-[[ ! -e $socket ]] || { echo "berthd left its socket behind" >&2; exit 1; }
+
+step "critest with crun as the default runtime handler"
+# A second berthd (the first one has stopped: one built-in pod network at a time), the same
+# registry mirror and CNI directory, whose pods run under crun
+# (through tests/runtimes/crun.sh: crun 1.8 refuses hybrid cgroup hosts whose v2 hierarchy
+# holds a controller, as the test VMs' does). The whole suite: it takes about 2 minutes.
+mkdir -p "$work/crun"
+chmod 0711 "$work/crun"
+cat >"$work/crun/berth.toml" <<TOML
+[registry]
+config_path = "$work/certs.d"
+[cni]
+conf_dir = "$work/net.d"
+[runtime]
+default_handler = "crun"
+[runtime.handlers.crun]
+path = "$repo/tests/runtimes/crun.sh"
+TOML
+start_berthd "$work/crun/berth.toml" "$work/crun" "$out/berthd-crun.log"
+crun_berthd_pid=$started_pid
+crun_endpoint=unix://$work/crun/berth.sock
+tests/conformance/run-critest.sh --critest "$bin/critest" --endpoint "$crun_endpoint" \
+  --known tests/conformance/known-failures.txt --out "$out/critest-crun" || critest_rc=$?
+remove_leftover_pods "$crun_endpoint"
+stop_berthd "$crun_berthd_pid" "$work/crun/berth.sock" "$out/berthd-crun.log"
+crun_berthd_pid=
 if ((critest_rc != 0)); then
-  echo "critest gate failed (exit $critest_rc); details in $out/critest" >&2
+  echo "critest gate failed (exit $critest_rc); details in $out/critest*" >&2
   exit 1
 fi
 if ((kubelet_rc != 0)); then

@@ -40,7 +40,7 @@ use berth_integration::pods::{
 };
 use berth_integration::registry::{on_path, shared_registry, skip_or_panic};
 use berth_integration::rpc::container::{create, remove, start, stop, try_create};
-use berth_integration::rpc::{image_spec, pod, timed, Runtime};
+use berth_integration::rpc::{self, image_spec, pod, timed, Runtime};
 use berth_integration::Layout;
 use cri_api::v1;
 use tonic::{Code, Status};
@@ -125,32 +125,12 @@ async fn start_env_with(registry: &str, slot: u8, extra_toml: &str) -> (Env, Run
     layout.mirror_to(registry);
     let reaper = Reaper::new(&layout.state);
     let pod = PodEnv::start_in(layout, slot);
-    let mut images = pod.daemon.images().await;
-    timed(
-        "PullImage",
-        images.pull_image(v1::PullImageRequest {
-            image: Some(image_spec(BUSYBOX)),
-            auth: None,
-            sandbox_config: None,
-        }),
-    )
-    .await
-    .unwrap_or_else(|s| panic!("PullImage({BUSYBOX}): {s:?}"));
-    let image = images
-        .image_status(v1::ImageStatusRequest {
-            image: Some(image_spec(BUSYBOX)),
-            verbose: false,
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .image
-        .expect("busybox pulled");
+    let image_id = rpc::pull(&pod.daemon, BUSYBOX).await;
     let rt = pod.daemon.runtime().await;
     let env = Env {
         _reaper: reaper,
         pod,
-        image_id: image.id,
+        image_id,
         seen: Vec::new(),
     };
     (env, rt)
@@ -227,15 +207,7 @@ async fn try_status(
     id: &str,
     verbose: bool,
 ) -> Result<v1::ContainerStatusResponse, Status> {
-    timed(
-        "ContainerStatus",
-        rt.container_status(v1::ContainerStatusRequest {
-            container_id: id.to_owned(),
-            verbose,
-        }),
-    )
-    .await
-    .map(|r| r.into_inner())
+    rpc::container::try_status(rt, id, verbose).await
 }
 
 async fn status(rt: &mut Runtime, id: &str) -> v1::ContainerStatus {
@@ -297,16 +269,7 @@ async fn exec(
     cmd: &[&str],
     timeout: i64,
 ) -> Result<v1::ExecSyncResponse, Status> {
-    timed(
-        "ExecSync",
-        rt.exec_sync(v1::ExecSyncRequest {
-            container_id: id.to_owned(),
-            cmd: cmd.iter().map(|s| s.to_string()).collect(),
-            timeout,
-        }),
-    )
-    .await
-    .map(|r| r.into_inner())
+    rpc::container::exec(rt, id, cmd, timeout).await
 }
 
 async fn exec_ok(rt: &mut Runtime, id: &str, cmd: &[&str]) -> v1::ExecSyncResponse {

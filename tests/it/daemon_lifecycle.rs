@@ -47,6 +47,80 @@ fn wrongly_typed_config_value_is_a_startup_error() {
     assert!(log.contains(&layout.config.display().to_string()), "{log}");
 }
 
+/// `<layout dir>/berth.d`: the drop-in directory the layout's config file names.
+fn drop_in_dir(layout: &Layout) -> std::path::PathBuf {
+    let dir = layout.dir.path().join("berth.d");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[tokio::test]
+async fn drop_ins_override_the_config_file_and_are_named_at_start() {
+    let layout = Layout::with_config(
+        "[stream]
+token_ttl_seconds = 5
+",
+    );
+    let dir = drop_in_dir(&layout);
+    std::fs::write(
+        dir.join("20-ttl.toml"),
+        "[stream]
+token_ttl_seconds = 9
+",
+    )
+    .unwrap();
+    std::fs::write(dir.join("10-level.toml"), "log_level = \"debug\"\n").unwrap();
+    std::fs::write(dir.join("30-ignored.toml.disabled"), "bogus = 1\n").unwrap();
+    let daemon = layout.start();
+    let response = daemon
+        .runtime()
+        .await
+        .status(v1::StatusRequest { verbose: true })
+        .await
+        .unwrap()
+        .into_inner();
+    let config: serde_json::Value = serde_json::from_str(&response.info["config"]).unwrap();
+    assert_eq!(config["stream"]["token_ttl_seconds"], 9);
+    assert_eq!(config["log_level"], "debug");
+    assert_eq!(config["config_dir"], dir.display().to_string());
+    let log = daemon.log_text();
+    let files = format!(
+        "embedded default + {} + {} + {}",
+        daemon.config.display(),
+        dir.join("10-level.toml").display(),
+        dir.join("20-ttl.toml").display()
+    );
+    assert!(log.contains(&files), "{log}");
+}
+
+#[test]
+fn an_unknown_key_in_a_drop_in_is_a_startup_error_naming_the_drop_in() {
+    let layout = Layout::new();
+    let dir = drop_in_dir(&layout);
+    std::fs::write(
+        dir.join("10-ok.toml"),
+        "[cni]\nbin_dirs = [\"/usr/lib/cni\"]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("50-kind.toml"),
+        "[runtime]\ndefualt_handler = \"crun\"\n",
+    )
+    .unwrap();
+    let mut child = layout.spawn(&layout.args());
+    let status = wait_timeout(&mut child, Duration::from_secs(20));
+    let log = std::fs::read_to_string(&layout.log).unwrap();
+    assert_eq!(status.code(), Some(2), "{log}");
+    assert!(
+        log.contains(&format!(
+            "config file {}: key `runtime.defualt_handler`",
+            dir.join("50-kind.toml").display()
+        )),
+        "{log}"
+    );
+    assert!(!layout.socket.exists(), "no socket may be created");
+}
+
 #[test]
 fn malformed_toml_is_a_startup_error() {
     let (code, log, _layout) = run_with_config("[cni\n");

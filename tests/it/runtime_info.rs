@@ -47,7 +47,20 @@ async fn status_reports_both_conditions_and_verbose_config() {
     assert_eq!(config["listen"], daemon.socket.display().to_string());
     let network: serde_json::Value = serde_json::from_str(&response.info["network"]).unwrap();
     assert_eq!(network["ready"], conditions[1].status);
-    assert_eq!(response.runtime_handlers.len(), 1);
+    // The default handler, under "" and under its name.
+    let handlers: Vec<&str> = response
+        .runtime_handlers
+        .iter()
+        .map(|h| h.name.as_str())
+        .collect();
+    assert_eq!(handlers, ["", "runc"]);
+    let listed: serde_json::Value = serde_json::from_str(&response.info["handlers"]).unwrap();
+    assert_eq!(listed[0]["name"], "runc");
+    assert_eq!(listed[0]["default"], true);
+    assert_eq!(
+        listed[0]["root"],
+        daemon.state.join("runc").display().to_string()
+    );
 }
 
 #[tokio::test]

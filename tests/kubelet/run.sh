@@ -85,7 +85,7 @@ wait_for() {
 }
 
 start_berthd() {
-  "$berthd_bin" --config "$work/berth.toml" --listen "$socket" --root "$work/root" \
+  "$berthd_bin" --config "$work/berth.toml" --config-dir "$work/berth.d" --listen "$socket" --root "$work/root" \
     --state "$work/state" --log-level info >>"$work/berthd.log" 2>&1 &
   berthd_pid=$!
   wait_for 20 test -S "$socket"

@@ -4,8 +4,9 @@
 //! - [`Reaper`]: the guard that ends, on drop (also after a panic), every container and shim a
 //!   daemon's state directory still knows of. Containers and their shims outlive berthd by
 //!   design, so killing the daemon (what [`crate::pods::PodEnv`] does on drop) is not enough:
-//!   the reaper runs `runc delete --force` for each container runc still has under
-//!   `<state>/runc` (that kills the container's processes and removes its cgroup), then
+//!   the reaper runs `<runtime> delete --force` for each container a runtime handler still
+//!   has under `<state>/runtimes/<handler>` (runc, or crun through [`crun_wrapper`]: that
+//!   kills the container's processes and removes its cgroup), then
 //!   SIGKILLs, by PID and only after checking that `/proc/<pid>/comm` is `berth-shim` and its
 //!   command line names the state directory, each shim that is still alive, and the pod PID
 //!   namespace inits recorded in `<state>/sandboxes/<id>/pid-init`.
@@ -118,37 +119,72 @@ pub fn exit_file(state: &Path, id: &str) -> PathBuf {
 /// Ends every container and shim of a daemon's state directory on drop; see the module docs.
 pub struct Reaper {
     state: PathBuf,
-    runc: String,
+}
+
+/// `tests/runtimes/crun.sh`: crun as the tests run it (see the script).
+pub fn crun_wrapper() -> PathBuf {
+    crate::registry::repo_root().join("tests/runtimes/crun.sh")
+}
+
+/// The binary of the tests' runtime handler `name` (runc and crun from PATH), as berthd's
+/// default roots `<state>/runtimes/<name>` name them.
+/// The default `--root` of runtime handler `handler` under berthd's `--state`: `<state>/runc`
+/// for runc (berth's layout before handlers), `<state>/runtimes/<name>` for the others.
+pub fn handler_root(state: &Path, handler: &str) -> PathBuf {
+    if handler == "runc" {
+        state.join("runc")
+    } else {
+        state.join("runtimes").join(handler)
+    }
+}
+
+fn handler_binary(name: &str) -> Option<PathBuf> {
+    match name {
+        "runc" => Some(PathBuf::from("runc")),
+        "crun" => Some(crun_wrapper()),
+        _ => None,
+    }
 }
 
 impl Reaper {
-    /// A reaper for the daemon whose `--state` is `state` (runc root `<state>/runc`, runc
-    /// from PATH as berthd's default `runtime.runc_path`).
+    /// A reaper for the daemon whose `--state` is `state` (handlers with their default
+    /// roots, [`handler_root`]).
     pub fn new(state: &Path) -> Reaper {
         Reaper {
             state: state.to_owned(),
-            runc: "runc".to_owned(),
         }
     }
 
     /// Ends what is left now; returns what it did, one line each.
     pub fn reap(&self) -> Vec<String> {
         let mut done = Vec::new();
-        let runc_root = self.state.join("runc");
-        for id in dir_entries(&runc_root) {
-            let out = Command::new(&self.runc)
-                .arg("--root")
-                .arg(&runc_root)
-                .args(["delete", "--force", &id])
-                .stdin(Stdio::null())
-                .output();
-            match out {
-                Ok(out) if out.status.success() => done.push(format!("runc delete --force {id}")),
-                Ok(out) => done.push(format!(
-                    "runc delete --force {id} failed: {}",
-                    String::from_utf8_lossy(&out.stderr).trim()
-                )),
-                Err(err) => done.push(format!("runc delete --force {id}: {err}")),
+        let mut handlers = dir_entries(&self.state.join("runtimes"));
+        handlers.push("runc".to_owned());
+        for handler in handlers {
+            let root = handler_root(&self.state, &handler);
+            let Some(binary) = handler_binary(&handler) else {
+                done.push(format!(
+                    "no binary known for handler {handler}: {} left",
+                    root.display()
+                ));
+                continue;
+            };
+            for id in dir_entries(&root) {
+                let out = Command::new(&binary)
+                    .arg("--root")
+                    .arg(&root)
+                    .args(["delete", "--force", &id])
+                    .stdin(Stdio::null())
+                    .output();
+                let what = format!("{handler} delete --force {id}");
+                match out {
+                    Ok(out) if out.status.success() => done.push(what),
+                    Ok(out) => done.push(format!(
+                        "{what} failed: {}",
+                        String::from_utf8_lossy(&out.stderr).trim()
+                    )),
+                    Err(err) => done.push(format!("{what}: {err}")),
+                }
             }
         }
         // A shim leaves by itself once its container is gone; give it a moment.

@@ -84,8 +84,9 @@ pub struct Layout {
 }
 
 impl Layout {
-    /// A fresh temporary layout, with a config file whose CNI and registry directories lie
-    /// inside it (so no host configuration leaks into the test).
+    /// A fresh temporary layout, with a config file whose CNI and registry directories and
+    /// drop-in directory (`<dir>/berth.d`, not created) lie inside it (so no host
+    /// configuration leaks into the test).
     pub fn new() -> Layout {
         Layout::with_config("")
     }
@@ -103,7 +104,8 @@ impl Layout {
         std::fs::write(
             &config,
             format!(
-                "[cni]\nconf_dir = \"{}\"\n[registry]\nconfig_path = \"{}\"\n{extra_toml}",
+                "config_dir = \"{}\"\n[cni]\nconf_dir = \"{}\"\n[registry]\nconfig_path = \"{}\"\n{extra_toml}",
+                base.join("berth.d").display(),
                 base.join("net.d").display(),
                 base.join("certs.d").display()
             ),

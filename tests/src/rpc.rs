@@ -193,4 +193,69 @@ pub mod container {
             .await
             .unwrap_or_else(|s| panic!("RemoveContainer({id}): {s:?}"));
     }
+
+    /// ExecSync of `cmd` in `id` with `timeout` seconds (0: none).
+    pub async fn exec(
+        rt: &mut Runtime,
+        id: &str,
+        cmd: &[&str],
+        timeout: i64,
+    ) -> Result<v1::ExecSyncResponse, Status> {
+        timed(
+            "ExecSync",
+            rt.exec_sync(v1::ExecSyncRequest {
+                container_id: id.to_owned(),
+                cmd: cmd.iter().map(|s| s.to_string()).collect(),
+                timeout,
+            }),
+        )
+        .await
+        .map(|r| r.into_inner())
+    }
+
+    pub async fn try_status(
+        rt: &mut Runtime,
+        id: &str,
+        verbose: bool,
+    ) -> Result<v1::ContainerStatusResponse, Status> {
+        timed(
+            "ContainerStatus",
+            rt.container_status(v1::ContainerStatusRequest {
+                container_id: id.to_owned(),
+                verbose,
+            }),
+        )
+        .await
+        .map(|r| r.into_inner())
+    }
+}
+
+/// Pulls `image` into `daemon` (panicking with the status on failure): its image ID, as
+/// ImageStatus reports it.
+pub async fn pull(daemon: &crate::Berthd, image: &str) -> String {
+    let spec = || image_spec(image);
+    let mut images = daemon.images().await;
+    timed(
+        "PullImage",
+        images.pull_image(v1::PullImageRequest {
+            image: Some(spec()),
+            auth: None,
+            sandbox_config: None,
+        }),
+    )
+    .await
+    .unwrap_or_else(|s| panic!("PullImage({image}): {s:?}"));
+    timed(
+        "ImageStatus",
+        images.image_status(v1::ImageStatusRequest {
+            image: Some(spec()),
+            verbose: false,
+        }),
+    )
+    .await
+    .unwrap_or_else(|s| panic!("ImageStatus({image}): {s:?}"))
+    .into_inner()
+    .image
+    .unwrap_or_else(|| panic!("{image} pulled but not found"))
+    .id
 }

@@ -1,5 +1,6 @@
-//! Command line: `berthd [--config FILE] [--listen SOCKET] [--root DIR] [--state DIR]
-//! [--log-level LEVEL]`. Flags override the config file, which overrides the embedded default.
+//! Command line: `berthd [--config FILE] [--config-dir DIR] [--listen SOCKET] [--root DIR]
+//! [--state DIR] [--log-level LEVEL]`. Flags override the drop-ins, which override the config
+//! file, which overrides the embedded default.
 
 use std::path::PathBuf;
 
@@ -13,6 +14,10 @@ pub struct Cli {
     /// TOML configuration file; keys it sets override the embedded default.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Drop-in directory: its *.toml files, in lexical order, override the config file
+    /// [default: config_dir of the config file, else /etc/berth/berth.d].
+    #[arg(long, value_name = "DIR")]
+    pub config_dir: Option<PathBuf>,
     /// Unix socket to serve the CRI on [default: /run/berth/berth.sock].
     #[arg(long, value_name = "SOCKET")]
     pub listen: Option<PathBuf>,
@@ -35,6 +40,7 @@ impl Cli {
             state: self.state.clone(),
             listen: self.listen.clone(),
             log_level: self.log_level.clone(),
+            config_dir: self.config_dir.clone(),
         }
     }
 }

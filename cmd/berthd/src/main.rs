@@ -21,8 +21,8 @@ use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
-    let config = match Config::load(cli.config.as_deref(), &cli.overrides()) {
-        Ok(config) => config,
+    let (config, files) = match Config::load_with_files(cli.config.as_deref(), &cli.overrides()) {
+        Ok(loaded) => (loaded.config, loaded.files),
         Err(err) => {
             eprintln!("berthd: {err}");
             return ExitCode::from(2);
@@ -42,7 +42,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(serve(config)) {
+    match runtime.block_on(serve(config, &files)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             tracing::error!(error = %err, "berthd stopped");
@@ -87,7 +87,7 @@ enum DaemonError {
     Serve(#[from] tonic::transport::Error),
 }
 
-async fn serve(config: Config) -> Result<(), DaemonError> {
+async fn serve(config: Config, files: &[std::path::PathBuf]) -> Result<(), DaemonError> {
     for dir in [&config.root, &config.state] {
         std::fs::create_dir_all(dir).map_err(|source| DaemonError::CreateDir {
             path: dir.clone(),
@@ -147,6 +147,8 @@ async fn serve(config: Config) -> Result<(), DaemonError> {
         cgroup_mode = daemon.cgroup_mode.name(),
         streaming = %stream_url,
         metrics = %metrics_url,
+        handlers = %handler_names(&daemon.config),
+        config = %config_files(files),
         "berthd serving the CRI"
     );
     let server = tonic::transport::Server::builder()
@@ -188,6 +190,28 @@ async fn serve(config: Config) -> Result<(), DaemonError> {
         Err(err) => tracing::error!(error = %err, "cannot flush metadata"),
     }
     result.map_err(DaemonError::from)
+}
+
+/// The files merged over the embedded default, in order, for the start-up log line.
+fn config_files(files: &[std::path::PathBuf]) -> String {
+    if files.is_empty() {
+        return "embedded default only".to_owned();
+    }
+    let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+    format!("embedded default + {}", names.join(" + "))
+}
+
+/// The runtime handlers, the default one marked, for the start-up log line.
+fn handler_names(config: &Config) -> String {
+    let names: Vec<String> = config
+        .handlers()
+        .into_iter()
+        .map(|h| match h.default {
+            true => format!("{} (default, {})", h.name, h.path.display()),
+            false => format!("{} ({})", h.name, h.path.display()),
+        })
+        .collect();
+    names.join(", ")
 }
 
 /// Binds the streaming server that Exec, Attach and PortForward URLs point to.

@@ -1,17 +1,26 @@
-//! Configuration errors. Each names the file (or the embedded default) and, where it can,
-//! the dotted key at fault.
+//! Configuration errors. Each names where the value came from (a file, the embedded default
+//! or the command line) and, where it can, the dotted key at fault.
 
 use std::fmt;
 use std::path::PathBuf;
 
-/// Where a configuration value came from: a file, or the embedded default when `None`.
-struct Origin<'a>(&'a Option<PathBuf>);
+/// Where a configuration value came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// The embedded default (`config/berth.toml`).
+    Embedded,
+    /// A file: the one given with `--config`, or a drop-in of the drop-in directory.
+    File(PathBuf),
+    /// A command-line flag.
+    Flags,
+}
 
-impl fmt::Display for Origin<'_> {
+impl fmt::Display for Source {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0 {
-            Some(path) => write!(f, "config file {}", path.display()),
-            None => f.write_str("embedded default config"),
+        match self {
+            Source::Embedded => f.write_str("embedded default config"),
+            Source::File(path) => write!(f, "config file {}", path.display()),
+            Source::Flags => f.write_str("command line"),
         }
     }
 }
@@ -19,37 +28,45 @@ impl fmt::Display for Origin<'_> {
 /// Why the configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    /// The file could not be read.
+    /// A file could not be read.
     #[error("cannot read config file {}: {source}", path.display())]
     Read {
-        /// The file given with `--config`.
+        /// The file given with `--config`, or a drop-in.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The drop-in directory exists but cannot be listed.
+    #[error("cannot read config drop-in directory {} (config_dir): {source}", path.display())]
+    ReadDir {
+        /// The directory.
         path: PathBuf,
         /// The I/O error.
         source: std::io::Error,
     },
     /// The text is not valid TOML.
-    #[error("{}: {source}", Origin(origin))]
+    #[error("{origin}: {source}")]
     Syntax {
-        /// The file, or `None` for the embedded default.
-        origin: Option<PathBuf>,
+        /// Where the text came from.
+        origin: Source,
         /// toml's error, with line and column.
         source: Box<toml::de::Error>,
     },
     /// A key is unknown or its value has the wrong type.
-    #[error("{}: key `{key}`: {reason}", Origin(origin))]
+    #[error("{origin}: key `{key}`: {reason}")]
     Invalid {
-        /// The file, or `None` for the embedded default.
-        origin: Option<PathBuf>,
+        /// The layer that set it.
+        origin: Source,
         /// Dotted path of the key (`runtime.cgroup_driver`); `.` for the top level.
         key: String,
         /// What is wrong with it.
         reason: String,
     },
     /// A value has the right type but cannot be used.
-    #[error("{}: key `{key}`: {reason}", Origin(origin))]
+    #[error("{origin}: key `{key}`: {reason}")]
     Value {
-        /// The file, or `None` when the value came from the embedded default or a flag.
-        origin: Option<PathBuf>,
+        /// The layer that set it last.
+        origin: Source,
         /// Dotted path of the key.
         key: String,
         /// What is wrong with it.

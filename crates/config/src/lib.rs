@@ -1,20 +1,25 @@
 //! berthd configuration.
 //!
-//! Three layers, each overriding the one before: the embedded default
-//! (`config/berth.toml`, compiled in), an optional TOML file (`--config`), and command-line
-//! flags ([`Overrides`]). The file may set any subset of keys; tables merge key by key.
-//! Unknown keys and values of the wrong type are errors that name the dotted key and the file.
+//! Layers, each overriding the ones before: the embedded default (`config/berth.toml`,
+//! compiled in), an optional TOML file (`--config`), every `*.toml` file of the drop-in
+//! directory (`config_dir`, `--config-dir`) in lexical order, and command-line flags
+//! ([`Overrides`]). A file may set any subset of keys; tables merge key by key. Unknown keys
+//! and values of the wrong type are errors that name the dotted key and the file that set it.
 
 #![deny(unsafe_code)]
 
 mod error;
+mod handlers;
+mod layers;
 mod merge;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-pub use error::ConfigError;
+pub use error::{ConfigError, Source};
+pub use handlers::{Handler, HandlerConfig, LEGACY_HANDLER};
 
 /// The default configuration, embedded from `config/berth.toml`.
 pub const EMBEDDED_DEFAULT: &str = include_str!("../../../config/berth.toml");
@@ -34,6 +39,8 @@ pub struct Config {
     pub listen: PathBuf,
     /// tracing filter directive.
     pub log_level: String,
+    /// Drop-in directory: its `*.toml` files are merged, in lexical order, over `--config`.
+    pub config_dir: PathBuf,
     /// Registry host configuration.
     pub registry: RegistryConfig,
     /// CNI network configuration.
@@ -117,8 +124,14 @@ pub struct CniConfig {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RuntimeConfig {
-    /// runc binary: absolute path or a name found in PATH.
+    /// The default handler's binary (absolute path or a name found in PATH) when its
+    /// `[runtime.handlers.<name>]` table sets no `path`; empty: unset.
     pub runc_path: PathBuf,
+    /// The handler of pods whose RunPodSandbox names none.
+    pub default_handler: String,
+    /// `[runtime.handlers.<name>]`: the OCI runtimes pods can choose (RuntimeClass handlers).
+    #[serde(default)]
+    pub handlers: BTreeMap<String, HandlerConfig>,
     /// berth-shim binary; empty means beside berthd.
     pub shim_path: PathBuf,
     /// Which cgroup driver to use.
@@ -166,77 +179,93 @@ pub struct Overrides {
     pub listen: Option<PathBuf>,
     /// `--log-level`
     pub log_level: Option<String>,
+    /// `--config-dir`
+    pub config_dir: Option<PathBuf>,
+}
+
+/// A configuration and the files it was merged from.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// The effective configuration.
+    pub config: Config,
+    /// The files merged over the embedded default, in order: `--config`, then the drop-ins.
+    pub files: Vec<PathBuf>,
 }
 
 impl Config {
     /// The embedded default configuration.
     pub fn embedded() -> Result<Config, ConfigError> {
-        Self::parse(None, "")
+        Ok(layers::Layers::embedded()?.finish().0)
     }
 
-    /// Loads the configuration: the embedded default, then `file` if given, then `overrides`.
+    /// Loads the configuration: the embedded default, then `file` if given, then the
+    /// drop-ins of the drop-in directory, then `overrides`.
     pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Config, ConfigError> {
-        let mut config = match file {
-            None => Self::embedded()?,
-            Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-                    path: path.to_owned(),
-                    source,
-                })?;
-                Self::parse(Some(path), &text)?
+        Self::load_with_files(file, overrides).map(|loaded| loaded.config)
+    }
+
+    /// Like [`Config::load`], also naming the files merged.
+    pub fn load_with_files(
+        file: Option<&Path>,
+        overrides: &Overrides,
+    ) -> Result<Loaded, ConfigError> {
+        let mut layers = layers::Layers::embedded()?;
+        if let Some(path) = file {
+            layers.add_file(path, false)?;
+        }
+        let dir = overrides
+            .config_dir
+            .clone()
+            .unwrap_or_else(|| layers.config().config_dir.clone());
+        if !dir.is_absolute() {
+            let origin = match overrides.config_dir {
+                Some(_) => Source::Flags,
+                None => layers.origin_of("config_dir"),
+            };
+            return Err(ConfigError::Value {
+                origin,
+                key: "config_dir".into(),
+                reason: format!("{} is not an absolute path", dir.display()),
+            });
+        }
+        for path in layers::drop_ins(&dir)? {
+            layers.add_file(&path, true)?;
+        }
+        let (mut config, mut origins, files) = layers.finish();
+        config.config_dir = dir;
+        config.apply(overrides, &mut origins);
+        config.validate(&origins)?;
+        Ok(Loaded { config, files })
+    }
+
+    fn apply(&mut self, overrides: &Overrides, origins: &mut layers::Origins) {
+        let mut set = |key: &str, field: &mut PathBuf, value: &Option<PathBuf>| {
+            if let Some(value) = value {
+                *field = value.clone();
+                origins.set(key, Source::Flags);
             }
         };
-        config.apply(overrides);
-        config.validate(file)?;
-        Ok(config)
-    }
-
-    /// Parses `text` (the contents of `file`, if any) over the embedded default.
-    fn parse(file: Option<&Path>, text: &str) -> Result<Config, ConfigError> {
-        let origin = file.map(Path::to_owned);
-        let mut merged: toml::Table =
-            toml::from_str(EMBEDDED_DEFAULT).map_err(|source| ConfigError::Syntax {
-                origin: None,
-                source: Box::new(source),
-            })?;
-        let overlay: toml::Table = toml::from_str(text).map_err(|source| ConfigError::Syntax {
-            origin: origin.clone(),
-            source: Box::new(source),
-        })?;
-        merge::merge_tables(&mut merged, overlay);
-        serde_path_to_error::deserialize(toml::Value::Table(merged)).map_err(|err| {
-            ConfigError::Invalid {
-                origin,
-                key: err.path().to_string(),
-                reason: without_location(&err.inner().to_string()),
-            }
-        })
-    }
-
-    fn apply(&mut self, overrides: &Overrides) {
-        if let Some(root) = &overrides.root {
-            self.root = root.clone();
-        }
-        if let Some(state) = &overrides.state {
-            self.state = state.clone();
-        }
-        if let Some(listen) = &overrides.listen {
-            self.listen = listen.clone();
-        }
+        set("root", &mut self.root, &overrides.root);
+        set("state", &mut self.state, &overrides.state);
+        set("listen", &mut self.listen, &overrides.listen);
+        set("config_dir", &mut self.config_dir, &overrides.config_dir);
         if let Some(level) = &overrides.log_level {
             self.log_level = level.clone();
+            origins.set("log_level", Source::Flags);
         }
     }
 
-    /// Checks what types alone cannot: absolute paths, a socket path that fits, non-empty lists.
-    fn validate(&self, file: Option<&Path>) -> Result<(), ConfigError> {
+    /// Checks what types alone cannot: absolute paths, a socket path that fits, non-empty
+    /// lists, handler names. An error names the layer that set the key last.
+    fn validate(&self, origins: &layers::Origins) -> Result<(), ConfigError> {
         let bad = |key: &str, reason: String| ConfigError::Value {
-            origin: file.map(Path::to_owned),
+            origin: origins.origin_of(key),
             key: key.to_owned(),
             reason,
         };
         for (key, path) in [
             ("root", &self.root),
+            ("config_dir", &self.config_dir),
             ("state", &self.state),
             ("listen", &self.listen),
             ("registry.config_path", &self.registry.config_path),
@@ -277,9 +306,7 @@ impl Config {
                 "must be at least 1".into(),
             ));
         }
-        if self.runtime.runc_path.as_os_str().is_empty() {
-            return Err(bad("runtime.runc_path", "is empty".into()));
-        }
+        handlers::validate(&self.runtime, bad)?;
         if self.log_level.trim().is_empty() {
             return Err(bad("log_level", "is empty".into()));
         }

@@ -53,10 +53,14 @@ pub enum RuncError {
 }
 
 impl RuncError {
-    /// Whether runc said the container does not exist.
+    /// Whether the runtime said the container does not exist: runc says so in words
+    /// ("container does not exist"); crun says it cannot open the container's status file
+    /// ("error opening file `<root>/<id>/status`: No such file or directory").
     pub fn is_not_found(&self) -> bool {
-        matches!(self, RuncError::Failed { message, .. }
-            if message.contains("does not exist") || message.contains("not found"))
+        matches!(self, RuncError::Failed { message, id, .. }
+            if message.contains("does not exist")
+                || message.contains("not found")
+                || message.contains(&format!("/{id}/status`: No such file or directory")))
     }
 }
 
@@ -77,6 +81,16 @@ mod tests {
         assert!(failed("container does not exist").is_not_found());
         assert!(failed("container \"c1\" does not exist").is_not_found());
         assert!(!failed("permission denied").is_not_found());
+        // crun's words.
+        assert!(failed(
+            "error opening file `/run/berth/runtimes/crun/c1/status`: No such file or directory"
+        )
+        .is_not_found());
+        assert!(!failed(
+            "error opening file `/run/berth/runtimes/crun/c2/status`: No such file or directory"
+        )
+        .is_not_found());
+        assert!(!failed("open `/proc/1/status`: No such file or directory").is_not_found());
         let timeout = RuncError::Timeout {
             command: "state",
             id: "does not exist".into(),

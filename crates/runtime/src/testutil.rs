@@ -14,6 +14,7 @@ pub fn sandbox(id: &str, name: &str) -> SandboxRecord {
         labels: Default::default(),
         annotations: Default::default(),
         runtime_handler: String::new(),
+        handler: String::new(),
         netns_path: None,
         ip: None,
         additional_ips: Vec::new(),
@@ -31,6 +32,7 @@ pub fn container(id: &str, sandbox_id: &str, name: &str) -> ContainerRecord {
     ContainerRecord {
         id: id.to_owned(),
         sandbox_id: sandbox_id.to_owned(),
+        handler: String::new(),
         name: name.to_owned(),
         attempt: 0,
         created_at: 1,

@@ -10,9 +10,10 @@ use berth_net::cni::Cni;
 use berth_runtime::ContainerView;
 use berth_store::{SandboxRecord, Store};
 
-use crate::cgroup::{CgroupDriver, CgroupMode, SelectedCgroupDriver, CGROUP_ROOT};
+use crate::cgroup::{CgroupMode, SelectedCgroupDriver, CGROUP_ROOT};
 use crate::container::runc::Runc;
 use crate::error::ServiceError;
+use crate::handlers::{Handlers, RuntimeHandler};
 use crate::host::{Core, LinuxHost};
 
 /// The daemon's shared state.
@@ -33,6 +34,8 @@ pub struct Daemon {
     pub cni: Cni,
     /// What the host supports, for the OCI spec builder.
     pub host_features: berth_oci::HostFeatures,
+    /// The runtime handlers (OCI runtimes) pods can choose.
+    pub handlers: Handlers,
     /// The runtime core: every pod and container; set once by [`crate::start`].
     core: std::sync::OnceLock<Arc<Core>>,
     /// The streaming server's handle (Exec, Attach, PortForward URLs); set once at startup.
@@ -73,6 +76,7 @@ impl Daemon {
             &config.root,
         ));
         let host_features = host_features(&config.runtime);
+        let handlers = Handlers::new(&config, cgroup_driver.driver(), &host_features);
         Ok(Daemon {
             config,
             store,
@@ -81,6 +85,7 @@ impl Daemon {
             images,
             cni,
             host_features,
+            handlers,
             core: std::sync::OnceLock::new(),
             stream: std::sync::OnceLock::new(),
             cpu_rates: crate::cpu_rate::CpuRates::default(),
@@ -128,21 +133,10 @@ impl Daemon {
         self.stream.get().ok_or(ServiceError::StreamingUnavailable)
     }
 
-    /// runc with berth's state root, or FailedPrecondition when the binary is missing.
-    pub fn runc(&self) -> Result<Runc, ServiceError> {
-        let binary = self
-            .runc_binary()
-            .ok_or_else(|| ServiceError::FailedPrecondition {
-                what: format!(
-                    "OCI runtime {} is not an executable file (runtime.runc_path)",
-                    self.config.runtime.runc_path.display()
-                ),
-            })?;
-        Ok(Runc {
-            binary,
-            root: self.config.state.join("runc"),
-            systemd_cgroup: self.cgroup_driver.driver() == CgroupDriver::Systemd,
-        })
+    /// The runtime client of the handler a record names (empty: the default handler), or
+    /// FailedPrecondition when that handler is no longer configured or its binary is missing.
+    pub fn runc(&self, handler: &str) -> Result<Runc, ServiceError> {
+        self.handlers.recorded(handler)?.runc()
     }
 
     /// The `berth-shim` binary: `runtime.shim_path` if set, else the one beside berthd.
@@ -161,10 +155,9 @@ impl Daemon {
         self.cgroup_driver.driver()
     }
 
-    /// The runc binary: `runtime.runc_path` if absolute, else looked up in PATH; `None` when
-    /// it is not an executable file.
-    pub fn runc_binary(&self) -> Option<PathBuf> {
-        find_executable(&self.config.runtime.runc_path)
+    /// The default handler.
+    pub fn default_handler(&self) -> &RuntimeHandler {
+        self.handlers.default_handler()
     }
 }
 
@@ -214,7 +207,7 @@ fn adopt_old_cni_cache(old: &Path, new: &Path) {
 
 /// Resolves `program` as an executable file: a path containing `/` as it is, a bare name
 /// through the PATH environment variable.
-fn find_executable(program: &Path) -> Option<PathBuf> {
+pub(crate) fn find_executable(program: &Path) -> Option<PathBuf> {
     use std::os::unix::fs::PermissionsExt;
     let is_executable = |path: &Path| {
         std::fs::metadata(path)

@@ -75,7 +75,7 @@ impl Host for LinuxHost {
     }
 
     fn start_container(&self, record: &ContainerRecord) -> Result<(), ServiceError> {
-        let runc = self.daemon()?.runc()?;
+        let runc = self.daemon()?.runc(&record.handler)?;
         Ok(block_on(runc.start(&record.id))?)
     }
 
@@ -85,7 +85,7 @@ impl Host for LinuxHost {
         signal: i32,
         all: bool,
     ) -> Result<(), ServiceError> {
-        let runc = self.daemon()?.runc()?;
+        let runc = self.daemon()?.runc(&record.handler)?;
         Ok(block_on(runc.kill(&record.id, signal, all))?)
     }
 
@@ -95,7 +95,7 @@ impl Host for LinuxHost {
 
     fn probe_container(&self, record: &ContainerRecord) -> Probe {
         match self.daemon() {
-            Ok(daemon) => probe(&daemon, &record.id),
+            Ok(daemon) => probe(&daemon, record),
             Err(err) => Probe {
                 shim_pid: None,
                 exit: None,

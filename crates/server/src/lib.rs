@@ -21,6 +21,7 @@ mod cpu_rate;
 mod daemon;
 mod error;
 mod filter;
+mod handlers;
 mod host;
 mod ids;
 mod image;
@@ -37,6 +38,7 @@ pub use authority::AnyAuthority;
 pub use cgroup::{CgroupDriver, CgroupMode, SelectedCgroupDriver};
 pub use daemon::Daemon;
 pub use error::ServiceError;
+pub use handlers::{Handlers, RuntimeHandler};
 pub use image::CriImageService;
 pub use runtime::CriRuntimeService;
 

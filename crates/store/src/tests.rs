@@ -36,6 +36,7 @@ fn sandbox(id: &str) -> SandboxRecord {
         labels: BTreeMap::from([("app".into(), "web".into())]),
         annotations: BTreeMap::new(),
         runtime_handler: String::new(),
+        handler: String::new(),
         netns_path: Some(format!("/run/berth/ns/{id}")),
         ip: Some("10.88.0.4".into()),
         additional_ips: vec!["fd00::4".into()],
@@ -52,6 +53,7 @@ fn container(id: &str, sandbox_id: &str) -> ContainerRecord {
     ContainerRecord {
         id: id.to_owned(),
         sandbox_id: sandbox_id.to_owned(),
+        handler: String::new(),
         name: "nginx".into(),
         attempt: 0,
         created_at: 1_700_000_000_000_000_001,

@@ -23,9 +23,6 @@ use berth_image::fsusage::usage_of;
 /// Longest `runc --version` may take.
 const VERSION_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Name of the default runtime handler.
-const DEFAULT_HANDLER: &str = "runc";
-
 pub(super) async fn info(daemon: Arc<Daemon>) -> Result<v1::InfoResponse, ServiceError> {
     let info = tokio::task::spawn_blocking(move || gather(&daemon)).await??;
     Ok(v1::InfoResponse {
@@ -35,24 +32,38 @@ pub(super) async fn info(daemon: Arc<Daemon>) -> Result<v1::InfoResponse, Servic
 
 fn gather(daemon: &Daemon) -> Result<Value, ServiceError> {
     let config = &daemon.config;
-    let runc = match daemon.runc() {
-        Ok(runc) => {
-            let version = runc_version(&runc.binary);
+    // Every configured runtime handler, with the version its binary reports.
+    let handlers: Vec<Value> = daemon
+        .handlers
+        .all()
+        .iter()
+        .map(|handler| {
+            let (binary, version) = match handler.runc() {
+                Ok(runc) => {
+                    let version = runc_version(&runc.binary);
+                    (Some(runc.binary), version)
+                }
+                Err(err) => (None, Err(err.bounded_message())),
+            };
             json!({
-                "path": runc.binary,
+                "name": handler.name,
+                "default": handler.default,
+                "path": binary.unwrap_or_else(|| handler.path.clone()),
                 "version": version.as_ref().ok(),
                 "error": version.err(),
+                "root": handler.root,
+                "systemd_cgroup": handler.systemd_cgroup,
+                "recursive_read_only_mounts": handler.recursive_read_only,
+                "user_namespaces": handler.user_namespaces,
             })
-        }
-        Err(err) => json!({ "path": null, "error": err.bounded_message() }),
-    };
-    let handler = json!({
-        "name": DEFAULT_HANDLER,
-        "default": true,
-        "path": daemon.runc_binary().unwrap_or_else(|| config.runtime.runc_path.clone()),
-        "root": config.state.join("runc"),
-        "systemd_cgroup": daemon.cgroup_driver.driver() == crate::cgroup::CgroupDriver::Systemd,
-    });
+        })
+        .collect();
+    let default = daemon.default_handler();
+    let runc = handlers
+        .iter()
+        .find(|h| h["name"] == default.name.as_str())
+        .cloned()
+        .unwrap_or(Value::Null);
     let mut storage = serde_json::Map::new();
     for (name, dir) in [
         ("root", config.root.clone()),
@@ -69,7 +80,7 @@ fn gather(daemon: &Daemon) -> Result<Value, ServiceError> {
         },
         "runc": runc,
         "config": config.to_json(),
-        "runtime_handlers": [handler],
+        "runtime_handlers": handlers,
         "cgroup": {
             "driver": daemon.cgroup_driver.name(),
             "mode": daemon.cgroup_mode.name(),

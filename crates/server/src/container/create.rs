@@ -138,7 +138,7 @@ pub fn create_container(
         .map_err(ServiceError::io("write", &bundle.join("config.json")))?;
 
     step("create_container:shim");
-    let runc = daemon.runc()?;
+    let runc = daemon.runc(&record.handler)?;
     let spawned = berth_shim::spawn(
         &ShimSpawn {
             shim_binary: daemon.shim_binary(),

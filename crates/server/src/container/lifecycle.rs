@@ -21,7 +21,7 @@ const SHIM_EXIT_WAIT: Duration = Duration::from_secs(10);
 /// to it (a container that never ran must not look like one that did to kubelet).
 pub fn remove_container(daemon: &Daemon, record: &ContainerRecord) -> Result<(), ServiceError> {
     let paths = ContainerPaths::new(daemon, &record.id);
-    let runc = daemon.runc()?;
+    let runc = daemon.runc(&record.handler)?;
     match block_on(runc.delete(&record.id)) {
         Ok(()) => {}
         Err(err) if err.is_not_found() => {}

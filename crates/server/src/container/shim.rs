@@ -4,6 +4,7 @@
 
 use berth_runc::Status;
 use berth_runtime::{ExitFile, Probe, RuncView};
+use berth_store::ContainerRecord;
 
 use crate::container::paths::ContainerPaths;
 use crate::daemon::Daemon;
@@ -20,7 +21,8 @@ pub fn shim_pid(daemon: &Daemon, id: &str) -> Option<u32> {
 }
 
 /// Everything the host shows of the container.
-pub fn probe(daemon: &Daemon, id: &str) -> Probe {
+pub fn probe(daemon: &Daemon, record: &ContainerRecord) -> Probe {
+    let id = &record.id;
     let paths = ContainerPaths::new(daemon, id);
     let exit = berth_shim::read_exit(&paths.shim())
         .ok()
@@ -33,13 +35,14 @@ pub fn probe(daemon: &Daemon, id: &str) -> Probe {
     Probe {
         shim_pid: shim_pid(daemon, id),
         exit,
-        runc: runc_view(daemon, id),
+        runc: runc_view(daemon, record),
     }
 }
 
-/// runc's view of the container (`runc state`).
-fn runc_view(daemon: &Daemon, id: &str) -> RuncView {
-    let runc = match daemon.runc() {
+/// The runtime's view of the container (`runc state`, through its handler).
+fn runc_view(daemon: &Daemon, record: &ContainerRecord) -> RuncView {
+    let id = &record.id;
+    let runc = match daemon.runc(&record.handler) {
         Ok(runc) => runc,
         Err(err) => return RuncView::Unknown(err.to_string()),
     };

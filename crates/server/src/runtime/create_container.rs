@@ -59,6 +59,7 @@ pub(super) async fn create_container(
     let record = ContainerRecord {
         id,
         sandbox_id: sandbox.id.clone(),
+        handler: sandbox.handler.clone(),
         name: metadata.name.clone(),
         attempt: metadata.attempt,
         created_at: now_nanos(),

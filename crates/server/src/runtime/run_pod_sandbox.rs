@@ -39,15 +39,10 @@ pub(super) async fn run_pod_sandbox(
         }
         crate::pod::userns::check_reachable(&daemon.config.state)?;
     }
-    if !request.runtime_handler.is_empty() {
-        return Err(ServiceError::Unsupported {
-            field: "runtime_handler",
-            reason: format!(
-                "runtime handler {:?} is not configured; berth has only the default handler \"\"",
-                berth_runtime::quote(&request.runtime_handler)
-            ),
-        });
-    }
+    let handler = daemon.handlers.requested(&request.runtime_handler)?;
+    // Its containers need the binary; nothing is created for a pod that could have none.
+    handler.runc()?;
+    let handler = handler.name.clone();
     let metadata = config.metadata.clone().unwrap_or_default();
     let id = new_id().map_err(|source| ServiceError::Io {
         action: "read random bytes from",
@@ -64,6 +59,7 @@ pub(super) async fn run_pod_sandbox(
         labels: config.labels.clone().into_iter().collect(),
         annotations: config.annotations.clone().into_iter().collect(),
         runtime_handler: request.runtime_handler,
+        handler,
         netns_path: None,
         ip: None,
         additional_ips: Vec::new(),
@@ -82,7 +78,7 @@ pub(super) async fn run_pod_sandbox(
         .core()
         .run_pod(record, PodSpec { config, userns })
         .await?;
-    tracing::info!(sandbox = %record.id, pod = %record.name, ip = ?record.ip, "pod sandbox running");
+    tracing::info!(sandbox = %record.id, pod = %record.name, handler = %record.handler, ip = ?record.ip, "pod sandbox running");
     Ok(v1::RunPodSandboxResponse {
         pod_sandbox_id: record.id,
     })

@@ -10,6 +10,7 @@ use serde_json::json;
 
 use crate::daemon::Daemon;
 use crate::error::ServiceError;
+use crate::handlers::RuntimeHandler;
 
 /// CRI condition type: the runtime can run containers.
 const RUNTIME_READY: &str = "RuntimeReady";
@@ -37,18 +38,7 @@ pub(super) async fn status(
             conditions: vec![runtime, network_condition(&network)],
         }),
         info,
-        runtime_handlers: vec![v1::RuntimeHandler {
-            // The default handler. Features are advertised as each area lands.
-            name: String::new(),
-            features: Some(v1::RuntimeHandlerFeatures {
-                // berth-oci emits runc's `rro` option, which needs mount_setattr(2).
-                recursive_read_only_mounts: daemon
-                    .host_features
-                    .kernel
-                    .is_some_and(|version| version >= (5, 12)),
-                user_namespaces: daemon.host_features.user_namespaces,
-            }),
-        }],
+        runtime_handlers: runtime_handlers(&daemon),
         features: Some(v1::RuntimeFeatures {
             // ContainerStatus.user reports the resolved groups; the spec builder applies
             // the Merge and Strict policies.
@@ -59,16 +49,37 @@ pub(super) async fn status(
     })
 }
 
+/// Every handler with its features: the default one under the name "" (what pods without a
+/// RuntimeClass ask for) and again under its own name, then the others by name.
+fn runtime_handlers(daemon: &Daemon) -> Vec<v1::RuntimeHandler> {
+    let entry = |name: &str, handler: &RuntimeHandler| v1::RuntimeHandler {
+        name: name.to_owned(),
+        features: Some(v1::RuntimeHandlerFeatures {
+            recursive_read_only_mounts: handler.recursive_read_only,
+            user_namespaces: handler.user_namespaces,
+        }),
+    };
+    let mut list = vec![entry("", daemon.default_handler())];
+    list.extend(daemon.handlers.all().iter().map(|h| entry(&h.name, h)));
+    list
+}
+
+/// Ready when the default handler's binary is there (another handler's missing binary
+/// fails only the pods that ask for it).
 fn runtime_condition(daemon: &Daemon) -> v1::RuntimeCondition {
-    match daemon.runc_binary() {
+    let handler = daemon.default_handler();
+    match handler.binary() {
         Some(_) => condition(RUNTIME_READY, true, "", String::new()),
         None => condition(
             RUNTIME_READY,
             false,
             "RuncNotFound",
             format!(
-                "OCI runtime {} is not an executable file (runtime.runc_path; PATH={})",
-                daemon.config.runtime.runc_path.display(),
+                "OCI runtime {} of the default runtime handler {:?} is not an executable file \
+                 (runtime.runc_path or runtime.handlers.{}.path; PATH={})",
+                handler.path.display(),
+                handler.name,
+                handler.name,
                 std::env::var("PATH").unwrap_or_default()
             ),
         ),
@@ -105,7 +116,25 @@ fn verbose_info(daemon: &Daemon, network: &Readiness) -> HashMap<String, String>
     };
     // From UpdateRuntimeConfig; used by the built-in network.
     network["pod_cidrs"] = json!(PodCidr::format_list(&daemon.cni.pod_cidrs()));
-    let runc = daemon.runc_binary().map(|path| path.display().to_string());
+    let runc = daemon
+        .default_handler()
+        .binary()
+        .map(|path| path.display().to_string());
+    let handlers: Vec<_> = daemon
+        .handlers
+        .all()
+        .iter()
+        .map(|h| {
+            json!({
+                "name": h.name,
+                "default": h.default,
+                "path": h.binary().unwrap_or_else(|| h.path.clone()),
+                "found": h.binary().is_some(),
+                "root": h.root,
+                "systemd_cgroup": h.systemd_cgroup,
+            })
+        })
+        .collect();
     let mut config = daemon.config.to_json();
     // Where container root filesystems are assembled from the snapshots, under the name
     // containerd gives it: tools (critest) probe idmapped-mount support on its parent.
@@ -119,5 +148,6 @@ fn verbose_info(daemon: &Daemon, network: &Readiness) -> HashMap<String, String>
                 .to_string(),
         ),
         ("runc".to_owned(), json!({ "path": runc }).to_string()),
+        ("handlers".to_owned(), json!(handlers).to_string()),
     ])
 }

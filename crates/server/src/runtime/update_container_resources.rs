@@ -55,7 +55,10 @@ async fn update(
         path: file.clone(),
         source,
     })?;
-    let result = daemon.runc()?.update(&record.id, &file).await;
+    let result = daemon
+        .runc(&record.handler)?
+        .update(&record.id, &file)
+        .await;
     let _ = std::fs::remove_file(&file);
     result?;
     daemon

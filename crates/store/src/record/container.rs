@@ -22,6 +22,11 @@ pub struct ContainerRecord {
     pub id: String,
     /// Id of the sandbox the container belongs to.
     pub sandbox_id: String,
+    /// The runtime handler it runs under, its sandbox's (`SandboxRecord::handler`), kept
+    /// here so every runtime command finds it without the sandbox. Empty in records written
+    /// before handlers existed: the default handler.
+    #[serde(default)]
+    pub handler: String,
     /// Container name (`ContainerMetadata.name`).
     pub name: String,
     /// Attempt number (`ContainerMetadata.attempt`).

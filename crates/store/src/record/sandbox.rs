@@ -30,9 +30,14 @@ pub struct SandboxRecord {
     /// Annotations from the sandbox config.
     #[serde(default)]
     pub annotations: BTreeMap<String, String>,
-    /// Runtime handler (RuntimeClass) the sandbox runs with; empty for the default.
+    /// Runtime handler (RuntimeClass) as RunPodSandbox named it; empty for the default.
     #[serde(default)]
     pub runtime_handler: String,
+    /// The configured handler the pod and its containers run under: `runtime_handler`, or
+    /// the default handler's name when that was empty. Kept, so a pod keeps its runtime when
+    /// the default changes. Empty in records written before handlers existed: the default.
+    #[serde(default)]
+    pub handler: String,
     /// Path of the pinned network namespace (under `/run/berth/ns/`); `None` for host network.
     #[serde(default)]
     pub netns_path: Option<String>,
