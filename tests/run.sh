@@ -15,7 +15,7 @@
 #   6. a real kubelet, standalone with static pods, against a berthd of its own
 #      (tests/kubelet/run.sh);
 #   7. a bounded run of the gRPC fuzzer (tests/fuzz/run.sh: hostile requests for every RPC
-#      against a berthd in namespaces of its own; BERTH_FUZZ_SECONDS, default 120).
+#      against a berthd in namespaces of its own; BERTH_FUZZ_SECONDS, default 100).
 # Everything started is stopped by PID and every temporary directory removed on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -8,7 +8,7 @@
 #
 # Environment (options given on the command line win):
 #   BERTH_FUZZ_SECONDS     load time, split between the fixed and a random seed (default
-#                          120: about 3 minutes in all on 2 cores)
+#                          100: about 3 minutes in all on 2 cores when nothing wedges)
 #   BERTH_FUZZ_JOBS        concurrent requests (default 8)
 #   BERTH_FUZZ_SEED        run only this seed (replay)
 #   BERTH_FUZZ_ITERATIONS  iterations per seed
@@ -24,7 +24,7 @@ if [[ ${BERTH_FUZZ_BUILD:-1} == 1 ]]; then
   cargo build --quiet -p berthd -p berth-shim -p berth-fuzz --features berthd/failpoints
 fi
 
-args=(--seconds "${BERTH_FUZZ_SECONDS:-120}" --jobs "${BERTH_FUZZ_JOBS:-8}")
+args=(--seconds "${BERTH_FUZZ_SECONDS:-100}" --jobs "${BERTH_FUZZ_JOBS:-8}")
 [[ -n ${BERTH_FUZZ_SEED:-} ]] && args+=(--seed "$BERTH_FUZZ_SEED")
 [[ -n ${BERTH_FUZZ_ITERATIONS:-} ]] && args+=(--iterations "$BERTH_FUZZ_ITERATIONS")
 [[ ${BERTH_FUZZ_REPLAY:-0} == 1 ]] && args+=(--replay-corpus)

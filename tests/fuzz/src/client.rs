@@ -81,6 +81,8 @@ struct Seen {
     grpc_status: Option<String>,
     /// The connection or stream failed: the error and its sources.
     transport: Option<String>,
+    /// The deadline passed before a response (tonic's client enforces it too).
+    deadline: bool,
 }
 
 type Shared = Arc<Mutex<Seen>>;
@@ -102,6 +104,18 @@ pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
         source = s.source();
     }
     out
+}
+
+/// Whether `err` is (or was caused by) the client's deadline expiring.
+fn is_timeout(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut source = Some(err);
+    while let Some(e) = source {
+        if e.is::<tonic::TimeoutExpired>() {
+            return true;
+        }
+        source = e.source();
+    }
+    false
 }
 
 /// The channel with the observation layer of one call.
@@ -137,7 +151,11 @@ impl Service<http::Request<tonic::body::Body>> for Observed {
                     Ok(response.map(|body| ObservedBody { inner: body, seen }))
                 }
                 Err(err) => {
-                    note(&seen, |s| s.transport = Some(error_chain(&err)));
+                    let expired = is_timeout(&err);
+                    note(&seen, |s| {
+                        s.transport = Some(error_chain(&err));
+                        s.deadline = expired;
+                    });
                     Err(err)
                 }
             }
@@ -211,6 +229,8 @@ pub enum Reply {
         /// What the wire showed.
         detail: String,
     },
+    /// No answer within the deadline sent with the request (the client gave up).
+    Deadline,
     /// No answer long after the deadline.
     Hang,
 }
@@ -242,10 +262,14 @@ impl Conn {
         Ok(Conn { channel })
     }
 
-    /// Sends `body` as a request of `rpc`.
+    /// Sends `body` as a request of `rpc`, with the RPC's deadline.
     pub async fn call(&self, rpc: &Rpc, body: Bytes) -> Reply {
+        self.call_within(rpc, body, rpc.deadline()).await
+    }
+
+    /// Sends `body` as a request of `rpc` with `deadline`.
+    pub async fn call_within(&self, rpc: &Rpc, body: Bytes, deadline: Duration) -> Reply {
         let seen: Shared = Arc::default();
-        let deadline = rpc.deadline();
         let call = self.call_inner(rpc, body, seen.clone(), deadline);
         match tokio::time::timeout(deadline + HANG_GRACE, call).await {
             Ok(Ok((first, messages))) => Reply::Ok { first, messages },
@@ -303,6 +327,9 @@ impl Conn {
 /// A failed call: a server status, or something else.
 fn classify(status: Status, seen: &Shared) -> Reply {
     let seen = seen.lock().unwrap_or_else(|e| e.into_inner());
+    if seen.deadline {
+        return Reply::Deadline;
+    }
     let broken = |detail: String| Reply::Broken {
         code: status.code(),
         message: status.message().to_owned(),

@@ -314,6 +314,16 @@ pub fn curated() -> Vec<(&'static str, &'static str, Vec<u8>)> {
         }
         .encode_to_vec(),
     ));
+    // The fixture container is `sleep` as PID 1 of its PID namespace: it ignores SIGTERM.
+    out.push((
+        "StopContainer",
+        "timeout-int32-max-pid1-ignores-sigterm",
+        v1::StopContainerRequest {
+            container_id: "@running".into(),
+            timeout: i64::from(i32::MAX),
+        }
+        .encode_to_vec(),
+    ));
     out.push((
         "ContainerStatus",
         "id-invalid-utf8",

@@ -202,6 +202,22 @@ impl Run {
                 );
                 "not-a-status".to_owned()
             }
+            Reply::Deadline => {
+                note(
+                    Severity::Note,
+                    "deadline",
+                    Some(String::new()),
+                    &format!(
+                        "no answer within the {} s deadline",
+                        rpc.deadline().as_secs()
+                    ),
+                );
+                // Whatever it names is wedged: later requests should not all wait on it.
+                if let Some(id) = named_id(&bytes) {
+                    self.ctx.pool().quarantine(&id);
+                }
+                "deadline".to_owned()
+            }
             Reply::Hang => {
                 note(
                     Severity::Fail,
@@ -240,6 +256,7 @@ impl Run {
             ),
             Reply::Ok { .. } => "; sent again: OK".to_owned(),
             Reply::Broken { detail, .. } => format!("; sent again: no status either ({detail})"),
+            Reply::Deadline => "; sent again: no answer within the deadline".to_owned(),
             Reply::Hang => "; sent again: no reply".to_owned(),
         }
     }
@@ -420,6 +437,18 @@ fn odd_cgroup_parent(rpc: &Rpc, bytes: &[u8]) -> Option<String> {
     (!fine).then_some(parent)
 }
 
+/// The ID a request names in its field 1 (pod_sandbox_id or container_id in every RPC
+/// that names one), if it is a plausible ID.
+fn named_id(bytes: &[u8]) -> Option<String> {
+    let fields = crate::wire::parse(bytes)?;
+    fields.into_iter().find_map(|f| match f.value {
+        crate::wire::Value::Bytes(b) if f.number == 1 && !b.is_empty() && b.len() <= 64 => {
+            String::from_utf8(b).ok()
+        }
+        _ => None,
+    })
+}
+
 /// Whether `bytes` is a PullImage of the registry's repository that does not exist.
 fn pulls_missing_image(rpc: &Rpc, bytes: &[u8]) -> bool {
     rpc.name == "PullImage"
@@ -439,13 +468,22 @@ fn describe(rpc: &Rpc, bytes: &[u8], decodes: bool, rewritten: bool) -> String {
     let mut longest = 0;
     let mut controls = false;
     let mut invalid_utf8 = false;
-    visit_strings(bytes, 0, &mut |s| {
-        longest = longest.max(s.len());
-        controls |= s.iter().any(|b| b.is_ascii_control() && *b != b'\t');
-        invalid_utf8 |= std::str::from_utf8(s).is_err();
+    let mut largest: Option<u64> = None;
+    visit(bytes, 0, &mut |value| match value {
+        crate::wire::Value::Bytes(s) => {
+            longest = longest.max(s.len());
+            controls |= s.iter().any(|b| b.is_ascii_control() && *b != b'\t');
+            invalid_utf8 |= std::str::from_utf8(s).is_err();
+        }
+        crate::wire::Value::Varint(v) => largest = Some(largest.unwrap_or(0).max(*v)),
+        _ => {}
     });
+    let largest = match largest {
+        Some(v) if v > u64::from(u32::MAX) => format!(", an integer of {v:#x} ({})", v as i64),
+        _ => String::new(),
+    };
     format!(
-        "{} {} bytes, {}{}; longest string {} bytes{}{}",
+        "{} {} bytes, {}{}; longest string {} bytes{}{}{largest}",
         rpc.name,
         bytes.len(),
         if decodes {
@@ -464,16 +502,18 @@ fn describe(rpc: &Rpc, bytes: &[u8], decodes: bool, rewritten: bool) -> String {
     )
 }
 
-fn visit_strings(bytes: &[u8], depth: usize, f: &mut dyn FnMut(&[u8])) {
+/// Calls `f` with every leaf value of a message (strings and integers, at any depth).
+fn visit(bytes: &[u8], depth: usize, f: &mut dyn FnMut(&crate::wire::Value)) {
     let Some(fields) = crate::wire::parse(bytes) else {
         return;
     };
     for field in fields {
-        if let crate::wire::Value::Bytes(b) = field.value {
-            match crate::wire::parse_nested(&b) {
-                Some(_) if depth < 16 => visit_strings(&b, depth + 1, f),
-                _ => f(&b),
-            }
+        match &field.value {
+            crate::wire::Value::Bytes(b) => match crate::wire::parse_nested(b) {
+                Some(_) if depth < 16 => visit(b, depth + 1, f),
+                _ => f(&field.value),
+            },
+            other => f(other),
         }
     }
 }
@@ -510,7 +550,8 @@ pub async fn fixtures(run: &Run) -> Result<(), String> {
         .map_err(|e| e.to_string())?
         .image_ref;
     let mut config = seeds::pod_config(&run.ctx, &mut rng, "fixture");
-    // Its own network namespace and no port mapping: the fixture must come up.
+    // Its own network namespace and no port mapping: the fixture must come up. Each
+    // container is PID 1 of its own PID namespace (SIGTERM does not end `sleep` there).
     config.port_mappings.clear();
     if let Some(ns) = config
         .linux
@@ -519,6 +560,7 @@ pub async fn fixtures(run: &Run) -> Result<(), String> {
         .and_then(|s| s.namespace_options.as_mut())
     {
         ns.network = v1::NamespaceMode::Pod as i32;
+        ns.pid = v1::NamespaceMode::Container as i32;
     }
     let reply = call(
         "RunPodSandbox",
@@ -658,100 +700,126 @@ pub async fn probe_log_paths(run: &Run) -> Vec<String> {
     lines
 }
 
+/// Deadline of one cleanup call.
+const CLEANUP_CALL: Duration = Duration::from_secs(20);
+/// Time the whole cleanup may take; what is still there after it is reported.
+const CLEANUP_BUDGET: Duration = Duration::from_secs(150);
+
 /// Removes every container, pod and image through the CRI; what could not be removed.
+/// An object whose removal got no answer in time is not tried again (it is wedged).
 pub async fn remove_everything(run: &Run) -> Vec<String> {
     let mut problems = Vec::new();
     let Some(conn) = run.connect().await else {
         return vec!["cannot connect to berthd for the cleanup".to_owned()];
     };
+    let until = Instant::now() + CLEANUP_BUDGET;
     let unary = |name: &'static str, bytes: Vec<u8>| {
         let conn = conn.clone();
         async move {
             let rpc = rpcs::by_name(name).expect("known RPC");
-            match conn.call(rpc, Bytes::from(bytes)).await {
+            match conn
+                .call_within(rpc, Bytes::from(bytes), CLEANUP_CALL)
+                .await
+            {
                 Reply::Ok { first, .. } => Ok(first),
+                Reply::Status { code, message } => Err(format!(
+                    "{name}: {code:?}: {}",
+                    crate::report::cut(&message, 300)
+                )),
+                Reply::Deadline => Err(format!(
+                    "{name}: no answer within {} s",
+                    CLEANUP_CALL.as_secs()
+                )),
                 other => Err(format!("{name}: {other:?}")),
             }
         }
     };
+    let mut wedged: std::collections::BTreeSet<String> = Default::default();
     for round in 0..3 {
         let mut left = 0;
-        match unary(
+        if let Ok(reply) = unary(
             "ListContainers",
             v1::ListContainersRequest::default().encode_to_vec(),
         )
         .await
         {
-            Ok(reply) => {
-                let list = v1::ListContainersResponse::decode(reply).unwrap_or_default();
-                left += list.containers.len();
-                for c in list.containers {
-                    run.ctx.pool().all_ids.insert(c.id.clone());
-                    let req = v1::RemoveContainerRequest { container_id: c.id }.encode_to_vec();
-                    if let Err(e) = unary("RemoveContainer", req).await {
-                        problems.push(e);
-                    }
+            let list = v1::ListContainersResponse::decode(reply).unwrap_or_default();
+            left += list.containers.len();
+            for c in list.containers {
+                run.ctx.pool().all_ids.insert(c.id.clone());
+                if wedged.contains(&c.id) || Instant::now() > until {
+                    continue;
+                }
+                let req = v1::RemoveContainerRequest {
+                    container_id: c.id.clone(),
+                };
+                if let Err(e) = unary("RemoveContainer", req.encode_to_vec()).await {
+                    problems.push(format!("container {}: {e}", c.id));
+                    wedged.insert(c.id);
                 }
             }
-            Err(e) => problems.push(e),
         }
-        match unary(
+        if let Ok(reply) = unary(
             "ListPodSandbox",
             v1::ListPodSandboxRequest::default().encode_to_vec(),
         )
         .await
         {
-            Ok(reply) => {
-                let list = v1::ListPodSandboxResponse::decode(reply).unwrap_or_default();
-                left += list.items.len();
-                for p in list.items {
-                    run.ctx.pool().all_ids.insert(p.id.clone());
-                    let stop = v1::StopPodSandboxRequest {
-                        pod_sandbox_id: p.id.clone(),
-                    };
-                    if let Err(e) = unary("StopPodSandbox", stop.encode_to_vec()).await {
-                        problems.push(e);
-                    }
-                    let remove = v1::RemovePodSandboxRequest {
-                        pod_sandbox_id: p.id,
-                    };
-                    if let Err(e) = unary("RemovePodSandbox", remove.encode_to_vec()).await {
-                        problems.push(e);
-                    }
+            let list = v1::ListPodSandboxResponse::decode(reply).unwrap_or_default();
+            left += list.items.len();
+            for p in list.items {
+                run.ctx.pool().all_ids.insert(p.id.clone());
+                if wedged.contains(&p.id) || Instant::now() > until {
+                    continue;
+                }
+                let stop = v1::StopPodSandboxRequest {
+                    pod_sandbox_id: p.id.clone(),
+                };
+                let remove = v1::RemovePodSandboxRequest {
+                    pod_sandbox_id: p.id.clone(),
+                };
+                let result = match unary("StopPodSandbox", stop.encode_to_vec()).await {
+                    Ok(_) => unary("RemovePodSandbox", remove.encode_to_vec()).await,
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = result {
+                    problems.push(format!("pod {}: {e}", p.id));
+                    wedged.insert(p.id);
                 }
             }
-            Err(e) => problems.push(e),
         }
-        match unary(
+        if let Ok(reply) = unary(
             "ListImages",
             v1::ListImagesRequest::default().encode_to_vec(),
         )
         .await
         {
-            Ok(reply) => {
-                let list = v1::ListImagesResponse::decode(reply).unwrap_or_default();
-                left += list.images.len();
-                for image in list.images {
-                    let req = v1::RemoveImageRequest {
-                        image: Some(v1::ImageSpec {
-                            image: image.id,
-                            ..Default::default()
-                        }),
-                    };
-                    if let Err(e) = unary("RemoveImage", req.encode_to_vec()).await {
-                        problems.push(e);
-                    }
+            let list = v1::ListImagesResponse::decode(reply).unwrap_or_default();
+            left += list.images.len();
+            for image in list.images {
+                if wedged.contains(&image.id) || Instant::now() > until {
+                    continue;
+                }
+                let req = v1::RemoveImageRequest {
+                    image: Some(v1::ImageSpec {
+                        image: image.id.clone(),
+                        ..Default::default()
+                    }),
+                };
+                if let Err(e) = unary("RemoveImage", req.encode_to_vec()).await {
+                    problems.push(format!("image {}: {e}", image.id));
+                    wedged.insert(image.id);
                 }
             }
-            Err(e) => problems.push(e),
         }
         if left == 0 {
             return problems;
         }
-        if round == 2 {
+        if round == 2 || Instant::now() > until {
             problems.push(format!(
-                "{left} containers, pods or images still listed after removal"
+                "{left} containers, pods or images still listed after the cleanup"
             ));
+            break;
         }
     }
     problems

@@ -31,7 +31,7 @@ mod wire;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -65,7 +65,7 @@ struct Cli {
     #[arg(long, requires = "seed")]
     only: Option<u64>,
     /// Time budget of the load, in seconds, split between the seeds.
-    #[arg(long, default_value_t = 120)]
+    #[arg(long, default_value_t = 100)]
     seconds: u64,
     /// Concurrent requests.
     #[arg(long, default_value_t = 8)]
@@ -187,8 +187,32 @@ fn mib(kib: u64) -> String {
     format!("{:.1} MiB", kib as f64 / 1024.0)
 }
 
+/// Sets the returned flag on SIGINT or SIGTERM: the load stops, the CRI cleanup and the RSS
+/// settle are skipped, berthd is stopped and everything reaped as after a normal run.
+fn on_signal() -> Arc<AtomicBool> {
+    let flag = Arc::new(AtomicBool::new(false));
+    let set = flag.clone();
+    tokio::spawn(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
+            return;
+        };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        eprintln!("berth-fuzz: interrupted; stopping berthd and cleaning up");
+        set.store(true, Ordering::Relaxed);
+    });
+    flag
+}
+
 async fn run(cli: Cli) -> Result<bool, String> {
     let started = Instant::now();
+    let interrupted = on_signal();
     let out = cli
         .out
         .clone()
@@ -268,10 +292,11 @@ async fn run(cli: Cli) -> Result<bool, String> {
     let watcher = {
         let run = run.clone();
         let state = monitor_handle(&monitor);
+        let interrupted = interrupted.clone();
         tokio::spawn(async move {
             loop {
                 let o = state();
-                if o.gone || o.killed_for_rss {
+                if o.gone || o.killed_for_rss || interrupted.load(Ordering::Relaxed) {
                     run.stop.store(true, Ordering::Relaxed);
                 }
                 tokio::time::sleep(Duration::from_millis(250)).await;
@@ -288,7 +313,11 @@ async fn run(cli: Cli) -> Result<bool, String> {
     }
 
     let load_started = Instant::now();
-    let corpus_sent = run.replay_corpus().await;
+    let corpus_sent = if cli.only.is_none() {
+        run.replay_corpus().await
+    } else {
+        0
+    };
     println!("corpus: {corpus_sent} of {} files sent", run.corpus.len());
     let mut seeds_run = Vec::new();
     if !cli.replay_corpus {
@@ -333,7 +362,8 @@ async fn run(cli: Cli) -> Result<bool, String> {
     let bound = rss_before + slack;
     let settle_until = Instant::now() + Duration::from_secs(harness::TOKEN_TTL_SECONDS + 20);
     let mut rss_after = monitor.now().rss_kib;
-    while daemon.running() && rss_after > bound && Instant::now() < settle_until {
+    let interrupted = interrupted.load(Ordering::Relaxed);
+    while !interrupted && daemon.running() && rss_after > bound && Instant::now() < settle_until {
         tokio::time::sleep(Duration::from_secs(1)).await;
         rss_after = monitor.now().rss_kib;
     }
@@ -353,7 +383,7 @@ async fn run(cli: Cli) -> Result<bool, String> {
                 log_tail(&daemon.log)
             ),
         );
-    } else if rss_after > bound {
+    } else if rss_after > bound && !interrupted {
         harness_finding(
             "rss",
             &format!(
@@ -367,7 +397,7 @@ async fn run(cli: Cli) -> Result<bool, String> {
 
     // Cleanup through the CRI, then stop the daemon, then look for what is left.
     let mut cleanup_problems = Vec::new();
-    if alive {
+    if alive && !interrupted {
         cleanup_problems = fuzz::remove_everything(&run).await;
         for problem in &cleanup_problems {
             harness_finding("cleanup", problem);
@@ -439,6 +469,10 @@ async fn run(cli: Cli) -> Result<bool, String> {
         cleanup_problems: cleanup_problems.len(),
         out: &out,
     });
+    if interrupted {
+        println!("interrupted: the run is incomplete");
+        return Ok(false);
+    }
     Ok(!run.stats.failed())
 }
 

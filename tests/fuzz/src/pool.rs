@@ -104,6 +104,13 @@ impl Pool {
         }
     }
 
+    /// Stops offering the pod or container `id` names (after a call on it got no answer
+    /// within its deadline: it is wedged, and every later call would wait as long).
+    pub fn quarantine(&mut self, id: &str) {
+        self.remove_container(id);
+        self.remove_pod(id);
+    }
+
     /// Marks container `id` started.
     pub fn mark_started(&mut self, id: &str) {
         if let Some(full) = self.resolve_container(id) {

@@ -34,9 +34,9 @@ impl Rpc {
     /// CANCELLED after it).
     pub fn deadline(&self) -> Duration {
         match self.name {
-            "RunPodSandbox" | "CreateContainer" | "StartContainer" | "StopContainer"
-            | "StopPodSandbox" | "RemovePodSandbox" | "RemoveContainer" | "PullImage"
-            | "ExecSync" | "RemoveImage" => Duration::from_secs(90),
+            // Pulls, unpacks, CNI plugins and runc on a loaded debug build.
+            "RunPodSandbox" | "CreateContainer" | "PullImage" => Duration::from_secs(90),
+            "StartContainer" => Duration::from_secs(60),
             _ => Duration::from_secs(30),
         }
     }
