@@ -16,9 +16,8 @@ use std::time::Duration;
 use bytes::{Buf, BufMut, Bytes};
 use http::uri::PathAndQuery;
 use http_body::Frame;
-use hyper_util::rt::TokioIo;
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
-use tonic::transport::{Channel, Endpoint, Uri};
+use tonic::transport::Channel;
 use tonic::{Code, Status};
 use tower::Service;
 
@@ -245,21 +244,34 @@ impl Conn {
     /// Connects to the CRI socket. `max_header_list_size` is the limit this client puts on
     /// response headers (grpc-core clients allow 16 KiB).
     pub async fn connect(socket: &Path, max_header_list_size: u32) -> Result<Conn, String> {
-        let socket = socket.to_owned();
-        let channel = Endpoint::try_from("http://berth.invalid")
-            .map_err(|e| e.to_string())?
+        let endpoint = berth_integration::unix_endpoint()
             .http2_max_header_list_size(max_header_list_size)
-            .connect_timeout(Duration::from_secs(10))
-            .connect_with_connector(tower::service_fn(move |_: Uri| {
-                let socket = socket.clone();
-                async move {
-                    let stream = tokio::net::UnixStream::connect(socket).await?;
-                    Ok::<_, std::io::Error>(TokioIo::new(stream))
-                }
-            }))
+            .connect_timeout(Duration::from_secs(10));
+        let channel = berth_integration::connect_endpoint(endpoint, socket)
             .await
             .map_err(|e| error_chain(&e))?;
         Ok(Conn { channel })
+    }
+
+    /// Sends `bytes` as a request of RPC `name` (with the RPC's deadline, or `deadline`):
+    /// the reply message, or what went wrong, as one readable line.
+    pub async fn ok(
+        &self,
+        name: &'static str,
+        bytes: Vec<u8>,
+        deadline: Option<Duration>,
+    ) -> Result<Bytes, String> {
+        let rpc = crate::rpcs::by_name(name).expect("an RPC of the table");
+        let deadline = deadline.unwrap_or_else(|| rpc.deadline());
+        match self.call_within(rpc, Bytes::from(bytes), deadline).await {
+            Reply::Ok { first, .. } => Ok(first),
+            Reply::Status { code, message } => Err(format!(
+                "{name}: {code:?}: {}",
+                crate::report::cut(&message, 300)
+            )),
+            Reply::Deadline => Err(format!("{name}: no answer within {} s", deadline.as_secs())),
+            other => Err(format!("{name}: {other:?}")),
+        }
     }
 
     /// Sends `body` as a request of `rpc`, with the RPC's deadline.

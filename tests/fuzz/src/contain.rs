@@ -92,21 +92,12 @@ fn edit<M: Message + Default>(
 }
 
 fn pod(config: &mut v1::PodSandboxConfig, root: &Path) -> bool {
-    let mut changed = confine(&mut config.log_directory, root, "logs");
-    if let Some(sc) = config
+    let changed = confine(&mut config.log_directory, root, "logs");
+    let sc = config
         .linux
         .as_mut()
-        .and_then(|l| l.security_context.as_mut())
-    {
-        #[allow(deprecated)]
-        {
-            changed |= profile(&mut sc.seccomp_profile_path, root);
-        }
-        if let Some(p) = sc.seccomp.as_mut() {
-            changed |= profile(&mut p.localhost_ref, root);
-        }
-    }
-    changed
+        .and_then(|l| l.security_context.as_mut());
+    changed | seccomp(sc, root)
 }
 
 fn container(config: &mut v1::ContainerConfig, root: &Path) -> bool {
@@ -117,20 +108,41 @@ fn container(config: &mut v1::ContainerConfig, root: &Path) -> bool {
     for device in &mut config.devices {
         changed |= harmless_device(&mut device.host_path);
     }
-    if let Some(sc) = config
+    let sc = config
         .linux
         .as_mut()
-        .and_then(|l| l.security_context.as_mut())
-    {
-        #[allow(deprecated)]
-        {
-            changed |= profile(&mut sc.seccomp_profile_path, root);
+        .and_then(|l| l.security_context.as_mut());
+    changed | seccomp(sc, root)
+}
+
+/// The seccomp profile paths a pod's and a container's security contexts both have: the
+/// deprecated `seccomp_profile_path` and the `seccomp` profile's `localhost_ref`.
+trait SeccompPaths {
+    fn paths(&mut self) -> (&mut String, Option<&mut String>);
+}
+
+macro_rules! seccomp_paths {
+    ($($ty:ty),*) => {$(
+        impl SeccompPaths for $ty {
+            #[allow(deprecated)]
+            fn paths(&mut self) -> (&mut String, Option<&mut String>) {
+                let profile = self.seccomp.as_mut().map(|p| &mut p.localhost_ref);
+                (&mut self.seccomp_profile_path, profile)
+            }
         }
-        if let Some(p) = sc.seccomp.as_mut() {
-            changed |= profile(&mut p.localhost_ref, root);
-        }
-    }
-    changed
+    )*};
+}
+
+seccomp_paths!(
+    v1::LinuxSandboxSecurityContext,
+    v1::LinuxContainerSecurityContext
+);
+
+fn seccomp(sc: Option<&mut impl SeccompPaths>, root: &Path) -> bool {
+    let Some((path, localhost_ref)) = sc.map(SeccompPaths::paths) else {
+        return false;
+    };
+    profile(path, root) | localhost_ref.is_some_and(|r| profile(r, root))
 }
 
 /// `value` flattened into one path component (`/` becomes `_`, `.` and `..` become `_`).

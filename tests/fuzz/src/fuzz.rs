@@ -523,16 +523,7 @@ fn visit(bytes: &[u8], depth: usize, f: &mut dyn FnMut(&crate::wire::Value)) {
 pub async fn fixtures(run: &Run) -> Result<(), String> {
     let conn = run.connect().await.ok_or("cannot connect to berthd")?;
     let mut rng = Rng::new(0xf1c5, 0);
-    let call = |name: &'static str, bytes: Vec<u8>| {
-        let conn = conn.clone();
-        async move {
-            let rpc = rpcs::by_name(name).expect("known RPC");
-            match conn.call(rpc, Bytes::from(bytes)).await {
-                Reply::Ok { first, .. } => Ok(first),
-                other => Err(format!("fixture {name}: {other:?}")),
-            }
-        }
-    };
+    let call = |name: &'static str, bytes: Vec<u8>| conn.ok(name, bytes, None);
     let image = run.ctx.busybox();
     let pulled = call(
         "PullImage",
@@ -615,13 +606,7 @@ pub async fn probe_log_paths(run: &Run) -> Vec<String> {
     let Some(conn) = run.connect().await else {
         return vec!["log-path probe: cannot connect".to_owned()];
     };
-    let call = |name: &'static str, bytes: Vec<u8>| {
-        let conn = conn.clone();
-        async move {
-            let rpc = rpcs::by_name(name).expect("known RPC");
-            conn.call(rpc, Bytes::from(bytes)).await
-        }
-    };
+    let call = |name: &'static str, bytes: Vec<u8>| conn.ok(name, bytes, None);
     let base = run.ctx.host_root.join("logs").join("probe");
     let log_dir = base.join("pod");
     let mut rng = Rng::new(0x10c, 0);
@@ -633,10 +618,10 @@ pub async fn probe_log_paths(run: &Run) -> Vec<String> {
         runtime_handler: String::new(),
     };
     let pod = match call("RunPodSandbox", request.encode_to_vec()).await {
-        Reply::Ok { first, .. } => v1::RunPodSandboxResponse::decode(first)
+        Ok(reply) => v1::RunPodSandboxResponse::decode(reply)
             .map(|r| r.pod_sandbox_id)
             .unwrap_or_default(),
-        other => return vec![format!("log-path probe: RunPodSandbox: {other:?}")],
+        Err(e) => return vec![format!("log-path probe: {e}")],
     };
     let mut lines = Vec::new();
     let absolute = base.join("absolute.log");
@@ -653,15 +638,11 @@ pub async fn probe_log_paths(run: &Run) -> Vec<String> {
             config: Some(container),
             sandbox_config: Some(config.clone()),
         };
-        let reply = call("CreateContainer", request.encode_to_vec()).await;
-        let written = lands.exists();
-        let outcome = match &reply {
-            Reply::Ok { .. } => "accepted".to_owned(),
-            Reply::Status { code, message } => {
-                format!("{code:?}: {}", crate::report::cut(message, 200))
-            }
-            other => format!("{other:?}"),
+        let outcome = match call("CreateContainer", request.encode_to_vec()).await {
+            Ok(_) => "accepted".to_owned(),
+            Err(e) => e,
         };
+        let written = lands.exists();
         lines.push(format!(
             "log_path {log_path:?} in log directory {}: {outcome}; file written at {}: {written}",
             log_dir.display(),
@@ -713,27 +694,7 @@ pub async fn remove_everything(run: &Run) -> Vec<String> {
         return vec!["cannot connect to berthd for the cleanup".to_owned()];
     };
     let until = Instant::now() + CLEANUP_BUDGET;
-    let unary = |name: &'static str, bytes: Vec<u8>| {
-        let conn = conn.clone();
-        async move {
-            let rpc = rpcs::by_name(name).expect("known RPC");
-            match conn
-                .call_within(rpc, Bytes::from(bytes), CLEANUP_CALL)
-                .await
-            {
-                Reply::Ok { first, .. } => Ok(first),
-                Reply::Status { code, message } => Err(format!(
-                    "{name}: {code:?}: {}",
-                    crate::report::cut(&message, 300)
-                )),
-                Reply::Deadline => Err(format!(
-                    "{name}: no answer within {} s",
-                    CLEANUP_CALL.as_secs()
-                )),
-                other => Err(format!("{name}: {other:?}")),
-            }
-        }
-    };
+    let unary = |name: &'static str, bytes: Vec<u8>| conn.ok(name, bytes, Some(CLEANUP_CALL));
     let mut wedged: std::collections::BTreeSet<String> = Default::default();
     for round in 0..3 {
         let mut left = 0;

@@ -530,24 +530,18 @@ fn print_report(r: Report<'_>) {
         r.stats.bytes_sent as f64 / 1048576.0,
         r.stats.stream_messages
     );
-    let per_rpc: Vec<String> = r
-        .stats
-        .per_rpc
-        .iter()
-        .map(|(k, v)| format!("{k} {v}"))
-        .collect();
+    let counts = |map: &std::collections::BTreeMap<String, u64>| {
+        map.iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     println!(
         "per RPC ({}): {}",
         r.stats.per_rpc.len(),
-        per_rpc.join(", ")
+        counts(&r.stats.per_rpc)
     );
-    let per_code: Vec<String> = r
-        .stats
-        .per_code
-        .iter()
-        .map(|(k, v)| format!("{k} {v}"))
-        .collect();
-    println!("per code: {}", per_code.join(", "));
+    println!("per code: {}", counts(&r.stats.per_code));
     println!(
         "RSS: before {}, peak {}, after {} (bound {})",
         mib(r.rss_before),
