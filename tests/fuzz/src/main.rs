@@ -157,6 +157,10 @@ fn main() -> ExitCode {
             ExitCode::from(77)
         };
     }
+    // berthd runs as in production: no backtraces (symbolizing one for the debug binary
+    // keeps its debug info in memory, some 230 MiB of RSS), no log filter but its own.
+    std::env::remove_var("RUST_BACKTRACE");
+    std::env::remove_var("RUST_LOG");
     // Before any thread exists (unshare of the mount namespace requires it).
     if let Err(err) = harness::enter_namespaces() {
         eprintln!("berth-fuzz: cannot contain itself: {err}");
