@@ -5,11 +5,14 @@
 #   make install  build berthd and berthctl (release) and berth-shim (profile shim, static)
 #                 and install them into $(PREFIX)/bin, with crictl and /etc/crictl.yaml
 #                 (scripts/install.sh)
+#   make fuzz     the gRPC fuzzer for longer (FUZZ_SECONDS, default 1800); make fuzz-corpus
+#                 replays only its corpus (tests/fuzz/README.md)
 
 BERTHD_ARGS ?=
 PREFIX ?= /usr/local
+FUZZ_SECONDS ?= 1800
 
-.PHONY: run test build install deps-run deps-test clean
+.PHONY: run test install fuzz fuzz-corpus build deps-run deps-test clean
 
 run: install
 	$(PREFIX)/bin/berthd $(BERTHD_ARGS)
@@ -19,6 +22,12 @@ install: deps-run
 
 test: deps-test
 	tests/run.sh
+
+fuzz: deps-test
+	BERTH_FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz/run.sh
+
+fuzz-corpus: deps-test
+	BERTH_FUZZ_REPLAY=1 tests/fuzz/run.sh
 
 build:
 	cargo build --workspace

@@ -14,7 +14,9 @@
 #      tests/conformance/known-failures.txt; then critest once more, whole, against a second
 #      berthd whose default runtime handler is crun (tests/runtimes/crun.sh), same gate;
 #   6. a real kubelet, standalone with static pods, against a berthd of its own
-#      (tests/kubelet/run.sh).
+#      (tests/kubelet/run.sh);
+#   7. a bounded run of the gRPC fuzzer (tests/fuzz/run.sh: hostile requests for every RPC
+#      against a berthd in namespaces of its own; BERTH_FUZZ_SECONDS, default 100).
 # Everything started is stopped by PID and every temporary directory removed on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -206,12 +208,21 @@ tests/conformance/run-critest.sh --critest "$bin/critest" --endpoint "$crun_endp
 remove_leftover_pods "$crun_endpoint"
 stop_berthd "$crun_berthd_pid" "$work/crun/berth.sock" "$out/berthd-crun.log"
 crun_berthd_pid=
+
+step "gRPC fuzzer (bounded run)"
+fuzz_rc=0
+BERTH_FUZZ_BUILD=0 BERTH_FUZZ_OUT=$out/fuzz tests/fuzz/run.sh 2>&1 | tee "$out/fuzz.log" ||
+  fuzz_rc=${PIPESTATUS[0]}
 if ((critest_rc != 0)); then
   echo "critest gate failed (exit $critest_rc); details in $out/critest*" >&2
   exit 1
 fi
 if ((kubelet_rc != 0)); then
   echo "kubelet test failed (exit $kubelet_rc); see $out/kubelet.log" >&2
+  exit 1
+fi
+if ((fuzz_rc != 0)); then
+  echo "fuzzer failed (exit $fuzz_rc); see $out/fuzz.log and the requests under $out/fuzz" >&2
   exit 1
 fi
 step "all tests passed (cargo test: $unit_counts; critest gate ok; logs in $out)"

@@ -392,10 +392,22 @@ pub fn wait_timeout(child: &mut Child, timeout: Duration) -> ExitStatus {
 
 /// A gRPC channel to a Unix socket.
 pub async fn connect(socket: &Path) -> Channel {
+    connect_endpoint(unix_endpoint(), socket).await.unwrap()
+}
+
+/// An endpoint for [`connect_endpoint`], to configure before connecting. Its URI is
+/// required by tonic but unused: the connector dials the socket.
+pub fn unix_endpoint() -> Endpoint {
+    Endpoint::from_static("http://berth.invalid")
+}
+
+/// A gRPC channel to a Unix socket, with the settings of `endpoint`.
+pub async fn connect_endpoint(
+    endpoint: Endpoint,
+    socket: &Path,
+) -> Result<Channel, tonic::transport::Error> {
     let socket = socket.to_owned();
-    // The URI is required by tonic but unused: the connector dials the socket.
-    Endpoint::try_from("http://berth.invalid")
-        .unwrap()
+    endpoint
         .connect_with_connector(tower::service_fn(move |_: Uri| {
             let socket = socket.clone();
             async move {
@@ -404,5 +416,4 @@ pub async fn connect(socket: &Path) -> Channel {
             }
         }))
         .await
-        .unwrap()
 }

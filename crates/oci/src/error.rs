@@ -180,6 +180,9 @@ pub enum ProfileProblem {
     /// It could not be read.
     #[error("cannot read it: {0}")]
     Read(#[source] std::io::Error),
+    /// It is a device, a directory, a FIFO or an empty file (as /proc files are).
+    #[error("it is not a regular file with content")]
+    NotARegularFile,
     /// It is larger than berth reads.
     #[error("it is larger than {0} bytes")]
     TooLarge(u64),

@@ -137,11 +137,28 @@ fn load(
     if !path.is_absolute() {
         return Err(ProfileProblem::NotAbsolute);
     }
-    let len = std::fs::metadata(path).map_err(ProfileProblem::Read)?.len();
-    if len > MAX_PROFILE_BYTES {
+    // Only a regular file with a size: a device (/dev/zero), a FIFO or a /proc file (size 0,
+    // /proc/kmsg blocks) would be read without end or never answer.
+    let meta = std::fs::metadata(path).map_err(ProfileProblem::Read)?;
+    if !meta.is_file() || meta.len() == 0 {
+        return Err(ProfileProblem::NotARegularFile);
+    }
+    if meta.len() > MAX_PROFILE_BYTES {
         return Err(ProfileProblem::TooLarge(MAX_PROFILE_BYTES));
     }
-    let text = std::fs::read(path).map_err(ProfileProblem::Read)?;
+    // The file may have grown since: read one byte past the limit at most.
+    let mut text = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| {
+            std::io::Read::read_to_end(
+                &mut std::io::Read::take(f, MAX_PROFILE_BYTES + 1),
+                &mut text,
+            )
+        })
+        .map_err(ProfileProblem::Read)?;
+    if text.len() as u64 > MAX_PROFILE_BYTES {
+        return Err(ProfileProblem::TooLarge(MAX_PROFILE_BYTES));
+    }
     docker::convert(&text, caps, host)
 }
 
@@ -256,6 +273,19 @@ mod tests {
                 ..
             })
         ));
+        // Devices, directories and empty (/proc) files are refused before any read.
+        for special in ["/dev/zero", "/dev/null", "/proc/self/status", "/"] {
+            assert!(
+                matches!(
+                    filter(&Profile::Localhost(special.into()), &caps, &host),
+                    Err(SpecError::SeccompProfile {
+                        problem: ProfileProblem::NotARegularFile,
+                        ..
+                    })
+                ),
+                "{special}"
+            );
+        }
         let mut bad = tempfile::NamedTempFile::new().unwrap();
         write!(bad, "{{not json").unwrap();
         assert!(matches!(
