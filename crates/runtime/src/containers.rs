@@ -267,19 +267,29 @@ impl<H: Host> Runtime<H> {
         signal: i32,
         timeout: Duration,
     ) -> Result<(), H> {
-        self.on_locked_container("StopContainer", id, move |runtime, entry| async move {
-            runtime.stop_container_locked(&entry, signal, timeout).await
-        })
+        // A stop already under way with a longer grace period is cut short to this one's.
+        let deadline = tokio::time::Instant::now() + timeout;
+        self.on_locked_container(
+            "StopContainer",
+            id,
+            Some(deadline),
+            move |runtime, entry| async move {
+                runtime.stop_container_locked(&entry, signal, timeout).await
+            },
+        )
         .await
     }
 
     /// Runs `work` in a task of its own with the container's locks held; an unknown
     /// container, or one gone by the time the locks are taken, is fine (Stop and Remove are
-    /// idempotent).
+    /// idempotent). `hurry`: the time by which a stop holding the lock must give up waiting
+    /// for the container to exit and kill it, so that this operation is not held up by a
+    /// long grace period it did not ask for.
     async fn on_locked_container<F, Fut>(
         self: &Arc<Self>,
         operation: &'static str,
         id: &str,
+        hurry: Option<tokio::time::Instant>,
         work: F,
     ) -> Result<(), H>
     where
@@ -289,9 +299,17 @@ impl<H: Host> Runtime<H> {
         let Some(entry) = self.container_entry(id)? else {
             return Ok(());
         };
+        if let Some(deadline) = hurry {
+            entry.hurry(deadline);
+        }
         let runtime = self.clone();
         Self::detached(operation, &entry.id.clone(), async move {
-            let Some(guard) = runtime.lock_container(entry).await else {
+            let asked = entry.clone();
+            let guard = runtime.lock_container(entry).await;
+            if let Some(deadline) = hurry {
+                asked.withdraw_hurry(deadline);
+            }
+            let Some(guard) = guard else {
                 return Ok(());
             };
             let entry = guard.entry.clone();
@@ -328,7 +346,7 @@ impl<H: Host> Runtime<H> {
         let mut stopped = false;
         if !timeout.is_zero() {
             match self.signal(entry, signal, false).await {
-                Ok(()) => stopped = self.wait_for_exit(entry, &mut changes, timeout).await,
+                Ok(()) => stopped = self.wait_for_exit(entry, &mut changes, timeout, true).await,
                 Err(err) => {
                     tracing::info!(container = %entry.id, error = %err, "stop signal not delivered")
                 }
@@ -341,7 +359,9 @@ impl<H: Host> Runtime<H> {
             if let Err(err) = self.signal(entry, SIGKILL, true).await {
                 tracing::info!(container = %entry.id, error = %err, "SIGKILL not delivered");
             }
-            stopped = self.wait_for_exit(entry, &mut changes, KILL_WAIT).await;
+            stopped = self
+                .wait_for_exit(entry, &mut changes, KILL_WAIT, false)
+                .await;
         }
         if own_intent {
             self.persist_container(entry, |r| {
@@ -370,18 +390,24 @@ impl<H: Host> Runtime<H> {
         .await
     }
 
-    /// Waits until the container's exit is recorded (by the supervisor) or `timeout` passes.
+    /// Waits until the container's exit is recorded (by the supervisor) or `timeout` passes;
+    /// with `hurried`, also until a deadline posted with [`ContainerEntry::hurry`] passes.
     async fn wait_for_exit(
         &self,
         entry: &ContainerEntry,
         changes: &mut tokio::sync::watch::Receiver<u64>,
         timeout: Duration,
+        hurried: bool,
     ) -> bool {
-        let deadline = tokio::time::Instant::now() + timeout;
+        let own = tokio::time::Instant::now() + timeout;
         loop {
             if entry.record().exit.is_some() {
                 return true;
             }
+            let deadline = match entry.hurry_deadline() {
+                Some(hurry) if hurried => own.min(hurry),
+                _ => own,
+            };
             if tokio::time::timeout_at(deadline, changes.changed())
                 .await
                 .map_or(true, |changed| changed.is_err())
@@ -394,9 +420,14 @@ impl<H: Host> Runtime<H> {
     /// RemoveContainer: kills it if it runs, then removes everything it holds and its
     /// record. Idempotent: an unknown container is fine.
     pub async fn remove_container(self: &Arc<Self>, id: &str) -> Result<(), H> {
-        self.on_locked_container("RemoveContainer", id, |runtime, entry| async move {
-            runtime.remove_container_locked(&entry).await
-        })
+        // Removal kills a running container: a stop waiting out its grace period kills now.
+        let now = tokio::time::Instant::now();
+        self.on_locked_container(
+            "RemoveContainer",
+            id,
+            Some(now),
+            |runtime, entry| async move { runtime.remove_container_locked(&entry).await },
+        )
         .await
     }
 

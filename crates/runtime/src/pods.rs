@@ -131,6 +131,25 @@ impl<H: Host> Runtime<H> {
         }
     }
 
+    /// The pod's lifecycle lock for a stop or removal, which kill its containers: a
+    /// container stop under way is told to kill now instead of waiting out its grace period
+    /// while it holds the lock's read side.
+    async fn lifecycle_hurrying(
+        &self,
+        entry: &Arc<crate::registry::SandboxEntry>,
+    ) -> tokio::sync::OwnedRwLockWriteGuard<()> {
+        let now = tokio::time::Instant::now();
+        let containers = self.registry.containers_of(&entry.id);
+        for container in &containers {
+            container.hurry(now);
+        }
+        let lifecycle = entry.lifecycle.clone().write_owned().await;
+        for container in &containers {
+            container.withdraw_hurry(now);
+        }
+        lifecycle
+    }
+
     /// StopPodSandbox: kills the pod's containers, releases its network, marks it NotReady.
     /// Idempotent: an unknown or stopped sandbox is fine.
     pub async fn stop_pod(self: &Arc<Self>, id: &str) -> Result<(), H> {
@@ -138,7 +157,7 @@ impl<H: Host> Runtime<H> {
             return Ok(());
         };
         let runtime = self.clone();
-        let lifecycle = entry.lifecycle.clone().write_owned().await;
+        let lifecycle = self.lifecycle_hurrying(&entry).await;
         Self::detached("StopPodSandbox", &entry.id.clone(), async move {
             let _lifecycle = lifecycle;
             runtime.stop_pod_locked(&entry).await
@@ -189,7 +208,7 @@ impl<H: Host> Runtime<H> {
             return Ok(());
         };
         let runtime = self.clone();
-        let lifecycle = entry.lifecycle.clone().write_owned().await;
+        let lifecycle = self.lifecycle_hurrying(&entry).await;
         Self::detached("RemovePodSandbox", &entry.id.clone(), async move {
             let _lifecycle = lifecycle;
             runtime.remove_pod_locked(&entry).await

@@ -80,6 +80,10 @@ pub struct ContainerEntry {
     pub write: tokio::sync::Mutex<()>,
     /// Bumped on every change, for waiters (StopContainer waits for the exit).
     changed: watch::Sender<u64>,
+    /// The earliest time a stop under way must stop waiting for the container to exit and
+    /// kill it, posted by operations queued behind it (a shorter StopContainer, a
+    /// RemoveContainer, the pod's stop or removal).
+    hurry: Mutex<Option<tokio::time::Instant>>,
 }
 
 impl ContainerEntry {
@@ -104,6 +108,30 @@ impl ContainerEntry {
     pub fn set_unknown(&self, why: Option<String>) {
         *lock(&self.unknown) = why;
         self.changed.send_modify(|n| *n += 1);
+    }
+
+    /// Asks a stop under way to give up its grace period at `deadline` (the earlier of
+    /// this and any deadline already asked for), and wakes it.
+    pub fn hurry(&self, deadline: tokio::time::Instant) {
+        {
+            let mut hurry = lock(&self.hurry);
+            *hurry = Some(hurry.map_or(deadline, |d| d.min(deadline)));
+        }
+        self.changed.send_modify(|n| *n += 1);
+    }
+
+    /// The deadline asked for with [`ContainerEntry::hurry`], if any.
+    pub fn hurry_deadline(&self) -> Option<tokio::time::Instant> {
+        *lock(&self.hurry)
+    }
+
+    /// Withdraws `deadline` once the operation that asked for it holds the lock (a later,
+    /// stricter one stays).
+    pub fn withdraw_hurry(&self, deadline: tokio::time::Instant) {
+        let mut hurry = lock(&self.hurry);
+        if *hurry == Some(deadline) {
+            *hurry = None;
+        }
     }
 
     /// Takes the operation lock.
@@ -263,6 +291,7 @@ impl Registry {
             op: Default::default(),
             write: Default::default(),
             changed: watch::channel(0).0,
+            hurry: Mutex::default(),
         });
         containers.by_name.insert(key, entry.id.clone());
         containers.by_id.insert(entry.id.clone(), entry.clone());

@@ -352,6 +352,87 @@ async fn stop_signals_and_waits_for_the_exit() {
         .unwrap();
 }
 
+/// `result` of a call given ten seconds, or a panic saying `what` still waited.
+fn within<T>(what: &str) -> impl FnOnce(Result<T, tokio::time::error::Elapsed>) -> T + '_ {
+    move |result| result.unwrap_or_else(|_| panic!("{what} still waits out the hour"))
+}
+
+/// A container whose stop signal is ignored, stopped with an hour of grace in the
+/// background: the task, once the signal went out.
+async fn stopping_for_an_hour(f: &Fixture, id: &str) -> tokio::task::JoinHandle<()> {
+    let rt = f.rt.clone();
+    let owned = id.to_owned();
+    // Signal 10 (SIGUSR1): the fake's processes die only of 15 and 9.
+    let stop = tokio::spawn(async move {
+        rt.stop_container(&owned, 10, Duration::from_secs(3600))
+            .await
+            .unwrap()
+    });
+    let sent = format!("signal {id} 10");
+    for _ in 0..200 {
+        if f.host.calls_of("signal").contains(&sent) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(
+        f.host.calls_of("signal").contains(&sent),
+        "{:?}",
+        f.host.calls_of("signal")
+    );
+    stop
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_grace_period_is_cut_short_by_later_stops_and_removes() {
+    let f = Fixture::new().await;
+    f.pod("pa", "a").await;
+
+    // A shorter StopContainer: the first stop kills at the second's deadline.
+    f.running("c1", "pa").await;
+    let long = stopping_for_an_hour(&f, "c1").await;
+    let short = f.rt.stop_container("c1", 10, Duration::from_millis(200));
+    within("the short stop")(tokio::time::timeout(Duration::from_secs(10), short).await).unwrap();
+    within("the long stop")(tokio::time::timeout(Duration::from_secs(10), long).await).unwrap();
+    assert_eq!(
+        f.rt.container("c1").unwrap().state(),
+        ContainerState::Exited
+    );
+    assert!(f
+        .host
+        .calls_of("signal")
+        .contains(&"signal c1 9 all".to_owned()));
+
+    // RemoveContainer: kills at once.
+    f.running("c2", "pa").await;
+    let long = stopping_for_an_hour(&f, "c2").await;
+    within("RemoveContainer")(
+        tokio::time::timeout(Duration::from_secs(10), f.rt.remove_container("c2")).await,
+    )
+    .unwrap();
+    within("the long stop")(tokio::time::timeout(Duration::from_secs(10), long).await).unwrap();
+    assert!(f.rt.container("c2").is_err());
+
+    // StopPodSandbox and RemovePodSandbox: the same.
+    f.running("c3", "pa").await;
+    let long = stopping_for_an_hour(&f, "c3").await;
+    within("StopPodSandbox")(
+        tokio::time::timeout(Duration::from_secs(10), f.rt.stop_pod("pa")).await,
+    )
+    .unwrap();
+    within("the long stop")(tokio::time::timeout(Duration::from_secs(10), long).await).unwrap();
+    within("RemovePodSandbox")(
+        tokio::time::timeout(Duration::from_secs(10), f.rt.remove_pod("pa")).await,
+    )
+    .unwrap();
+
+    // A later stop of its own gets its own grace period again (nothing stale is kept).
+    f.pod("pb", "b").await;
+    f.running("c4", "pb").await;
+    let entry = f.rt.registry.container_exact("c4").unwrap();
+    assert_eq!(entry.hurry_deadline(), None);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_removes_of_one_pod_all_succeed() {
     let f = Fixture::new().await;
