@@ -268,7 +268,7 @@ impl<H: Host> Runtime<H> {
         timeout: Duration,
     ) -> Result<(), H> {
         // A stop already under way with a longer grace period is cut short to this one's.
-        let deadline = tokio::time::Instant::now() + timeout;
+        let deadline = deadline_after(timeout);
         self.on_locked_container(
             "StopContainer",
             id,
@@ -399,7 +399,7 @@ impl<H: Host> Runtime<H> {
         timeout: Duration,
         hurried: bool,
     ) -> bool {
-        let own = tokio::time::Instant::now() + timeout;
+        let own = deadline_after(timeout);
         loop {
             if entry.record().exit.is_some() {
                 return true;
@@ -497,4 +497,12 @@ pub(crate) struct ContainerGuard {
     _lifecycle: Option<tokio::sync::OwnedRwLockReadGuard<()>>,
     _op: tokio::sync::OwnedMutexGuard<()>,
     pub(crate) entry: Arc<ContainerEntry>,
+}
+
+/// Now plus `timeout`; a timeout beyond what a clock can add (a client may ask for
+/// 2^63 - 1 seconds) waits ten years instead.
+fn deadline_after(timeout: Duration) -> tokio::time::Instant {
+    let now = tokio::time::Instant::now();
+    now.checked_add(timeout)
+        .unwrap_or_else(|| now + Duration::from_secs(10 * 365 * 24 * 3600))
 }

@@ -426,6 +426,22 @@ async fn a_long_grace_period_is_cut_short_by_later_stops_and_removes() {
     )
     .unwrap();
 
+    // A timeout no clock can add (i64::MAX seconds, as a client may send) is no panic.
+    f.pod("pc", "c").await;
+    f.running("c5", "pc").await;
+    let rt = f.rt.clone();
+    let huge = tokio::spawn(async move {
+        rt.stop_container("c5", 10, Duration::from_secs(i64::MAX as u64))
+            .await
+            .unwrap()
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    within("RemovePodSandbox")(
+        tokio::time::timeout(Duration::from_secs(10), f.rt.remove_pod("pc")).await,
+    )
+    .unwrap();
+    within("the huge stop")(tokio::time::timeout(Duration::from_secs(10), huge).await).unwrap();
+
     // A later stop of its own gets its own grace period again (nothing stale is kept).
     f.pod("pb", "b").await;
     f.running("c4", "pb").await;
