@@ -460,3 +460,30 @@ async fn any_authority_is_accepted_on_the_socket() {
         assert_eq!(version.runtime_name, "berth", "{authority}");
     }
 }
+
+#[tokio::test]
+async fn a_log_path_that_leaves_the_pod_log_directory_is_invalid() {
+    let daemon = Berthd::start();
+    let mut rt = daemon.runtime().await;
+    for log_path in ["../escaped.log", "/var/log/escaped.log", "c/../../x.log"] {
+        let message = invalid(
+            rt.create_container(v1::CreateContainerRequest {
+                pod_sandbox_id: "0123456789ab".into(),
+                config: Some(v1::ContainerConfig {
+                    metadata: Some(v1::ContainerMetadata {
+                        name: "c".into(),
+                        attempt: 0,
+                    }),
+                    log_path: log_path.into(),
+                    ..Default::default()
+                }),
+                sandbox_config: None,
+            })
+            .await,
+        );
+        assert!(
+            message.starts_with("invalid config.log_path: "),
+            "{log_path}: {message}"
+        );
+    }
+}

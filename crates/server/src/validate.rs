@@ -53,6 +53,42 @@ pub fn image_ref(field: &'static str, value: &str) -> Result<(), ServiceError> {
     Ok(())
 }
 
+/// Longest relative path accepted (PATH_MAX).
+pub const MAX_PATH_LEN: usize = 4096;
+
+/// A path that must stay below the directory it is joined to (a container's `log_path`
+/// under its pod's log directory): empty, or relative with no `..`, at most
+/// [`MAX_PATH_LEN`] bytes, no NUL.
+pub fn relative_path(field: &'static str, value: &str) -> Result<(), ServiceError> {
+    let invalid = |problem| ServiceError::InvalidArgument { field, problem };
+    if value.len() > MAX_PATH_LEN {
+        return Err(invalid(FieldProblem::TooLong {
+            len: value.len(),
+            max: MAX_PATH_LEN,
+        }));
+    }
+    if let Some(offset) = value.find('\0') {
+        return Err(invalid(FieldProblem::BadCharacter {
+            found: '\0',
+            offset,
+        }));
+    }
+    if value.starts_with('/') {
+        return Err(invalid(FieldProblem::BadCharacter {
+            found: '/',
+            offset: 0,
+        }));
+    }
+    let mut offset = 0;
+    for part in value.split('/') {
+        if part == ".." {
+            return Err(invalid(FieldProblem::BadCharacter { found: '.', offset }));
+        }
+        offset += part.len() + 1;
+    }
+    Ok(())
+}
+
 /// Largest command an Exec or ExecSync may carry, measured as [`command_bytes`]: 2 MiB,
 /// what execve accepts for arguments and environment together under the default 8 MiB
 /// stack limit (a quarter of it), so no command that could run is refused. A streaming
@@ -156,5 +192,37 @@ mod tests {
         );
         assert_eq!(problem(command("cmd", &[])), FieldProblem::Empty);
         assert!(command("cmd", &["true".into()]).is_ok());
+    }
+
+    #[test]
+    fn relative_paths_stay_below() {
+        for ok in ["", "c/0.log", "main_0.log", "a/./b.log", "..x/y"] {
+            assert!(relative_path("p", ok).is_ok(), "{ok}");
+        }
+        assert_eq!(
+            problem(relative_path("p", "/etc/x")),
+            FieldProblem::BadCharacter {
+                found: '/',
+                offset: 0
+            }
+        );
+        assert_eq!(
+            problem(relative_path("p", "c/../../x.log")),
+            FieldProblem::BadCharacter {
+                found: '.',
+                offset: 2
+            }
+        );
+        assert_eq!(
+            problem(relative_path("p", "a\0b")),
+            FieldProblem::BadCharacter {
+                found: '\0',
+                offset: 1
+            }
+        );
+        assert!(matches!(
+            problem(relative_path("p", &"a".repeat(5000))),
+            FieldProblem::TooLong { .. }
+        ));
     }
 }

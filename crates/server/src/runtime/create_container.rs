@@ -12,6 +12,7 @@ use crate::container::paths::ContainerPaths;
 use crate::daemon::Daemon;
 use crate::error::{FieldProblem, ServiceError};
 use crate::ids::new_id;
+use crate::validate;
 
 pub(super) async fn create_container(
     daemon: Arc<Daemon>,
@@ -34,6 +35,7 @@ pub(super) async fn create_container(
             problem: FieldProblem::Empty,
         });
     }
+    validate::relative_path("config.log_path", &config.log_path)?;
     // The core checks readiness again under the pod's lock.
     let sandbox = daemon.find_sandbox(&request.pod_sandbox_id)?;
     let image_spec = config.image.clone().unwrap_or_default();
@@ -42,7 +44,7 @@ pub(super) async fn create_container(
         .status(&image_spec.image)?
         .ok_or_else(|| ServiceError::NotFound {
             kind: "image",
-            id: image_spec.image.clone(),
+            id: berth_runtime::quote(&image_spec.image),
         })?;
     let image_name = if image_spec.user_specified_image.is_empty() {
         image_spec.image.clone()
