@@ -9,7 +9,7 @@ use berth_store::ContainerRecord;
 use crate::container::paths::ContainerPaths;
 use crate::container::rootfs::unmount_rootfs;
 use crate::container::shim::{block_on, shim_pid};
-use crate::container::volumes::{ensure_nothing_mounted, unmount_propagated, unmount_volumes};
+use crate::container::volumes::{ensure_nothing_mounted, unmount_volumes};
 use crate::daemon::Daemon;
 use crate::error::ServiceError;
 
@@ -48,8 +48,6 @@ pub fn remove_container(daemon: &Daemon, record: &ContainerRecord) -> Result<(),
         source,
     })?;
     unmount_volumes(&paths.volumes())?;
-    // The container is gone: what its Bidirectional volumes carried back to the host goes.
-    unmount_propagated(&crate::container::convert::stored_config(record).mounts);
     for dir in [&paths.state, &paths.layer] {
         // Never delete through a mount that could not be removed.
         ensure_nothing_mounted(dir)?;

@@ -93,67 +93,6 @@ fn remove_mountpoint(target: &Path) {
     let _ = std::fs::remove_dir(target).or_else(|_| std::fs::remove_file(target));
 }
 
-/// Where the container's mounts propagated back onto the host: for a Bidirectional volume
-/// (rshared, host path H at container path C), every other volume mounted below C, at
-/// C/rel, was mounted by runc inside the container and propagated to H/rel on the host,
-/// where it outlives the container (and piles up, one more per container). Pairs of
-/// (host path the copy is at, volume) in the order to unmount them (deepest first).
-pub fn propagated_targets(mounts: &[v1::Mount]) -> Vec<PathBuf> {
-    let mut targets = Vec::new();
-    for shared in mounts
-        .iter()
-        .filter(|m| m.propagation() == v1::MountPropagation::PropagationBidirectional)
-    {
-        let inside = Path::new(&shared.container_path);
-        for nested in mounts {
-            let Ok(rel) = Path::new(&nested.container_path).strip_prefix(inside) else {
-                continue;
-            };
-            // Only plain relative paths: nothing may lead out of the host path.
-            if rel.as_os_str().is_empty()
-                || !rel
-                    .components()
-                    .all(|c| matches!(c, std::path::Component::Normal(_)))
-            {
-                continue;
-            }
-            targets.push(Path::new(&shared.host_path).join(rel));
-        }
-    }
-    targets.sort_by_key(|t| std::cmp::Reverse(t.components().count()));
-    targets
-}
-
-/// Unmounts, once each, the copies [`propagated_targets`] names that are mount points now
-/// (the top one of a stack: this container's). Best effort: what cannot be unmounted is
-/// logged.
-pub fn unmount_propagated(mounts: &[v1::Mount]) {
-    let targets = propagated_targets(mounts);
-    if targets.is_empty() {
-        return;
-    }
-    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
-        return;
-    };
-    let points: Vec<PathBuf> = info
-        .lines()
-        .filter_map(|line| line.split(' ').nth(4))
-        .map(|field| PathBuf::from(unescape(field)))
-        .collect();
-    for target in targets {
-        if !points.contains(&target) {
-            continue;
-        }
-        if let Err(err) = nix::mount::umount2(&target, nix::mount::MntFlags::MNT_DETACH) {
-            tracing::warn!(
-                path = %berth_runtime::quote(&target.to_string_lossy()),
-                error = %err,
-                "cannot unmount a volume the container propagated to the host"
-            );
-        }
-    }
-}
-
 /// Fails if anything is still mounted at or below `dir` (from `/proc/self/mountinfo`).
 pub fn ensure_nothing_mounted(dir: &Path) -> Result<(), ServiceError> {
     let info = std::fs::read_to_string("/proc/self/mountinfo")
@@ -204,36 +143,6 @@ fn unescape(field: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn nested_volumes_of_a_bidirectional_one_are_found_on_the_host() {
-        let mount = |host: &str, inside: &str, propagation: v1::MountPropagation| {
-            let mut m = v1::Mount {
-                host_path: host.into(),
-                container_path: inside.into(),
-                ..Default::default()
-            };
-            m.set_propagation(propagation);
-            m
-        };
-        use v1::MountPropagation::{PropagationBidirectional as Bi, PropagationPrivate as Private};
-        let mounts = [
-            mount("/srv/shared", "/data", Bi),
-            mount("/srv/a", "/data/sub", Private),
-            mount("/srv/b", "/data/sub/deeper", Private),
-            mount("/srv/c", "/elsewhere", Private),
-            mount("/srv/d", "/data/../etc", Private),
-        ];
-        assert_eq!(
-            propagated_targets(&mounts),
-            [
-                PathBuf::from("/srv/shared/sub/deeper"),
-                PathBuf::from("/srv/shared/sub")
-            ]
-        );
-        // Without a Bidirectional volume nothing propagates.
-        assert!(propagated_targets(&mounts[1..]).is_empty());
-    }
 
     #[test]
     fn mounts_below_a_directory() {
