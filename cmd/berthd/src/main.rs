@@ -5,6 +5,7 @@
 
 mod cli;
 mod listener;
+mod memory;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -116,6 +117,7 @@ async fn serve(config: Config, files: &[std::path::PathBuf]) -> Result<(), Daemo
     let _ = daemon.stream.set(stream_server.handle());
     let stream_url = stream_server.handle().base_url().to_owned();
     let streaming = tokio::spawn(stream_server.serve());
+    tokio::spawn(memory::trim_after_bursts());
     let metrics_url = match &metrics_server {
         Some(server) => server
             .local_addr()

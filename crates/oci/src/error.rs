@@ -152,6 +152,14 @@ pub enum MountProblem {
     /// A mount option outside the ones CRI allows (noexec, nodev, nosuid).
     #[error("mount option {0:?} is not one of noexec, nodev, nosuid")]
     Option(String),
+    /// Below a Bidirectional mount: runc would mount it inside the container and the
+    /// kernel carry that mount back to the shared host path, where it outlives the
+    /// container and multiplies with every container created.
+    #[error(
+        "it lies below the Bidirectional mount at {0:?}; its mount would propagate to the \
+         host and outlive the container"
+    )]
+    BelowBidirectional(String),
 }
 
 /// What is wrong with a device.

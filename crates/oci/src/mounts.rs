@@ -134,6 +134,7 @@ pub(crate) fn mounts(
         };
         cri.push(mount);
     }
+    refuse_below_bidirectional(&container.mounts)?;
     // Parents before children, keeping the CRI order otherwise.
     cri.sort_by_key(|m| m.destination().components().count());
     let mut all: Vec<Mount> = defaults(sandbox, privileged, readonly_rootfs)
@@ -145,6 +146,26 @@ pub(crate) fn mounts(
         mounts: all,
         rootfs_propagation: propagation,
     })
+}
+
+/// Refuses a CRI mount below a Bidirectional one (see [`MountProblem::BelowBidirectional`]).
+fn refuse_below_bidirectional(mounts: &[v1::Mount]) -> Result<(), SpecError> {
+    let shared = mounts
+        .iter()
+        .filter(|m| m.propagation == v1::MountPropagation::PropagationBidirectional as i32);
+    for outer in shared {
+        let outer_path = Path::new(&outer.container_path);
+        if let Some(inner) = mounts.iter().find(|m| {
+            let path = Path::new(&m.container_path);
+            path != outer_path && path.starts_with(outer_path)
+        }) {
+            return Err(SpecError::Mount {
+                container_path: inner.container_path.clone(),
+                problem: MountProblem::BelowBidirectional(outer.container_path.clone()),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// One CRI mount, and the rootfs propagation it needs.
@@ -516,5 +537,26 @@ mod tests {
         assert_eq!(clean("/a/../../b"), Some(PathBuf::from("/b")));
         assert_eq!(clean("a/b"), None);
         assert_eq!(clean(""), None);
+    }
+
+    #[test]
+    fn nothing_may_be_mounted_below_a_bidirectional_mount() {
+        let mut shared = cri("/srv/shared", "/data");
+        shared.propagation = v1::MountPropagation::PropagationBidirectional as i32;
+        let inner = cri("/srv/a", "/data/sub");
+        match plan(vec![shared.clone(), inner.clone()]) {
+            Err(SpecError::Mount {
+                container_path,
+                problem,
+            }) => {
+                assert_eq!(container_path, "/data/sub");
+                assert_eq!(problem, MountProblem::BelowBidirectional("/data".into()));
+            }
+            other => panic!("{:?}", other.map(|p| p.mounts)),
+        }
+        // Beside it, or below a private one, is fine; so is a name that only shares a prefix.
+        assert!(plan(vec![shared.clone(), cri("/srv/b", "/elsewhere")]).is_ok());
+        assert!(plan(vec![shared, cri("/srv/c", "/data2")]).is_ok());
+        assert!(plan(vec![cri("/srv/shared", "/data"), inner]).is_ok());
     }
 }

@@ -15,7 +15,7 @@ pub(crate) const TRIM_AFTER_BYTES: usize = 1 << 20;
 
 /// Asks the allocator to return its free pages to the kernel (glibc only; elsewhere the
 /// allocator's own policy applies and this does nothing).
-pub(crate) fn release_free_memory() {
+pub fn release_free_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim takes no pointers and touches only the allocator's own free
     // lists, under each arena's lock; it is safe to call from any thread at any time.

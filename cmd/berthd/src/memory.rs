@@ -1,0 +1,50 @@
+//! Giving memory back after bursts: glibc's malloc keeps in its arenas what a burst of
+//! requests freed (a flood of hostile messages, hundreds of pods listed at once), so
+//! berthd's RSS would stay at the burst's peak. Every [`CHECK_EVERY`], when the resident
+//! size grew by [`GROWTH`] since the last check that trimmed, the allocator is asked to
+//! return its whole free pages (`berth_stream::release_free_memory`, the one call of it).
+
+use std::time::Duration;
+
+/// How often the resident size is looked at.
+const CHECK_EVERY: Duration = Duration::from_secs(10);
+
+/// Growth of the resident size that makes a trim worth its few milliseconds.
+const GROWTH: u64 = 16 << 20;
+
+/// Runs for the life of the daemon.
+pub async fn trim_after_bursts() {
+    let mut tick = tokio::time::interval(CHECK_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut floor = resident_bytes().unwrap_or(0);
+    loop {
+        tick.tick().await;
+        let Some(now) = resident_bytes() else {
+            return;
+        };
+        if now > floor + GROWTH {
+            let _ = tokio::task::spawn_blocking(berth_stream::release_free_memory).await;
+            floor = resident_bytes().unwrap_or(now);
+            tracing::debug!(before = now, after = floor, "returned free heap pages");
+        } else if now < floor {
+            floor = now;
+        }
+    }
+}
+
+/// The process's resident size, from `VmRSS` in `/proc/self/status` (kB).
+fn resident_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find_map(|l| l.strip_prefix("VmRSS:"))?;
+    let kib: u64 = line.split_whitespace().next()?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_resident_size_is_read() {
+        let rss = super::resident_bytes().expect("VmRSS");
+        assert!(rss > 1 << 20, "{rss}");
+    }
+}
