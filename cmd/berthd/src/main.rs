@@ -33,6 +33,9 @@ fn main() -> ExitCode {
         eprintln!("berthd: invalid log level {:?}: {err}", config.log_level);
         return ExitCode::from(2);
     }
+    // Few malloc arenas: what bursts of requests free is found again instead of kept per
+    // thread (see memory.rs for the other half).
+    berth_stream::limit_arenas(memory::MALLOC_ARENAS);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

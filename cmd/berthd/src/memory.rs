@@ -6,6 +6,10 @@
 
 use std::time::Duration;
 
+/// glibc malloc arenas berthd allows itself: the async workers and the blocking pool share
+/// them instead of keeping up to eight per core, each with its own freed fragments.
+pub const MALLOC_ARENAS: i32 = 2;
+
 /// How often the resident size is looked at.
 const CHECK_EVERY: Duration = Duration::from_secs(10);
 

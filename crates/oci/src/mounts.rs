@@ -155,9 +155,9 @@ fn refuse_below_bidirectional(mounts: &[v1::Mount]) -> Result<(), SpecError> {
         .filter(|m| m.propagation == v1::MountPropagation::PropagationBidirectional as i32);
     for outer in shared {
         let outer_path = Path::new(&outer.container_path);
+        // Another mount at the same path is stacked on it: the same propagation.
         if let Some(inner) = mounts.iter().find(|m| {
-            let path = Path::new(&m.container_path);
-            path != outer_path && path.starts_with(outer_path)
+            !std::ptr::eq(*m, outer) && Path::new(&m.container_path).starts_with(outer_path)
         }) {
             return Err(SpecError::Mount {
                 container_path: inner.container_path.clone(),
@@ -551,6 +551,13 @@ mod tests {
             }) => {
                 assert_eq!(container_path, "/data/sub");
                 assert_eq!(problem, MountProblem::BelowBidirectional("/data".into()));
+            }
+            other => panic!("{:?}", other.map(|p| p.mounts)),
+        }
+        // Another mount at the same path is stacked on it.
+        match plan(vec![shared.clone(), cri("/srv/b", "/data")]) {
+            Err(SpecError::Mount { problem, .. }) => {
+                assert_eq!(problem, MountProblem::BelowBidirectional("/data".into()))
             }
             other => panic!("{:?}", other.map(|p| p.mounts)),
         }

@@ -23,3 +23,18 @@ pub fn release_free_memory() {
         libc::malloc_trim(0);
     }
 }
+
+/// Caps glibc's malloc at `arenas` arenas. By default it makes up to eight per core, one
+/// for each thread that allocates while the others are busy; every arena keeps what its
+/// threads freed, fragmented, so a burst on many threads (blocking pool included) leaves
+/// the resident size high long after. Called once at start, before the runtime's threads
+/// exist (glibc only; elsewhere a no-op).
+pub fn limit_arenas(arenas: i32) {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt takes two integers and changes only the allocator's own settings.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, arenas);
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    let _ = arenas;
+}
