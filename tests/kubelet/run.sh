@@ -12,7 +12,8 @@
 # --certs is the hosts.toml directory that makes the test registry a mirror of
 # registry.k8s.io (tests/images/mirror-hosts.sh). The script starts its own berthd (own
 # socket, root, state and CNI network: bridge bk<pid%10000>, 10.232.240.0/24, portmap) and
-# kubelet (its own --root-dir, pod log dir and ports 10248/10250/10255 on 127.0.0.1), then
+# kubelet (its own --root-dir, pod log dir and ports 10248/10250/10255 on 127.0.0.1, or
+# BERTH_KUBELET_HEALTHZ_PORT / _PORT / _READ_ONLY_PORT), then
 # checks what kubelet does on a node:
 #   web       init container writing into a shared emptyDir, busybox httpd serving it with
 #             an HTTP readiness probe and a hostPort reached from the host, CPU and memory
@@ -54,6 +55,9 @@ BUSYBOX=registry.k8s.io/e2e-test-images/busybox:1.29-2
 NODE=berth-kubelet-test
 NS=berth-it
 HOST_PORT=30180
+KUBELET_PORT=${BERTH_KUBELET_PORT:-10250}
+READ_ONLY_PORT=${BERTH_KUBELET_READ_ONLY_PORT:-10255}
+HEALTHZ_PORT=${BERTH_KUBELET_HEALTHZ_PORT:-10248}
 work=$(mktemp -d /tmp/berth-kubelet.XXXXXX)
 chmod 0711 "$work"
 socket=$work/berth.sock
@@ -68,7 +72,15 @@ passed=0 failed=0
 sysctls=(vm.overcommit_memory kernel.panic kernel.panic_on_oops)
 declare -A sysctl_before
 for s in "${sysctls[@]}"; do sysctl_before[$s]=$(sysctl -n "$s"); done
-cgroups_before=$(ls -d /sys/fs/cgroup/*/kubepods /sys/fs/cgroup/unified/kubepods 2>/dev/null || true)
+# kubelet's cgroups go below a root of the test's own in every hierarchy (cgroupRoot): a
+# kubelet already on the host (or a node e2e run) never sees these pods' cgroups, which it
+# would clean up as orphans, killing their processes; and this kubelet never touches its.
+CGROUP_ROOT=/berth-kubelet-$BRIDGE
+cgroup_roots=()
+for hierarchy in /sys/fs/cgroup/*/ /sys/fs/cgroup/; do
+  [[ -e $hierarchy/cgroup.procs ]] || continue
+  cgroup_roots+=("${hierarchy%/}$CGROUP_ROOT")
+done
 
 crictl() { "$crictl_bin" --config "$work/crictl.yaml" --timeout 20s "$@"; }
 ok() { passed=$((passed + 1)); echo "ok   $*"; }
@@ -122,17 +134,18 @@ cleanup() {
   bench_clean_iptables
   [[ -e /sys/class/net/$BRIDGE ]] && ip link del "$BRIDGE" 2>/dev/null
   for s in "${sysctls[@]}"; do sysctl -qw "$s=${sysctl_before[$s]}" || true; done
-  # kubelet's QoS cgroups (/kubepods...) under every hierarchy, deepest first, if it made them.
-  if [[ -z $cgroups_before ]]; then
-    for top in /sys/fs/cgroup/*/kubepods /sys/fs/cgroup/unified/kubepods; do
-      [[ -d $top ]] && find "$top" -depth -type d -exec rmdir {} + 2>/dev/null
-    done
-  fi
+  # The test's cgroup root with kubelet's QoS and pod cgroups below it, deepest first.
+  for top in "${cgroup_roots[@]}"; do
+    [[ -d $top ]] && find "$top" -depth -type d -exec rmdir {} + 2>/dev/null
+  done
   rm -rf "$work"
   exit "$rc"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+
+# --- the cgroup root kubelet requires to exist, in every hierarchy.
+for top in "${cgroup_roots[@]}"; do mkdir -p "$top"; done
 
 # --- berthd on a network of its own.
 mkdir -p "$work/net.d" "$work/manifests" "$work/pod-logs" "$work/kubelet"
@@ -169,15 +182,16 @@ cgroupDriver: cgroupfs
 failCgroupV1: false
 failSwapOn: false
 address: 127.0.0.1
-port: 10250
-readOnlyPort: 10255
+port: $KUBELET_PORT
+readOnlyPort: $READ_ONLY_PORT
 healthzBindAddress: 127.0.0.1
-healthzPort: 10248
+healthzPort: $HEALTHZ_PORT
 authentication:
   anonymous: {enabled: true}
   webhook: {enabled: false}
 authorization: {mode: AlwaysAllow}
 podLogsDir: $work/pod-logs
+cgroupRoot: $CGROUP_ROOT
 evictionHard: {}
 imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
@@ -191,7 +205,7 @@ start_kubelet() {
   "$kubelet_bin" --config "$work/kubelet.yaml" --root-dir "$work/kubelet" \
     --hostname-override "$NODE" --v=2 >>"$work/kubelet.log" 2>&1 &
   kubelet_pid=$!
-  wait_for 60 curl -sf http://127.0.0.1:10248/healthz >/dev/null ||
+  wait_for 60 curl -sf http://127.0.0.1:$HEALTHZ_PORT/healthz >/dev/null ||
     { echo "kubelet did not become healthy"; tail -30 "$work/kubelet.log"; exit 1; }
 }
 start_kubelet "$cri_stats"
@@ -253,7 +267,7 @@ spec:
     securityContext: {readOnlyRootFilesystem: true, allowPrivilegeEscalation: false}
 YAML
 
-pods_json() { curl -sf http://127.0.0.1:10255/pods; }
+pods_json() { curl -sf http://127.0.0.1:$READ_ONLY_PORT/pods; }
 # status FIELD-FILTER for pod $1: jq over the pod's status.
 pod_jq() { pods_json | jq -e --arg n "$1-$NODE" ".items[] | select(.metadata.name == \$n) | $2" >/dev/null; }
 ready() { pod_jq "$1" '.status.conditions[]? | select(.type == "Ready") | .status == "True"'; }
@@ -283,13 +297,13 @@ crash_looping() {
 }
 check "crasher: restarted with back-off (CrashLoopBackOff)" wait_for 90 crash_looping
 check "crasher: its log read back through kubelet" \
-  bash -c "curl -skf https://127.0.0.1:10250/containerLogs/$NS/crasher-$NODE/main | grep -qx crashing"
+  bash -c "curl -skf https://127.0.0.1:$KUBELET_PORT/containerLogs/$NS/crasher-$NODE/main | grep -qx crashing"
 check "secure: runs as uid 1000 on a read-only root filesystem (log through kubelet)" \
-  bash -c "logs=\$(curl -skf https://127.0.0.1:10250/containerLogs/$NS/secure-$NODE/main) && grep -qx uid=1000 <<<\"\$logs\" && grep -qx rootfs-read-only <<<\"\$logs\""
+  bash -c "logs=\$(curl -skf https://127.0.0.1:$KUBELET_PORT/containerLogs/$NS/secure-$NODE/main) && grep -qx uid=1000 <<<\"\$logs\" && grep -qx rootfs-read-only <<<\"\$logs\""
 prober_not_restarted() { sleep 6; [[ $(restarts prober) == 0 ]]; }
 check "prober: the exec liveness probe keeps passing (no restart)" prober_not_restarted
 summary_lists_pods() {
-  curl -sf http://127.0.0.1:10255/stats/summary |
+  curl -sf http://127.0.0.1:$READ_ONLY_PORT/stats/summary |
     jq -e --arg ns "$NS" '[.pods[] | select(.podRef.namespace == $ns and .memory.workingSetBytes != null and .cpu.usageNanoCores != null)] | length >= 3' >/dev/null
 }
 check "stats summary (PodAndContainerStatsFromCRI=$cri_stats) lists the pods with CPU and memory" \
