@@ -1,8 +1,9 @@
 //! Giving memory back after bursts: glibc's malloc keeps in its arenas what a burst of
 //! requests freed (a flood of hostile messages, hundreds of pods listed at once), so
-//! berthd's RSS would stay at the burst's peak. Every [`CHECK_EVERY`], when the resident
-//! size grew by [`GROWTH`] since the last check that trimmed, the allocator is asked to
-//! return its whole free pages (`berth_stream::release_free_memory`, the one call of it).
+//! berthd's RSS would stay at the burst's peak. Every [`CHECK_EVERY`], while the resident
+//! size is more than [`GROWTH`] above the lowest seen, the allocator is asked to return its
+//! whole free pages (`berth_stream::release_free_memory`, the one call of it): a few
+//! milliseconds, and nothing at all while berthd stays near its floor.
 
 use std::time::Duration;
 
@@ -13,7 +14,7 @@ pub const MALLOC_ARENAS: i32 = 2;
 /// How often the resident size is looked at.
 const CHECK_EVERY: Duration = Duration::from_secs(10);
 
-/// Growth of the resident size that makes a trim worth its few milliseconds.
+/// How far above its lowest resident size berthd may sit before free pages are returned.
 const GROWTH: u64 = 16 << 20;
 
 /// Runs for the life of the daemon.
@@ -26,12 +27,12 @@ pub async fn trim_after_bursts() {
         let Some(now) = resident_bytes() else {
             return;
         };
+        floor = floor.min(now);
         if now > floor + GROWTH {
             let _ = tokio::task::spawn_blocking(berth_stream::release_free_memory).await;
-            floor = resident_bytes().unwrap_or(now);
-            tracing::debug!(before = now, after = floor, "returned free heap pages");
-        } else if now < floor {
-            floor = now;
+            let after = resident_bytes().unwrap_or(now);
+            floor = floor.min(after);
+            tracing::debug!(before = now, after, "returned free heap pages");
         }
     }
 }
