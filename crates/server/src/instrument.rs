@@ -55,16 +55,19 @@ where
             Err(err) => Err(err),
         };
         let elapsed = start.elapsed();
+        let elapsed_us = elapsed.as_micros() as u64;
+        // The error's code and message, worked out once for the metrics, the log line and
+        // the status (what `Status::from(ServiceError)` gives).
+        let result = result.map_err(|err| Status::new(err.code(), err.bounded_message()));
         if let Some(WithMetrics(metrics)) = &metrics {
-            let error = result.as_ref().err().map(|err| code_name(err.code()));
+            let error = result.as_ref().err().map(|status| code_name(status.code()));
             metrics.record_rpc(rpc, elapsed, error);
         }
-        let elapsed_us = elapsed.as_micros() as u64;
         match &result {
             Ok(_) => tracing::debug!(elapsed_us, "ok"),
-            Err(err) => {
-                let error = err.bounded_message();
-                match err.code() {
+            Err(status) => {
+                let error = status.message();
+                match status.code() {
                     Code::Unimplemented => tracing::debug!(elapsed_us, error, "unimplemented"),
                     Code::InvalidArgument | Code::NotFound | Code::AlreadyExists => {
                         tracing::info!(elapsed_us, error, "rejected")
@@ -73,7 +76,7 @@ where
                 }
             }
         }
-        result.map(Response::new).map_err(Status::from)
+        result.map(Response::new)
     }
     .instrument(span)
     .await
