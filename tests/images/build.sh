@@ -333,6 +333,10 @@ add_agnhost() {
   install -d -m 0755 -o 1000 -g 1000 "$1/home/user-defined-in-image"
 }
 
+# The node e2e specs take millisecond timestamps with busybox's nmeter, which Debian's
+# busybox lacks: our helper does its time directives.
+add_nmeter() { install -m 0755 "$STAGE/bin/nmeter" "$1/bin/nmeter"; }
+
 build_node_e2e_images() {
   log "node e2e images"
   derive base agnhost add_agnhost \
@@ -340,7 +344,7 @@ build_node_e2e_images() {
     --config.exposedports 80/tcp --config.exposedports 8080/tcp --config.exposedports 8081/tcp \
     --config.exposedports 9376/tcp --config.exposedports 5000/tcp
   derive agnhost agnhost-prev nothing
-  derive base busybox-1.37 nothing
+  derive base busybox-1.37 add_nmeter
   local t
   for t in nginx-1.27 nginx-1.28; do derive nginx "$t" nothing; done
   derive nonewprivs nonewprivs-1.4 nothing
@@ -353,6 +357,7 @@ build_images() {
   compile pause pause.c
   compile nnp nnp.c
   compile pgrep pgrep.c
+  compile nmeter nmeter.c
   compile nginx httpserver.c -DFLAVOR_NGINX
   compile httpd httpserver.c
 
