@@ -317,13 +317,14 @@ add_default_user() {
 
 # agnhost as the upstream image has it: /agnhost (entrypoint, `pause` by default) and
 # /agnhost-2, bash (specs run /bin/bash), curl (exec lifecycle hooks call the handler pod
-# with it), the test certificate for HTTPS lifecycle hooks, /uploads, and the
+# with it), nmeter (the Containers Lifecycle specs switch images between busybox and agnhost), the test certificate for HTTPS lifecycle hooks, /uploads, and the
 # image-defined user and group some specs look for.
 add_agnhost() {
   install -m 0755 "$NODE_E2E/agnhost" "$1/agnhost"
   ln -s agnhost "$1/agnhost-2"
   install_dynamic "$BASH_BIN" /bin/bash "$1"
   install_dynamic "$CURL_BIN" /usr/bin/curl "$1"
+  add_nmeter "$1"
   install -m 0644 "$NODE_E2E/localhost.crt" "$1/localhost.crt"
   install -m 0600 "$NODE_E2E/localhost.key" "$1/localhost.key"
   install -d -m 0755 "$1/uploads"
