@@ -56,12 +56,14 @@ if [[ "$(ldd "$BUSYBOX" 2>&1 || true)" != *libc.so* ]]; then
 fi
 BASH_BIN=/bin/bash
 CURL_BIN=/usr/bin/curl
+HOSTNAME_BIN=/bin/hostname
 if [ -n "$NODE_E2E" ]; then
   for f in agnhost localhost.crt localhost.key; do
     [ -s "$NODE_E2E/$f" ] || die "$NODE_E2E/$f not found (build it with scripts/build-node-e2e.sh)"
   done
   [ -x "$BASH_BIN" ] || die "$BASH_BIN not found: install Debian's 'bash' package"
   [ -x "$CURL_BIN" ] || die "$CURL_BIN not found: install Debian's 'curl' package"
+  [ -x "$HOSTNAME_BIN" ] || die "$HOSTNAME_BIN not found: install Debian's 'hostname' package"
 fi
 
 EPOCH=${SOURCE_DATE_EPOCH:-1704067200}
@@ -116,6 +118,7 @@ NODE_E2E_PUSHES=(
   "nginx-1.28         e2e-test-images/nginx:1.28.0-2"
   "nonewprivs-1.4     e2e-test-images/nonewprivs:1.4"
   "nonroot            e2e-test-images/nonroot:1.5"
+  "glibc-dns-testing  e2e-test-images/glibc-dns-testing:2.1.1"
   "pause              pause:3.10.2"
 )
 [ -z "$NODE_E2E" ] || PUSHES+=("${NODE_E2E_PUSHES[@]}")
@@ -139,7 +142,8 @@ cache_key() {
       echo "node-e2e"
       # shellcheck disable=SC2046
       sha256sum "$NODE_E2E"/agnhost "$NODE_E2E"/localhost.{crt,key} \
-        "$BASH_BIN" $(shared_libs "$BASH_BIN") "$CURL_BIN" $(shared_libs "$CURL_BIN")
+        "$BASH_BIN" $(shared_libs "$BASH_BIN") "$CURL_BIN" $(shared_libs "$CURL_BIN") \
+        "$HOSTNAME_BIN" $(shared_libs "$HOSTNAME_BIN")
     fi
   } | sha256sum | cut -c1-16
 }
@@ -338,6 +342,13 @@ add_agnhost() {
 # busybox lacks: our helper does its time directives.
 add_nmeter() { install -m 0755 "$STAGE/bin/nmeter" "$1/bin/nmeter"; }
 
+# glibc-dns-testing is Debian with glibc's resolver upstream; the specs run
+# `hostname -f`, which Debian's hostname answers with getaddrinfo (busybox's applet differs).
+add_glibc_hostname() {
+  rm -f "$1/bin/hostname"
+  install_dynamic "$HOSTNAME_BIN" /bin/hostname "$1"
+}
+
 build_node_e2e_images() {
   log "node e2e images"
   derive base agnhost add_agnhost \
@@ -350,6 +361,7 @@ build_node_e2e_images() {
   for t in nginx-1.27 nginx-1.28; do derive nginx "$t" nothing; done
   derive nonewprivs nonewprivs-1.4 nothing
   derive base nonroot nothing --config.user 1234
+  derive base glibc-dns-testing add_glibc_hostname
 }
 
 build_images() {
