@@ -61,6 +61,11 @@ NETWORK=berth-kubelet-$BRIDGE
 OCTET=240
 # shellcheck source=../lib/kubelet-host.sh
 . "$repo/tests/lib/kubelet-host.sh"
+if other=$(kh_other_kubelet); then
+  rm -rf "$work"
+  echo "kubelet test: a kubelet runs here already (PID $other); one kubelet per host" >&2
+  exit 2
+fi
 kh_note_host
 kubelet_pid=
 passed=0 failed=0

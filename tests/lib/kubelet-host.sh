@@ -42,6 +42,20 @@ kh_stop_pid() {
   wait "$pid" 2>/dev/null || true
 }
 
+# kh_other_kubelet: prints the PID of a kubelet running on this host and succeeds, if there
+# is one. kubelet kills the processes of the pod cgroups under /kubepods it does not know
+# (orphans), so two kubelets on one host kill each other's pods: one at a time.
+kh_other_kubelet() {
+  local dir
+  for dir in /proc/[0-9]*; do
+    if [[ $(cat "$dir/comm" 2>/dev/null) == kubelet ]]; then
+      echo "${dir#/proc/}"
+      return 0
+    fi
+  done
+  return 1
+}
+
 # kh_note_host: what kh_restore_host puts back (sysctls, whether kubelet's QoS cgroups and
 # portmap's shared chains existed).
 kh_note_host() {
@@ -97,9 +111,13 @@ kh_pids_of() {
 # kh_end_leftovers: after berthd stopped, ends what a failed run left: containers and shims
 # (they outlive berthd by design), mounts under the work directory.
 kh_end_leftovers() {
-  local id pid
-  for id in $(ls "$work/state/runc" 2>/dev/null); do
-    runc --root "$work/state/runc" delete --force "$id" >/dev/null 2>&1 || true
+  local id pid root
+  # runc's root of the default handler, and those of other handlers the caller configured
+  # under $work/state/runtimes.
+  for root in "$work/state/runc" "$work"/state/runtimes/*; do
+    for id in $(ls "$root" 2>/dev/null); do
+      runc --root "$root" delete --force "$id" >/dev/null 2>&1 || true
+    done
   done
   for pid in $(kh_pids_of berth-shim); do kill -KILL "$pid" 2>/dev/null || true; done
   kh_umount_under "$work/"

@@ -106,6 +106,10 @@ ginkgo_pid= progress_pid= registry_started=0
 kubelet_root_existed=0 pod_logs_existed=0
 [[ -e /var/lib/kubelet ]] && kubelet_root_existed=1
 [[ -e /var/log/pods ]] && pod_logs_existed=1
+if other=$(kh_other_kubelet); then
+  rm -rf "$work"
+  die "a kubelet runs here already (PID $other); one kubelet per host"
+fi
 kh_note_host
 
 crictl() { "$crictl_bin" --runtime-endpoint "unix://$socket" --image-endpoint "unix://$socket" --timeout 20s "$@"; }
@@ -157,6 +161,13 @@ registry_started=1
 ip link add "$NODE_BRIDGE" type bridge && ip addr add "$NODE_IP/32" dev "$NODE_BRIDGE" &&
   ip link set "$NODE_BRIDGE" up || die "cannot create the node bridge $NODE_BRIDGE"
 kh_write_berth_config
+# The runtime handler the suite's RuntimeClass specs name (e2eruntimeclass's preconfigured
+# "test-handler"; SIG Node's CI configures it in containerd the same way): runc.
+cat >>"$work/berth.toml" <<TOML
+[runtime.handlers.test-handler]
+path = "$(command -v runc)"
+root = "$work/state/runtimes/test-handler"
+TOML
 kh_start_berthd || { tail -20 "$work/berthd.log"; die "berthd did not start"; }
 log "berthd $("$berthd_bin" --version 2>/dev/null) (PID $berthd_pid) on $socket"
 
