@@ -21,12 +21,14 @@
 #   - the node's address 10.232.242.1/32 on an empty bridge bn<pid%10000> the run creates
 #     (the apiserver reaches kubelet there; the host's own interfaces are never used);
 #   - e2e_node.test (through ginkgo, --nodes processes) starts etcd, kube-apiserver on
-#     127.0.0.1:6443 and kubelet (ports 10248, 10250, 10255; its root directory in the work
-#     directory, pod logs in /var/log/pods, which a spec expects) with a PATH that hides
-#     systemd-run and systemctl, the cgroupfs driver and cgroupsPerQOS under /.
-# One run at a time: those ports are fixed. kubelet's sysctls are restored; its QoS cgroups,
-# /var/log/pods and the empty /var/lib/kubelet the suite makes are removed when the run
-# created them; every process started is stopped by PID.
+#     127.0.0.1:6443 and kubelet (ports 10248, 10250, 10255; root /var/lib/kubelet and pod
+#     logs /var/log/pods, which specs expect) with a PATH that hides systemd-run and
+#     systemctl, the cgroupfs driver and cgroupsPerQOS under /.
+# One run at a time, and no other kubelet on the host: those ports are fixed, and kubelets
+# kill the pods of each other's /kubepods cgroups. kubelet's sysctls are restored; the mounts
+# it made under /var/lib/kubelet are unmounted; its QoS cgroups, /var/lib/kubelet and
+# /var/log/pods are removed when the run created them; every process started is stopped
+# by PID.
 #
 # Prints "node-e2e: passed N, failed M, skipped K" (K: selected specs that skipped
 # themselves) and the gate's verdict; exits 0 when the gate passed, 1 when it did not, 2 on
@@ -106,6 +108,7 @@ ginkgo_pid= progress_pid= registry_started=0
 kubelet_root_existed=0 pod_logs_existed=0
 [[ -e /var/lib/kubelet ]] && kubelet_root_existed=1
 [[ -e /var/log/pods ]] && pod_logs_existed=1
+kubelet_mounts_before=$(awk '$5 ~ "^/var/lib/kubelet/" {print $5}' /proc/self/mountinfo | sort)
 if other=$(kh_other_kubelet); then
   rm -rf "$work"
   die "a kubelet runs here already (PID $other); one kubelet per host"
@@ -137,7 +140,15 @@ cleanup() {
   kh_stop_pid "$berthd_pid"
   [[ -f $work/berthd.log ]] && cp "$work/berthd.log" "$out/berthd.log"
   kh_end_leftovers
-  ((kubelet_root_existed)) || rmdir /var/lib/kubelet 2>/dev/null
+  # kubelet's mounts of this run (volumes of pods it did not get to clean up), deepest first.
+  comm -13 <(echo "$kubelet_mounts_before") \
+    <(awk '$5 ~ "^/var/lib/kubelet/" {print $5}' /proc/self/mountinfo | sort) | sort -r |
+    while read -r mnt; do umount -l "$mnt" 2>/dev/null; done
+  if ((!kubelet_root_existed)); then
+    # kubelet makes its root a shared mount of itself.
+    while grep -q ' /var/lib/kubelet ' /proc/self/mountinfo; do umount -l /var/lib/kubelet || break; done
+    rm -rf /var/lib/kubelet
+  fi
   ((pod_logs_existed)) || rm -rf /var/log/pods
   [[ -e /sys/class/net/$NODE_BRIDGE ]] && ip link del "$NODE_BRIDGE"
   kh_restore_host
@@ -221,7 +232,7 @@ args=(
   --container-runtime-endpoint="unix://$socket" --image-service-endpoint="unix://$socket"
   --node-name="$NODE" --prepull-images=false --report-dir="$work/report"
   --kubelet-config-file="$work/e2e/kubeletconfig.yaml"
-  --kubelet-flags="--node-ip=$NODE_IP --root-dir=$work/kubelet --runtime-cgroups= --kubelet-cgroups= --system-cgroups="
+  --kubelet-flags="--node-ip=$NODE_IP --runtime-cgroups= --kubelet-cgroups= --system-cgroups="
 )
 # ginkgo runs a suite binary in the binary's directory, where the suite writes its scratch
 # files (kubeconfig, tokens, kubelet configuration, static pods): a link in the work
