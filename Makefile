@@ -5,6 +5,8 @@
 #   make install  build berthd and berthctl (release) and berth-shim (profile shim, static)
 #                 and install them into $(PREFIX)/bin, with crictl and /etc/crictl.yaml
 #                 (scripts/install.sh)
+#   make node-e2e Kubernetes' whole non-serial node conformance set against berthd
+#                 (tests/node-e2e/run.sh --full; about 1 h on 2 cores)
 #   make fuzz     the gRPC fuzzer for longer (FUZZ_SECONDS, default 1800); make fuzz-corpus
 #                 replays only its corpus (tests/fuzz/README.md)
 
@@ -12,7 +14,7 @@ BERTHD_ARGS ?=
 PREFIX ?= /usr/local
 FUZZ_SECONDS ?= 1800
 
-.PHONY: run test install fuzz fuzz-corpus build deps-run deps-test clean
+.PHONY: run test node-e2e install fuzz fuzz-corpus build deps-run deps-test clean
 
 run: install
 	$(PREFIX)/bin/berthd $(BERTHD_ARGS)
@@ -22,6 +24,10 @@ install: deps-run
 
 test: deps-test
 	tests/run.sh
+
+node-e2e: deps-test
+	cargo build -p berthd -p berth-shim
+	tests/node-e2e/run.sh --full
 
 fuzz: deps-test
 	BERTH_FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz/run.sh

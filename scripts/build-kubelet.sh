@@ -9,18 +9,14 @@
 # reports the pinned version. The binary is built under a temporary name and renamed into
 # place; concurrent runs serialise on a lock file.
 #
-# k8s.io/kubernetes points every k8s.io/* staging module at ./staging in its go.mod, so
-# `go install k8s.io/kubernetes/cmd/kubelet@<v>` cannot work: a throwaway module requires it
-# and replaces each staging module by its published v0.<minor>.<patch> version.
+# The release and the throwaway module that builds it: scripts/lib/k8s-module.sh.
 #
 # Environment:
 #   BERTH_TEST_CACHE   cache root (default /var/cache/berth-test)
 #   GO                 go command (default: go)
 set -euo pipefail
-
-# The newest k8s.io/kubernetes release the module proxy serves here.
-KUBERNETES_VERSION=v1.37.2
-STAGING_VERSION=v0.${KUBERNETES_VERSION#v1.}
+# shellcheck source=lib/k8s-module.sh
+. "$(dirname "$0")/lib/k8s-module.sh"
 
 cache_root=${BERTH_TEST_CACHE:-/var/cache/berth-test}
 dest=${cache_root}/kubelet/${KUBERNETES_VERSION}
@@ -41,7 +37,6 @@ if up_to_date; then
 fi
 
 command -v "$GO" >/dev/null 2>&1 || die "Go not found ('$GO')"
-export GOTOOLCHAIN=local GOFLAGS=-mod=mod
 mkdir -p "$dest"
 exec 9>"${dest}/.lock"
 flock 9
@@ -53,15 +48,7 @@ fi
 work=$(mktemp -d "${TMPDIR:-/tmp}/berth-kubelet-build.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 started=$(date +%s)
-log "downloading k8s.io/kubernetes ${KUBERNETES_VERSION}"
-src=$(cd "$work" && "$GO" mod download -json "k8s.io/kubernetes@${KUBERNETES_VERSION}" |
-    sed -n 's/^[[:space:]]*"Dir": "\(.*\)",*$/\1/p')
-[[ -n $src && -f $src/go.mod ]] || die "k8s.io/kubernetes@${KUBERNETES_VERSION} not downloaded"
-
-{
-    printf 'module berthkubeletbuild\n\ngo 1.26.0\n\nrequire k8s.io/kubernetes %s\n\n' "$KUBERNETES_VERSION"
-    grep -E '=> \./staging/' "$src/go.mod" | awk -v v="$STAGING_VERSION" '{print "replace " $1 " => " $1 " " v}'
-} > "$work/go.mod"
+k8s_module_init "$work" berthkubeletbuild
 cat > "$work/tools.go" <<'GO'
 //go:build tools
 
@@ -72,12 +59,7 @@ GO
 log "resolving modules"
 (cd "$work" && "$GO" mod tidy >&2)
 log "building kubelet (about 10 minutes on 2 cores)"
-minor=${KUBERNETES_VERSION#v1.}
-minor=${minor%%.*}
-(cd "$work" && "$GO" build -trimpath -ldflags "-s -w \
-    -X k8s.io/component-base/version.gitVersion=${KUBERNETES_VERSION} \
-    -X k8s.io/component-base/version.gitMajor=1 \
-    -X k8s.io/component-base/version.gitMinor=${minor}" \
+(cd "$work" && "$GO" build -trimpath -ldflags "-s -w ${KUBERNETES_VERSION_LDFLAGS}" \
     -o "${kubelet}.tmp" k8s.io/kubernetes/cmd/kubelet)
 mv "${kubelet}.tmp" "$kubelet"
 up_to_date || die "built kubelet does not report ${KUBERNETES_VERSION}: $("$kubelet" --version 2>&1)"

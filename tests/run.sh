@@ -16,7 +16,11 @@
 #   6. a real kubelet, standalone with static pods, against a berthd of its own
 #      (tests/kubelet/run.sh);
 #   7. a bounded run of the gRPC fuzzer (tests/fuzz/run.sh: hostile requests for every RPC
-#      against a berthd in namespaces of its own; BERTH_FUZZ_SECONDS, default 100).
+#      against a berthd in namespaces of its own; BERTH_FUZZ_SECONDS, default 100);
+#   8. the core of Kubernetes' node conformance suite v1.37.2 (tests/node-e2e/run.sh --core:
+#      64 specs, about 13 minutes; the suite built by scripts/build-node-e2e.sh, cached),
+#      against a berthd, registry (127.0.0.1:5001) and node address of its own, gated on
+#      tests/node-e2e/known-failures.txt.
 # Everything started is stopped by PID and every temporary directory removed on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -107,10 +111,11 @@ cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 bash tests/conformance/selftest.sh | tail -n 1
 
-step "crictl, critest and kubelet"
+step "crictl, critest, kubelet and the node e2e suite"
 bin=$(scripts/build-cri-tools.sh | tail -n 1)
 export PATH=$bin:$PATH
 kubelet=$(scripts/build-kubelet.sh | tail -n 1)
+scripts/build-node-e2e.sh | tail -n 1
 
 step "local registry and test images"
 mkdir -p "$work/registry"
@@ -213,12 +218,22 @@ step "gRPC fuzzer (bounded run)"
 fuzz_rc=0
 BERTH_FUZZ_BUILD=0 BERTH_FUZZ_OUT=$out/fuzz tests/fuzz/run.sh 2>&1 | tee "$out/fuzz.log" ||
   fuzz_rc=${PIPESTATUS[0]}
+step "Kubernetes node conformance core (tests/node-e2e/run.sh --core)"
+# After the kubelet test: one kubelet per host. Its own registry: 127.0.0.1:5000 is this
+# script's.
+node_e2e_rc=0
+tests/node-e2e/run.sh --core --registry 127.0.0.1:5001 --berthd "$repo/target/debug/berthd" \
+  --out "$out/node-e2e" 2>&1 | tee "$out/node-e2e.log" || node_e2e_rc=${PIPESTATUS[0]}
 if ((critest_rc != 0)); then
   echo "critest gate failed (exit $critest_rc); details in $out/critest*" >&2
   exit 1
 fi
 if ((kubelet_rc != 0)); then
   echo "kubelet test failed (exit $kubelet_rc); see $out/kubelet.log" >&2
+  exit 1
+fi
+if ((node_e2e_rc != 0)); then
+  echo "node e2e core failed (exit $node_e2e_rc); see $out/node-e2e.log and $out/node-e2e" >&2
   exit 1
 fi
 if ((fuzz_rc != 0)); then

@@ -2,7 +2,11 @@
 # Builds every image critest pulls (see README.md) offline from Debian
 # packages and pushes them to a local registry.
 #
-#   tests/images/build.sh <registry-host:port>      e.g. 127.0.0.1:5000
+#   tests/images/build.sh [--node-e2e DIR] <registry-host:port>      e.g. 127.0.0.1:5000
+#
+# --node-e2e DIR adds the images Kubernetes' node conformance suite pulls (agnhost, busybox,
+# nginx, nonewprivs, nonroot, pause under the tags of the release's image manifest); DIR is
+# what scripts/build-node-e2e.sh prints (agnhost, localhost.crt, localhost.key).
 #
 # Images are built with umoci into an OCI layout cached under
 #   ${BERTH_TEST_CACHE:-/var/cache/berth-test}/images/<hash of the inputs>
@@ -20,8 +24,14 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 PROG=build.sh
 
 die() { echo "$PROG: error: $*" >&2; exit 1; }
-usage() { echo "usage: $PROG <registry-host:port>" >&2; exit 2; }
+usage() { echo "usage: $PROG [--node-e2e DIR] <registry-host:port>" >&2; exit 2; }
 
+NODE_E2E=
+if [ "${1:-}" = --node-e2e ]; then
+  [ $# -ge 2 ] || usage
+  NODE_E2E=$2
+  shift 2
+fi
 [ $# -eq 1 ] || usage
 REGISTRY=$1
 case "$REGISTRY" in
@@ -43,6 +53,17 @@ IPCS=/usr/bin/ipcs
 # and it lacks applets; only the dynamic build will do.
 if [[ "$(ldd "$BUSYBOX" 2>&1 || true)" != *libc.so* ]]; then
   die "$BUSYBOX is not dynamically linked (busybox-static installed?); install Debian's 'busybox' package"
+fi
+BASH_BIN=/bin/bash
+CURL_BIN=/usr/bin/curl
+HOSTNAME_BIN=/bin/hostname
+if [ -n "$NODE_E2E" ]; then
+  for f in agnhost localhost.crt localhost.key; do
+    [ -s "$NODE_E2E/$f" ] || die "$NODE_E2E/$f not found (build it with scripts/build-node-e2e.sh)"
+  done
+  [ -x "$BASH_BIN" ] || die "$BASH_BIN not found: install Debian's 'bash' package"
+  [ -x "$CURL_BIN" ] || die "$CURL_BIN not found: install Debian's 'curl' package"
+  [ -x "$HOSTNAME_BIN" ] || die "$HOSTNAME_BIN not found: install Debian's 'hostname' package"
 fi
 
 EPOCH=${SOURCE_DATE_EPOCH:-1704067200}
@@ -87,6 +108,20 @@ PUSHES=(
   # benchmark mode's default pull image, public.ecr.aws/docker/library/busybox
   "bench-busybox      docker/library/busybox:1.35.0-glibc"
 )
+# Kubernetes' node conformance suite (--node-e2e): the names and tags of
+# test/utils/image/manifest.go of the release scripts/build-node-e2e.sh builds.
+NODE_E2E_PUSHES=(
+  "agnhost            e2e-test-images/agnhost:2.66.1"
+  "agnhost-prev       e2e-test-images/agnhost:2.55"
+  "busybox-1.37       e2e-test-images/busybox:1.37.0-2"
+  "nginx-1.27         e2e-test-images/nginx:1.27.0-2"
+  "nginx-1.28         e2e-test-images/nginx:1.28.0-2"
+  "nonewprivs-1.4     e2e-test-images/nonewprivs:1.4"
+  "nonroot            e2e-test-images/nonroot:1.5"
+  "glibc-dns-testing  e2e-test-images/glibc-dns-testing:2.1.1"
+  "pause              pause:3.10.2"
+)
+[ -z "$NODE_E2E" ] || PUSHES+=("${NODE_E2E_PUSHES[@]}")
 
 # ---------------------------------------------------------------------------
 # Cache key: everything the build reads.
@@ -103,6 +138,13 @@ cache_key() {
     sha256sum "$BUSYBOX" "$IPCS" $(shared_libs "$BUSYBOX") $(shared_libs "$IPCS")
     gcc -dumpfullversion -dumpversion
     umoci --version
+    if [ -n "$NODE_E2E" ]; then
+      echo "node-e2e"
+      # shellcheck disable=SC2046
+      sha256sum "$NODE_E2E"/agnhost "$NODE_E2E"/localhost.{crt,key} \
+        "$BASH_BIN" $(shared_libs "$BASH_BIN") "$CURL_BIN" $(shared_libs "$CURL_BIN") \
+        "$HOSTNAME_BIN" $(shared_libs "$HOSTNAME_BIN")
+    fi
   } | sha256sum | cut -c1-16
 }
 
@@ -277,12 +319,58 @@ add_default_user() {
   install -d -m 0755 -o 1000 -g 1000 "$1/home/default-user"
 }
 
+# agnhost as the upstream image has it: /agnhost (entrypoint, `pause` by default) and
+# /agnhost-2, bash (specs run /bin/bash), curl (exec lifecycle hooks call the handler pod
+# with it), nmeter (the Containers Lifecycle specs switch images between busybox and agnhost), the test certificate for HTTPS lifecycle hooks, /uploads, and the
+# image-defined user and group some specs look for.
+add_agnhost() {
+  install -m 0755 "$NODE_E2E/agnhost" "$1/agnhost"
+  ln -s agnhost "$1/agnhost-2"
+  install_dynamic "$BASH_BIN" /bin/bash "$1"
+  install_dynamic "$CURL_BIN" /usr/bin/curl "$1"
+  add_nmeter "$1"
+  install -m 0644 "$NODE_E2E/localhost.crt" "$1/localhost.crt"
+  install -m 0600 "$NODE_E2E/localhost.key" "$1/localhost.key"
+  install -d -m 0755 "$1/uploads"
+  echo 'user-defined-in-image:x:1000:1000::/home/user-defined-in-image:/bin/sh' >> "$1/etc/passwd"
+  echo 'user-defined-in-image:*:19000:0:99999:7:::' >> "$1/etc/shadow"
+  printf 'user-defined-in-image:x:1000:\ngroup-defined-in-image:x:50000:user-defined-in-image\n' >> "$1/etc/group"
+  install -d -m 0755 -o 1000 -g 1000 "$1/home/user-defined-in-image"
+}
+
+# The node e2e specs take millisecond timestamps with busybox's nmeter, which Debian's
+# busybox lacks: our helper does its time directives.
+add_nmeter() { install -m 0755 "$STAGE/bin/nmeter" "$1/bin/nmeter"; }
+
+# glibc-dns-testing is Debian with glibc's resolver upstream; the specs run
+# `hostname -f`, which Debian's hostname answers with getaddrinfo (busybox's applet differs).
+add_glibc_hostname() {
+  rm -f "$1/bin/hostname"
+  install_dynamic "$HOSTNAME_BIN" /bin/hostname "$1"
+}
+
+build_node_e2e_images() {
+  log "node e2e images"
+  derive base agnhost add_agnhost \
+    --config.entrypoint /agnhost --config.cmd pause \
+    --config.exposedports 80/tcp --config.exposedports 8080/tcp --config.exposedports 8081/tcp \
+    --config.exposedports 9376/tcp --config.exposedports 5000/tcp
+  derive agnhost agnhost-prev nothing
+  derive base busybox-1.37 add_nmeter
+  local t
+  for t in nginx-1.27 nginx-1.28; do derive nginx "$t" nothing; done
+  derive nonewprivs nonewprivs-1.4 nothing
+  derive base nonroot nothing --config.user 1234
+  derive base glibc-dns-testing add_glibc_hostname
+}
+
 build_images() {
   mkdir -p "$STAGE/bin" "$WORK"
   log "compiling helpers"
   compile pause pause.c
   compile nnp nnp.c
   compile pgrep pgrep.c
+  compile nmeter nmeter.c
   compile nginx httpserver.c -DFLAVOR_NGINX
   compile httpd httpserver.c
 
@@ -318,6 +406,8 @@ build_images() {
     --config.cmd nginx --config.cmd -g --config.cmd 'daemon off;' \
     --config.cmd -l --config.cmd 12003 \
     --clear config.exposedports --config.exposedports 12003/tcp
+
+  [ -z "$NODE_E2E" ] || build_node_e2e_images
 
   umoci gc --layout "$OCI"
   rm -rf "$WORK"

@@ -1433,13 +1433,13 @@ async fn container_stats_cpu_memory_and_writable_layer() {
     let (mut env, mut rt) = start_env(&registry, 6).await;
     let pod_cfg = pod_config(&env, "stats");
     let pod = pod::run(&mut rt, pod_cfg.clone()).await;
-    let busy = create(
-        &mut rt,
-        &pod,
-        &pod_cfg,
-        container_config("busy", &["tail", "-f", "/dev/null"]),
-    )
-    .await;
+    const LIMIT: u64 = 64 << 20;
+    let mut busy_config = container_config("busy", &["tail", "-f", "/dev/null"]);
+    busy_config.linux.as_mut().unwrap().resources = Some(v1::LinuxContainerResources {
+        memory_limit_in_bytes: LIMIT as i64,
+        ..Default::default()
+    });
+    let busy = create(&mut rt, &pod, &pod_cfg, busy_config).await;
     start(&mut rt, &busy).await;
     env.record_processes(&busy);
     // Some CPU time in the container's cgroup.
@@ -1495,6 +1495,15 @@ async fn container_stats_cpu_memory_and_writable_layer() {
         usage >= working_set,
         "usage {usage} < working set {working_set}"
     );
+    // What kubelet's summary API reports besides (its Summary API spec checks each).
+    let rss = memory.rss_bytes.expect("rss_bytes").value;
+    assert!(rss > 0 && rss <= usage, "rss {rss}, usage {usage}");
+    let faults = memory.page_faults.expect("page_faults").value;
+    assert!(faults > 0, "page faults {faults}");
+    assert!(memory.major_page_faults.is_some(), "major_page_faults");
+    let available = memory.available_bytes.expect("available_bytes").value;
+    // The limit less the working set of the same sample.
+    assert_eq!(available, LIMIT - working_set);
     let layer = s.writable_layer.clone().expect("writable_layer");
     assert!(layer.timestamp >= before_call);
     assert!(!layer.fs_id.clone().expect("fs_id").mountpoint.is_empty());

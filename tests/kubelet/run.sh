@@ -60,18 +60,19 @@ READ_ONLY_PORT=${BERTH_KUBELET_READ_ONLY_PORT:-10255}
 HEALTHZ_PORT=${BERTH_KUBELET_HEALTHZ_PORT:-10248}
 work=$(mktemp -d /tmp/berth-kubelet.XXXXXX)
 chmod 0711 "$work"
-socket=$work/berth.sock
 BRIDGE=bk$(($$ % 10000))
 NETWORK=berth-kubelet-$BRIDGE
 OCTET=240
-# shellcheck source=bench/lib.sh
-. "$repo/bench/lib.sh"
-bench_note_hostport_chains
-berthd_pid= kubelet_pid=
+# shellcheck source=../lib/kubelet-host.sh
+. "$repo/tests/lib/kubelet-host.sh"
+if other=$(kh_other_kubelet); then
+  rm -rf "$work"
+  echo "kubelet test: a kubelet runs here already (PID $other); one kubelet per host" >&2
+  exit 2
+fi
+kh_note_host
+kubelet_pid=
 passed=0 failed=0
-sysctls=(vm.overcommit_memory kernel.panic kernel.panic_on_oops)
-declare -A sysctl_before
-for s in "${sysctls[@]}"; do sysctl_before[$s]=$(sysctl -n "$s"); done
 # kubelet's cgroups go below a root of the test's own in every hierarchy (cgroupRoot): a
 # kubelet already on the host (or a node e2e run) never sees these pods' cgroups, which it
 # would clean up as orphans, killing their processes; and this kubelet never touches its.
@@ -89,51 +90,18 @@ check() { # check NAME COMMAND...
   local name=$1; shift
   if "$@"; then ok "$name"; else fail "$name"; fi
 }
-# Polls COMMAND... every second for up to SECONDS.
-wait_for() {
-  local seconds=$1; shift
-  for ((i = 0; i < seconds; i++)); do "$@" && return 0; sleep 1; done
-  return 1
-}
-
-start_berthd() {
-  "$berthd_bin" --config "$work/berth.toml" --config-dir "$work/berth.d" --listen "$socket" --root "$work/root" \
-    --state "$work/state" --log-level info >>"$work/berthd.log" 2>&1 &
-  berthd_pid=$!
-  wait_for 20 test -S "$socket"
-}
-
-stop_pid() { # stop_pid PID: TERM, then KILL after 10 s
-  local pid=$1
-  [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null || return 0
-  kill -TERM "$pid" 2>/dev/null
-  for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  kill -KILL "$pid" 2>/dev/null
-  wait "$pid" 2>/dev/null || true
-}
+wait_for() { kh_wait_for "$@"; }
 
 cleanup() {
   local rc=$?
-  stop_pid "$kubelet_pid"
+  kh_stop_pid "$kubelet_pid"
   kubelet_pid=
   if [[ -n $berthd_pid ]] && kill -0 "$berthd_pid" 2>/dev/null; then
     for pod in $(crictl pods -q 2>/dev/null); do crictl rmp -f "$pod" >/dev/null 2>&1; done
   fi
-  stop_pid "$berthd_pid"
-  # Containers and shims outlive berthd by design: end what a failed run left.
-  for id in $(ls "$work/state/runc" 2>/dev/null); do
-    runc --root "$work/state/runc" delete --force "$id" >/dev/null 2>&1 || true
-  done
-  for dir in /proc/[0-9]*; do
-    [[ $(cat "$dir/comm" 2>/dev/null) == berth-shim ]] || continue
-    { tr '\0' ' ' <"$dir/cmdline"; } 2>/dev/null | grep -qF -- "$work/" || continue
-    kill -KILL "${dir#/proc/}" 2>/dev/null || true
-  done
-  { grep -F " $work/" /proc/self/mountinfo || true; } | awk '{print $5}' | sort -r |
-    while read -r mnt; do umount -l "$mnt" 2>/dev/null || true; done
-  bench_clean_iptables
-  [[ -e /sys/class/net/$BRIDGE ]] && ip link del "$BRIDGE" 2>/dev/null
-  for s in "${sysctls[@]}"; do sysctl -qw "$s=${sysctl_before[$s]}" || true; done
+  kh_stop_pid "$berthd_pid"
+  kh_end_leftovers
+  kh_restore_host
   # The test's cgroup root with kubelet's QoS and pod cgroups below it, deepest first.
   for top in "${cgroup_roots[@]}"; do
     [[ -d $top ]] && find "$top" -depth -type d -exec rmdir {} + 2>/dev/null
@@ -148,23 +116,10 @@ trap 'exit 130' INT TERM
 for top in "${cgroup_roots[@]}"; do mkdir -p "$top"; done
 
 # --- berthd on a network of its own.
-mkdir -p "$work/net.d" "$work/manifests" "$work/pod-logs" "$work/kubelet"
+mkdir -p "$work/manifests" "$work/pod-logs" "$work/kubelet"
 printf 'runtime-endpoint: unix://%s\nimage-endpoint: unix://%s\n' "$socket" "$socket" >"$work/crictl.yaml"
-cat >"$work/net.d/10-kubelet.conflist" <<JSON
-{"cniVersion": "1.0.0", "name": "$NETWORK", "plugins": [
-  {"type": "bridge", "bridge": "$BRIDGE", "isGateway": true, "ipMasq": true, "hairpinMode": true,
-   "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.232.$OCTET.0/24"}]],
-            "routes": [{"dst": "0.0.0.0/0"}], "dataDir": "$work/cni-ipam"}},
-  {"type": "portmap", "capabilities": {"portMappings": true}}]}
-JSON
-cat >"$work/berth.toml" <<TOML
-[cni]
-conf_dir = "$work/net.d"
-bin_dirs = ["/usr/lib/cni"]
-[registry]
-config_path = "$certs"
-TOML
-start_berthd || { echo "berthd did not start"; tail -20 "$work/berthd.log"; exit 1; }
+kh_write_berth_config
+kh_start_berthd || { echo "berthd did not start"; tail -20 "$work/berthd.log"; exit 1; }
 crictl pull "$BUSYBOX" >/dev/null || { echo "cannot pull $BUSYBOX"; exit 1; }
 
 # --- kubelet, standalone.
@@ -310,7 +265,7 @@ check "stats summary (PodAndContainerStatsFromCRI=$cri_stats) lists the pods wit
   wait_for 30 summary_lists_pods
 # The other side of the gate: kubelet restarted with it flipped (the pods keep running).
 other_gate=$([[ $cri_stats == true ]] && echo false || echo true)
-stop_pid "$kubelet_pid"
+kh_stop_pid "$kubelet_pid"
 start_kubelet "$other_gate"
 check "stats summary after a kubelet restart with PodAndContainerStatsFromCRI=$other_gate" \
   wait_for 60 summary_lists_pods
@@ -321,7 +276,7 @@ check "kubelet restart: no container restarted" \
 before=""
 for p in web prober secure; do before+="$p=$(ctr_id "$p"):$(restarts "$p") "; done
 kill -KILL "$berthd_pid"; wait "$berthd_pid" 2>/dev/null
-start_berthd || fail "berthd restarted"
+kh_start_berthd || fail "berthd restarted"
 sleep 15
 after=""
 for p in web prober secure; do after+="$p=$(ctr_id "$p"):$(restarts "$p") "; done

@@ -32,23 +32,72 @@ const OOM_COUNTERS: [(Hierarchy, &str); 3] = [
     (Unified, "memory.events"),
 ];
 
+/// v1 reports "no limit" as the largest page-aligned value (9223372036854771712 on 4 KiB
+/// pages); anything from 2^62 bytes on is taken as no limit.
+const V1_NO_LIMIT: u64 = 1 << 62;
+
 /// Memory a cgroup uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct MemoryUsage {
     /// All memory charged to the cgroup, page cache included, in bytes.
     pub usage_bytes: u64,
     /// Usage less the inactive file cache (what the kubelet evicts on), in bytes.
     pub working_set_bytes: u64,
+    /// Anonymous memory and swap cache (v1 `total_rss`, v2 `anon`), in bytes.
+    pub rss_bytes: Option<u64>,
+    /// Page faults (v1 `total_pgfault`, v2 `pgfault`).
+    pub page_faults: Option<u64>,
+    /// Major page faults (v1 `total_pgmajfault`, v2 `pgmajfault`).
+    pub major_page_faults: Option<u64>,
+    /// The memory limit in bytes; None when the cgroup has none.
+    pub limit_bytes: Option<u64>,
 }
 
 impl MemoryUsage {
-    fn new(usage_bytes: u64, inactive_file: Option<u64>) -> MemoryUsage {
+    /// Usage from the usage file's value, the `memory.stat` text (keys of `names`) and the
+    /// limit file's text.
+    fn new(usage_bytes: u64, stat: &str, names: &StatNames, limit: Option<u64>) -> MemoryUsage {
+        let inactive_file = keyed_value(stat, names.inactive_file);
         MemoryUsage {
             usage_bytes,
             working_set_bytes: usage_bytes.saturating_sub(inactive_file.unwrap_or(0)),
+            rss_bytes: keyed_value(stat, names.rss),
+            page_faults: keyed_value(stat, names.page_faults),
+            major_page_faults: keyed_value(stat, names.major_page_faults),
+            limit_bytes: limit,
         }
     }
+
+    /// Memory left before the limit: the limit less the working set (none without a limit),
+    /// as kubelet's summary defines it.
+    pub fn available_bytes(&self) -> Option<u64> {
+        self.limit_bytes
+            .map(|limit| limit.saturating_sub(self.working_set_bytes))
+    }
 }
+
+/// The `memory.stat` keys of one cgroup version.
+struct StatNames {
+    inactive_file: &'static str,
+    rss: &'static str,
+    page_faults: &'static str,
+    major_page_faults: &'static str,
+}
+
+/// v1's hierarchical totals (the cgroup and its descendants, as runc leaves none below it).
+const V1_STAT: StatNames = StatNames {
+    inactive_file: "total_inactive_file",
+    rss: "total_rss",
+    page_faults: "total_pgfault",
+    major_page_faults: "total_pgmajfault",
+};
+
+const V2_STAT: StatNames = StatNames {
+    inactive_file: "inactive_file",
+    rss: "anon",
+    page_faults: "pgfault",
+    major_page_faults: "pgmajfault",
+};
 
 /// One line of a pressure file: the share of wall time some (or all) tasks stalled.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
@@ -131,18 +180,23 @@ impl Cgroup {
             })
     }
 
-    /// Memory usage and working set: v1's `memory.usage_in_bytes` less `total_inactive_file`,
-    /// else a unified host's `memory.current` less `inactive_file`.
+    /// Memory usage and working set (v1's `memory.usage_in_bytes` less `total_inactive_file`,
+    /// else a unified host's `memory.current` less `inactive_file`), RSS, page faults and the
+    /// limit (`memory.limit_in_bytes`, `memory.max`) from the same hierarchy.
     pub fn memory_usage(&self) -> Option<MemoryUsage> {
+        let read = |path: PathBuf| std::fs::read_to_string(path).unwrap_or_default();
         let v1 = self.dir(V1("memory"));
         if let Some(usage) = read_u64(&v1.join("memory.usage_in_bytes")) {
-            let inactive = keyed_file(&v1.join("memory.stat"), "total_inactive_file");
-            return Some(MemoryUsage::new(usage, inactive));
+            let limit = read_u64(&v1.join("memory.limit_in_bytes")).filter(|&l| l < V1_NO_LIMIT);
+            let stat = read(v1.join("memory.stat"));
+            return Some(MemoryUsage::new(usage, &stat, &V1_STAT, limit));
         }
         let v2 = self.dir(Unified);
         let usage = read_u64(&v2.join("memory.current"))?;
-        let inactive = keyed_file(&v2.join("memory.stat"), "inactive_file");
-        Some(MemoryUsage::new(usage, inactive))
+        // "max" when unlimited: not a number, so no limit.
+        let limit = read_u64(&v2.join("memory.max"));
+        let stat = read(v2.join("memory.stat"));
+        Some(MemoryUsage::new(usage, &stat, &V2_STAT, limit))
     }
 
     /// Pressure stall information of `kind`: a unified host's file, else the one in a hybrid
@@ -380,7 +434,8 @@ mod tests {
             c.memory_usage(),
             Some(MemoryUsage {
                 usage_bytes: 1000,
-                working_set_bytes: 1000
+                working_set_bytes: 1000,
+                ..MemoryUsage::default()
             })
         );
         write(
@@ -415,7 +470,9 @@ mod tests {
             c.memory_usage(),
             Some(MemoryUsage {
                 usage_bytes: 2048,
-                working_set_bytes: 0
+                working_set_bytes: 0,
+                rss_bytes: Some(1),
+                ..MemoryUsage::default()
             })
         );
         // A hybrid host's v2 hierarchy holds no controllers: nothing is read there.
@@ -429,5 +486,71 @@ mod tests {
         let c = Cgroup::new(hybrid.path(), "berth/abc");
         assert_eq!(c.memory_usage(), None);
         assert_eq!(c.cpu_usage_nanos(), None);
+    }
+
+    #[test]
+    fn rss_page_faults_and_limit_v1() {
+        let root = tempfile::tempdir().unwrap();
+        let c = Cgroup::new(root.path(), "kubepods/pod1/abc");
+        write(
+            root.path(),
+            "memory/kubepods/pod1/abc/memory.usage_in_bytes",
+            "10000\n",
+        );
+        // The cgroup's own lines (rss, pgfault) are not the hierarchical totals.
+        write(
+            root.path(),
+            "memory/kubepods/pod1/abc/memory.stat",
+            "rss 1\npgfault 2\npgmajfault 3\ntotal_rss 4096\ntotal_pgfault 777\n\
+             total_pgmajfault 5\ntotal_inactive_file 1000\n",
+        );
+        write(
+            root.path(),
+            "memory/kubepods/pod1/abc/memory.limit_in_bytes",
+            "9223372036854771712\n",
+        );
+        let m = c.memory_usage().unwrap();
+        assert_eq!(m.working_set_bytes, 9000);
+        assert_eq!(m.rss_bytes, Some(4096));
+        assert_eq!(m.page_faults, Some(777));
+        assert_eq!(m.major_page_faults, Some(5));
+        // v1's "no limit": nothing is available to compute.
+        assert_eq!(m.limit_bytes, None);
+        assert_eq!(m.available_bytes(), None);
+        write(
+            root.path(),
+            "memory/kubepods/pod1/abc/memory.limit_in_bytes",
+            "52428800\n",
+        );
+        let m = c.memory_usage().unwrap();
+        assert_eq!(m.limit_bytes, Some(52_428_800));
+        assert_eq!(m.available_bytes(), Some(52_428_800 - 9000));
+    }
+
+    #[test]
+    fn rss_page_faults_and_limit_v2() {
+        let root = tempfile::tempdir().unwrap();
+        let c = Cgroup::new(root.path(), "berth/abc");
+        write(root.path(), "berth/abc/memory.current", "8192\n");
+        write(
+            root.path(),
+            "berth/abc/memory.stat",
+            "anon 4096\nfile 4096\ninactive_file 1024\npgfault 12\npgmajfault 1\n",
+        );
+        write(root.path(), "berth/abc/memory.max", "max\n");
+        let m = c.memory_usage().unwrap();
+        assert_eq!(
+            (m.rss_bytes, m.page_faults, m.major_page_faults),
+            (Some(4096), Some(12), Some(1))
+        );
+        assert_eq!(m.available_bytes(), None);
+        write(root.path(), "berth/abc/memory.max", "16384\n");
+        // Above the limit (racy reads) floors at zero.
+        assert_eq!(
+            c.memory_usage().unwrap().available_bytes(),
+            Some(16384 - 7168)
+        );
+        write(root.path(), "berth/abc/memory.max", "4096\n");
+        assert_eq!(c.memory_usage().unwrap().available_bytes(), Some(0));
     }
 }

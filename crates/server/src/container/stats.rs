@@ -54,8 +54,19 @@ pub fn container_stats(daemon: &Daemon, record: &ContainerRecord) -> v1::Contain
             working_set_bytes: memory.map(|m| v1::UInt64Value {
                 value: m.working_set_bytes,
             }),
+            available_bytes: memory
+                .and_then(|m| m.available_bytes())
+                .map(|value| v1::UInt64Value { value }),
+            rss_bytes: memory
+                .and_then(|m| m.rss_bytes)
+                .map(|value| v1::UInt64Value { value }),
+            page_faults: memory
+                .and_then(|m| m.page_faults)
+                .map(|value| v1::UInt64Value { value }),
+            major_page_faults: memory
+                .and_then(|m| m.major_page_faults)
+                .map(|value| v1::UInt64Value { value }),
             psi: psi(cgroup.as_ref(), PressureKind::Memory),
-            ..Default::default()
         }),
         writable_layer: Some(v1::FilesystemUsage {
             timestamp: now,

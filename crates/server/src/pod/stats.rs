@@ -64,6 +64,16 @@ pub fn pod_stats(
                 .map(|v| v.value)
         }),
         usage_bytes: sum(|c| c.memory.as_ref()?.usage_bytes.as_ref().map(|v| v.value)),
+        rss_bytes: sum(|c| c.memory.as_ref()?.rss_bytes.as_ref().map(|v| v.value)),
+        page_faults: sum(|c| c.memory.as_ref()?.page_faults.as_ref().map(|v| v.value)),
+        major_page_faults: sum(|c| {
+            c.memory
+                .as_ref()?
+                .major_page_faults
+                .as_ref()
+                .map(|v| v.value)
+        }),
+        // The pod's own limit is its cgroup's, which berth does not read: none summed.
         ..Default::default()
     };
     let netns = ns_dir(daemon, &record.id).join("net");
