@@ -216,7 +216,8 @@ config_path = "$WORK/certs.d"
 shim_path = "$shim_path"
 TOML
 "$BERTHD" --config "$WORK/berth.toml" --listen "$SOCKET" --root "$WORK/root" \
-  --state "$STATE" --log-level info,berth_server::instrument=debug > "$WORK/berthd.log" 2>&1 &
+  --state "$STATE" --log-level info,berth_server::instrument=trace,berth_runtime::failpoint=trace \
+  > "$WORK/berthd.log" 2>&1 &
 BERTHD_PID=$!
 for ((i = 0; i < 400; i++)); do [ -S "$SOCKET" ] && break; sleep 0.05; done
 [ -S "$SOCKET" ] || { cat "$WORK/berthd.log" >&2; die "berthd did not start"; }
@@ -284,8 +285,16 @@ left=$(bench_shims | wc -l)
 # --- (b) Pod start time through the gRPC client.
 echo
 echo "== (b) pod start: RunPodSandbox + CreateContainer + StartContainer, $RUNS runs"
+from=$(($(wc -l < "$WORK/berthd.log") + 1))
 "$PODSTART" start --socket "$SOCKET" --image "$IMAGE" --runs "$RUNS" --log-dir "$WORK/logs" ||
   { tail -n 20 "$WORK/berthd.log" >&2; die "pod start runs failed"; }
+# Where berthd's time went, step by step (its log: the instrument layer's `started`/`ok` and
+# the runtime core's steps), for the pod starts and the untimed teardowns after them.
+echo
+echo "berthd's time per step (bench/steps.py):"
+tail -n "+$from" "$WORK/berthd.log" > "$WORK/steps.log"
+python3 "$REPO/bench/steps.py" "$WORK/steps.log" RunPodSandbox CreateContainer StartContainer \
+  StopPodSandbox RemovePodSandbox
 
 # --- (d) List RPCs with many containers, answered from berthd's in-memory registry.
 if ((LIST_PODS > 0)); then

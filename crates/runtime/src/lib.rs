@@ -138,7 +138,14 @@ impl<H: Host> Runtime<H> {
         T: Send + 'static,
         F: FnOnce() -> Result<T, H> + Send + 'static,
     {
-        joined(operation, id, tokio::task::spawn_blocking(f).await)
+        // The RPC's span goes along, so that the steps reached on the blocking thread are
+        // logged (and timed) under the RPC that reached them.
+        let span = tracing::Span::current();
+        joined(
+            operation,
+            id,
+            tokio::task::spawn_blocking(move || span.in_scope(f)).await,
+        )
     }
 
     /// Runs `future` in a task of its own and waits for it: the operation goes on to its end
@@ -148,7 +155,11 @@ impl<H: Host> Runtime<H> {
         T: Send + 'static,
         F: std::future::Future<Output = Result<T, H>> + Send + 'static,
     {
-        joined(operation, id, tokio::spawn(future).await)
+        joined(
+            operation,
+            id,
+            tokio::spawn(tracing::Instrument::in_current_span(future)).await,
+        )
     }
 }
 

@@ -50,6 +50,9 @@ where
     }
     async move {
         let start = Instant::now();
+        // With the steps the runtime core reaches (trace, berth_runtime::failpoint) this
+        // times each step of an operation from the request (bench/steps.py).
+        tracing::trace!("started");
         let result = match request.validate() {
             Ok(()) => handler(request).await,
             Err(err) => Err(err),
