@@ -179,18 +179,31 @@ impl<H: Host> Runtime<H> {
         }
         failpoint::reach("stop_pod_sandbox:intent_recorded");
         // kubelet has stopped the containers with their grace periods: what is left gets none.
-        for container in self.registry.containers_of(&entry.id) {
-            let _op = container.op.lock().await;
-            self.stop_container_locked(&container, SIGKILL, std::time::Duration::ZERO)
-                .await?;
-        }
-        failpoint::reach("stop_pod_sandbox:containers_stopped");
+        // They are killed while the network is released (the CNI DEL is most of this RPC's
+        // time, and a container being killed needs no network): both are done before the
+        // pod is NotReady, and either may be cut short by a crash, after which the next
+        // start finishes the stop.
+        let containers = async {
+            for container in self.registry.containers_of(&entry.id) {
+                let _op = container.op.lock().await;
+                self.stop_container_locked(&container, SIGKILL, std::time::Duration::ZERO)
+                    .await?;
+            }
+            failpoint::reach("stop_pod_sandbox:containers_stopped");
+            Ok(())
+        };
         let host = self.host.clone();
-        self.blocking("StopPodSandbox", &entry.id, move || {
-            host.stop_pod(&record, &step).map_err(RuntimeError::Host)
-        })
-        .await?;
-        failpoint::reach("stop_pod_sandbox:network_released");
+        let network = async {
+            self.blocking("StopPodSandbox", &entry.id, move || {
+                host.stop_pod(&record, &step).map_err(RuntimeError::Host)
+            })
+            .await?;
+            failpoint::reach("stop_pod_sandbox:network_released");
+            Ok(())
+        };
+        let (stopped, released): (Result<(), H>, Result<(), H>) = tokio::join!(containers, network);
+        stopped?;
+        released?;
         self.persist_sandbox(entry, |r| {
             r.state = SandboxState::NotReady;
             if r.intent == Some(SandboxIntent::Stopping) {
