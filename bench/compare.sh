@@ -550,7 +550,7 @@ floor_runs() {
 # --- (d) critest -benchmark against the running daemon.
 critest_bench() { # daemon
   local d=$1 dir=$WORK/critest-$d-$ROUND
-  mkdir -p "$dir"
+  mkdir -p "$dir/out"
   cat > "$dir/params.yaml" <<YAML
 containersNumber: 20
 containersNumberParallel: 1
@@ -567,10 +567,7 @@ YAML
     tail -n 15 "$dir/critest.log" >&2
     return 0
   fi
-  for f in "$dir"/out/*.json; do
-    [ -e "$f" ] || continue
-    cp "$f" "$WORK/critest-$d-$ROUND-$(basename "$f")"
-  done
+  echo "critest -benchmark against $d: $(grep -oE 'Ran [0-9]+ of [0-9]+ Specs' "$dir/critest.log" || echo 'no summary line')"
   critest_summary "$d" "$dir/out"
 }
 
@@ -630,8 +627,11 @@ awk -v rounds="$ROUNDS" -v ps="$PODS_SMALL" -v pl="$PODS_LARGE" -v lc="$LIST_CON
       "|rss50:daemon VmRSS kB, " ps " pods|rss200:daemon VmRSS kB, " pl " pods" \
       "|shim_rss:shim VmRSS kB per pod (mean)|shim_pss:shim Pss kB per pod (mean)" \
       "|podstart_crun:pod start p50, berth with crun|create_crun:CreateContainer p50, berth with crun", rows, "|")
-    for (k in seen) if (k ~ /^critest_/) rows[++n] = k ":critest " substr(k, 9) " p50"
-    printf "%-48s %5s %11s %11s %7s\n", "figure", "round", "berth", "containerd", "ratio"
+    nk = 0
+    for (k in seen) if (k ~ /^critest_/) ck[++nk] = k
+    for (i = 2; i <= nk; i++) { t = ck[i]; for (j = i - 1; j >= 1 && ck[j] > t; j--) ck[j + 1] = ck[j]; ck[j + 1] = t }
+    for (i = 1; i <= nk; i++) rows[++n] = ck[i] ":critest " substr(ck[i], 9) " p50"
+    printf "%-56s %5s %11s %11s %7s\n", "figure", "round", "berth", "containerd", "ratio"
     for (i = 1; i <= n; i++) {
       split(rows[i], kv, ":"); key = kv[1]; label = kv[2]
       if (!(key in seen)) continue
@@ -641,10 +641,10 @@ awk -v rounds="$ROUNDS" -v ps="$PODS_SMALL" -v pl="$PODS_LARGE" -v lc="$LIST_CON
         c = ((r, "containerd", key) in v) ? v[r, "containerd", key] : ""
         if (b != "") bs[++nb] = b
         if (c != "") cs[++nc] = c
-        printf "%-48s %5s %11s %11s %7s\n", label, r, fmt(b), fmt(c), ratio(b, c)
+        printf "%-56s %5s %11s %11s %7s\n", label, r, fmt(b), fmt(c), ratio(b, c)
       }
       mb = nb ? median(bs, nb) : ""; mc = nc ? median(cs, nc) : ""
-      printf "%-48s %5s %11s %11s %7s\n", label, "med", fmt(mb), fmt(mc), ratio(mb, mc)
+      printf "%-56s %5s %11s %11s %7s\n", label, "med", fmt(mb), fmt(mc), ratio(mb, mc)
     }
     printf "\nphysical floor (same run, p50 ms)\n"
     m = split("runc_create:runc create|runc_start:runc start|runc_total:runc create + start|cni_add:CNI ADD (loopback, bridge, portmap)|cni_del:CNI DEL", frows, "|")
@@ -653,7 +653,7 @@ awk -v rounds="$ROUNDS" -v ps="$PODS_SMALL" -v pl="$PODS_LARGE" -v lc="$LIST_CON
       if (!(key in seen)) continue
       nf = 0; line = ""
       for (r = 1; r <= rounds; r++) if ((r, "floor", key) in v) { fs[++nf] = v[r, "floor", key]; line = line " " fmt(v[r, "floor", key]) }
-      printf "%-48s med %8s  (rounds:%s)\n", kv[2], fmt(median(fs, nf)), line
+      printf "%-56s med %8s  (rounds:%s)\n", kv[2], fmt(median(fs, nf)), line
     }
   }' "$RESULTS" | tee "$WORK/table"
 echo "load at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
