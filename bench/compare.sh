@@ -567,7 +567,7 @@ YAML
     tail -n 15 "$dir/critest.log" >&2
     return 0
   fi
-  echo "critest -benchmark against $d: $(grep -oE 'Ran [0-9]+ of [0-9]+ Specs' "$dir/critest.log" || echo 'no summary line')"
+  echo "critest -benchmark against $d: $(sed 's/\x1b\[[0-9;]*m//g' "$dir/critest.log" | grep -oE 'Ran [0-9]+ of [0-9]+ Specs' || echo 'no summary line')"
   critest_summary "$d" "$dir/out"
 }
 
