@@ -70,3 +70,68 @@ bench_clean_iptables() {
     done
   fi
 }
+
+# bench_image LAYERS FILES_PER_LAYER FILE_BYTES TAG: the benchmark image of LAYERS layers,
+# each FILES_PER_LAYER files of FILE_BYTES bytes of AES-128-CTR keystream from a fixed key
+# (deterministic, incompressible), built once with umoci into
+# ${BERTH_TEST_CACHE:-/var/cache/berth-test}/bench/<key>/oci (tag TAG) and kept there. Sets
+# BENCH_IMAGE_OCI to that layout. The last two other builds stay cached, older ones go.
+bench_image() {
+  local layers=$1 files=$2 bytes=$3 tag=$4 epoch created cache_root key cache_dir stage
+  epoch=${SOURCE_DATE_EPOCH:-1704067200}
+  created=$(date -u -d "@$epoch" +%Y-%m-%dT%H:%M:%SZ)
+  cache_root=${BERTH_TEST_CACHE:-/var/cache/berth-test}/bench
+  key=$( { echo "format 2 $layers $files $bytes $epoch $tag"; umoci --version; } | sha256sum | cut -c1-16)
+  cache_dir=$cache_root/$key
+  BENCH_IMAGE_OCI=$cache_dir/oci
+  [ -f "$cache_dir/.complete" ] && return 0
+  mkdir -p "$cache_root"
+  exec 9>"$cache_root/.lock"
+  flock 9
+  if [ ! -f "$cache_dir/.complete" ]; then
+    rm -rf "$cache_root"/.build-* "$cache_dir"
+    stage=$cache_root/.build-$key.$$
+    mkdir -p "$stage"
+    echo "$PROG: building the benchmark image $tag into $cache_dir (once)"
+    if ! bench_build_image "$stage" "$layers" "$files" "$bytes" "$tag" "$epoch" "$created"; then
+      rm -rf "$stage"
+      echo "$PROG: error: building the image failed" >&2
+      exit 1
+    fi
+    touch "$stage/.complete"
+    mv "$stage" "$cache_dir"
+    find "$cache_root" -mindepth 1 -maxdepth 1 -type d -regex '.*/[0-9a-f]\{16\}' -printf '%T@ %p\n' |
+      sort -rn | tail -n +4 | cut -d' ' -f2- | xargs -r rm -rf
+  fi
+  flock -u 9
+  exec 9>&-
+}
+
+# prng SEED BYTES: BYTES of AES-128-CTR keystream keyed by SEED's hash.
+bench_prng() {
+  local key
+  key=$(printf '%s' "$1" | sha256sum | cut -c1-32)
+  { openssl enc -aes-128-ctr -nosalt -K "$key" -iv 00000000000000000000000000000000 \
+      -in /dev/zero 2>/dev/null || true; } | head -c "$2"
+}
+
+bench_build_image() { # stage layers files bytes tag epoch created
+  local stage=$1 layers=$2 files=$3 bytes=$4 tag=$5 epoch=$6 created=$7 oci=$1/oci layer file dir
+  umoci init --layout "$oci"
+  umoci new --image "$oci:$tag"
+  for ((layer = 1; layer <= layers; layer++)); do
+    dir=$stage/layer$layer
+    mkdir -p "$dir"
+    for ((file = 1; file <= files; file++)); do
+      bench_prng "berth-bench layer $layer file $file" "$bytes" > "$dir/$(printf 'blob-%02d' "$file")"
+    done
+    find "$dir" -exec touch -h -d "@$epoch" {} +
+    umoci insert --history.created "$created" \
+      --history.created_by "bench: $tag layer $layer" \
+      --image "$oci:$tag" "$dir" "/data/layer$layer"
+    rm -rf "$dir"
+  done
+  umoci config --no-history --created "$created" --image "$oci:$tag" \
+    --os linux --architecture amd64 --config.cmd /bin/true
+  umoci gc --layout "$oci"
+}

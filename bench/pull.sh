@@ -57,12 +57,9 @@ done
 LAYERS=5
 FILES_PER_LAYER=20
 FILE_BYTES=$((1024 * 1024))
-EPOCH=${SOURCE_DATE_EPOCH:-1704067200}
-CREATED=$(date -u -d "@$EPOCH" +%Y-%m-%dT%H:%M:%SZ)
 ADDR=${BERTH_BENCH_ADDR:-127.0.0.1:5010}
 IMAGE_PATH=bench/five-layers:latest
 IMAGE=$ADDR/$IMAGE_PATH
-CACHE_ROOT=${BERTH_TEST_CACHE:-/var/cache/berth-test}/bench
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/berth-bench.XXXXXX")
 BERTHD_PID=
@@ -85,56 +82,8 @@ now() { date +%s.%N; }
 elapsed() { awk -v s="$1" -v e="$2" 'BEGIN { printf "%.3f", e - s }'; }
 
 # --- the image (cached) -----------------------------------------------------------------
-prng() { # seed bytes
-  local key
-  key=$(printf '%s' "$1" | sha256sum | cut -c1-32)
-  { openssl enc -aes-128-ctr -nosalt -K "$key" -iv 00000000000000000000000000000000 \
-      -in /dev/zero 2>/dev/null || true; } | head -c "$2"
-}
-
-build_image() { # stage dir
-  local stage=$1 oci=$1/oci layer file dir
-  umoci init --layout "$oci"
-  umoci new --image "$oci:five-layers"
-  for ((layer = 1; layer <= LAYERS; layer++)); do
-    dir=$stage/layer$layer
-    mkdir -p "$dir"
-    for ((file = 1; file <= FILES_PER_LAYER; file++)); do
-      prng "berth-bench layer $layer file $file" "$FILE_BYTES" > "$dir/$(printf 'blob-%02d' "$file")"
-    done
-    find "$dir" -exec touch -h -d "@$EPOCH" {} +
-    umoci insert --history.created "$CREATED" \
-      --history.created_by "bench/pull.sh: layer $layer" \
-      --image "$oci:five-layers" "$dir" "/data/layer$layer"
-    rm -rf "$dir"
-  done
-  umoci config --no-history --created "$CREATED" --image "$oci:five-layers" \
-    --os linux --architecture amd64 --config.cmd /bin/true
-  umoci gc --layout "$oci"
-}
-
-KEY=$( { echo "format 1 $LAYERS $FILES_PER_LAYER $FILE_BYTES $EPOCH"; umoci --version; } |
-  sha256sum | cut -c1-16)
-CACHE_DIR=$CACHE_ROOT/$KEY
-if [ ! -f "$CACHE_DIR/.complete" ]; then
-  mkdir -p "$CACHE_ROOT"
-  exec 9>"$CACHE_ROOT/.lock"
-  flock 9
-  if [ ! -f "$CACHE_DIR/.complete" ]; then
-    rm -rf "$CACHE_ROOT"/.build-* "$CACHE_DIR"
-    STAGE=$CACHE_ROOT/.build-$KEY.$$
-    mkdir -p "$STAGE"
-    echo "$PROG: building the benchmark image into $CACHE_DIR (once)"
-    if ! build_image "$STAGE"; then rm -rf "$STAGE"; die "building the image failed"; fi
-    touch "$STAGE/.complete"
-    mv "$STAGE" "$CACHE_DIR"
-    find "$CACHE_ROOT" -mindepth 1 -maxdepth 1 -type d -regex '.*/[0-9a-f]\{16\}' -printf '%T@ %p\n' |
-      sort -rn | tail -n +3 | cut -d' ' -f2- | xargs -r rm -rf
-  fi
-  flock -u 9
-  exec 9>&-
-fi
-OCI=$CACHE_DIR/oci
+bench_image "$LAYERS" "$FILES_PER_LAYER" "$FILE_BYTES" five-layers
+OCI=$BENCH_IMAGE_OCI
 
 # --- the registry ---------------------------------------------------------------------
 mkdir -p "$WORK/registry"

@@ -53,25 +53,9 @@ if [[ ${BERTH_CRI_TOOLS_REBUILD:-0} != 1 ]] && up_to_date; then
 fi
 
 # --- Go toolchain checks ---------------------------------------------------------
-command -v "$GO" >/dev/null 2>&1 ||
-    die "Go not found ('$GO'); install Go >= ${GO_MIN_VERSION} (https://go.dev/dl/) or set GO=/path/to/go"
-# Never let the go command fetch a different toolchain: only the module proxy is reachable.
-export GOTOOLCHAIN=local
-go_version=$("$GO" env GOVERSION 2>/dev/null) || die "'$GO env GOVERSION' failed; is '$GO' a working Go installation?"
-go_version=${go_version#go}
-version_ge() { # version_ge A B: A >= B (dotted numeric; pre-release suffixes ignored)
-    local IFS=. i
-    local -a a b
-    read -r -a a <<<"${1%%[!0-9.]*}"
-    read -r -a b <<<"${2%%[!0-9.]*}"
-    for i in 0 1 2; do
-        ((10#${a[i]:-0} > 10#${b[i]:-0})) && return 0
-        ((10#${a[i]:-0} < 10#${b[i]:-0})) && return 1
-    done
-    return 0
-}
-version_ge "$go_version" "$GO_MIN_VERSION" ||
-    die "Go ${go_version} is too old: cri-tools ${CRI_TOOLS_VERSION} needs Go >= ${GO_MIN_VERSION}"
+# shellcheck source=scripts/lib/go-toolchain.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/go-toolchain.sh"
+go_toolchain_check "cri-tools ${CRI_TOOLS_VERSION}"
 
 mkdir -p "$bin" || die "cannot create ${bin} (set BERTH_TEST_CACHE to a writable directory)"
 

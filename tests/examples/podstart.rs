@@ -1,14 +1,25 @@
-//! The gRPC client of `bench/containers.sh`: talks to a berthd over its CRI socket with the
-//! generated client, no crictl in between.
+//! The gRPC client of `bench/containers.sh` and `bench/compare.sh`: talks to any CRI
+//! runtime (berthd, containerd) over its socket with the generated client, no crictl in
+//! between.
 //!
 //! ```text
-//! podstart start  --socket S [--image I] [--runs N] [--log-dir D]
+//! podstart start  --socket S [--image I] [--runs N] [--log-dir D] [--handler H]
 //!     N times: RunPodSandbox + CreateContainer + StartContainer of a pod with one container
-//!     (`sleep 1000000`), timed together; then, outside the clock, StopPodSandbox +
-//!     RemovePodSandbox. Prints each run (and its three parts) and p50/p90 (nearest rank).
-//! podstart idle   --socket S [--image I] [--count N] [--pods P] [--log-dir D]
-//!     P pods (default 1) with N idle containers each (`sleep 1000000`), left running.
-//!     Prints `pod <id>` and then `container <id>` per container.
+//!     (`sleep 1000000`), timed together and each. Then the pod goes, each step timed:
+//!     odd runs call StopPodSandbox + RemovePodSandbox with the container still running
+//!     ("teardown"); even runs first call StopContainer (timeout 0) and RemoveContainer,
+//!     then StopPodSandbox + RemovePodSandbox of the empty pod ("teardown-empty").
+//!     Prints each run and p50/p90 (nearest rank).
+//! podstart pull   --socket S --image I [--runs N] [--cold]
+//!     N timed PullImage calls; with --cold each is preceded (outside the clock) by a
+//!     RemoveImage, so every pull fetches and unpacks the whole image again.
+//! podstart idle   --socket S [--image I] [--count N] [--pods P] [--first K] [--log-dir D]
+//!     P pods (default 1, named idle-K.. from K, default 1) with N idle containers each
+//!     (`sleep 1000000`), left running. Prints `pod <id>` and then `container <id>` per
+//!     container.
+//! podstart fill   --socket S [--image I] --count N [--log-dir D]
+//!     Adds idle containers to the ready pods, one pod after the other, until the runtime
+//!     lists N containers.
 //! podstart list   --socket S [--runs N]
 //!     N calls each of ListContainers (no filter), ListContainers filtered by one pod's ID
 //!     and ListPodSandbox over one connection, timed from the client (the round trip over
@@ -17,6 +28,9 @@
 //!     StopPodSandbox + RemovePodSandbox of that pod, or of every pod the daemon lists
 //!     (their containers go with them).
 //! ```
+//!
+//! Every timed mode ends with lines `result <name> <p50> <p90> <p99> <max> <count>`
+//! (milliseconds), which the bench scripts read.
 //!
 //! The image (default `registry.k8s.io/e2e-test-images/busybox:1.29-2`) is pulled once,
 //! before anything is timed. Pods use `namespace_options.pid = CONTAINER`, as kubelet does
@@ -43,12 +57,17 @@ struct Args {
     pods: usize,
     log_dir: Option<PathBuf>,
     pod: Option<String>,
+    handler: String,
+    first: usize,
+    cold: bool,
 }
 
 fn usage() -> ! {
     eprintln!(
-        "usage: podstart start  --socket S [--image I] [--runs N] [--log-dir D]\n       \
-         podstart idle   --socket S [--image I] [--count N] [--pods P] [--log-dir D]\n       \
+        "usage: podstart start  --socket S [--image I] [--runs N] [--log-dir D] [--handler H]\n       \
+         podstart pull   --socket S --image I [--runs N] [--cold]\n       \
+         podstart idle   --socket S [--image I] [--count N] [--pods P] [--first K] [--log-dir D]\n       \
+         podstart fill   --socket S [--image I] --count N [--log-dir D]\n       \
          podstart list   --socket S [--runs N]\n       \
          podstart remove --socket S [--pod ID]"
     );
@@ -58,7 +77,10 @@ fn usage() -> ! {
 fn parse_args() -> Args {
     let mut argv = std::env::args().skip(1);
     let mode = argv.next().unwrap_or_else(|| usage());
-    if !matches!(mode.as_str(), "start" | "idle" | "list" | "remove") {
+    if !matches!(
+        mode.as_str(),
+        "start" | "pull" | "idle" | "fill" | "list" | "remove"
+    ) {
         usage();
     }
     let mut args = Args {
@@ -70,8 +92,15 @@ fn parse_args() -> Args {
         pods: 1,
         log_dir: None,
         pod: None,
+        handler: String::new(),
+        first: 1,
+        cold: false,
     };
     while let Some(flag) = argv.next() {
+        if flag == "--cold" {
+            args.cold = true;
+            continue;
+        }
         let value = argv.next().unwrap_or_else(|| usage());
         match flag.as_str() {
             "--socket" => args.socket = value.into(),
@@ -81,6 +110,8 @@ fn parse_args() -> Args {
             "--pods" => args.pods = value.parse().unwrap_or_else(|_| usage()),
             "--log-dir" => args.log_dir = Some(value.into()),
             "--pod" => args.pod = Some(value),
+            "--handler" => args.handler = value,
+            "--first" => args.first = value.parse().unwrap_or_else(|_| usage()),
             _ => usage(),
         }
     }
@@ -186,81 +217,203 @@ fn ms(since: Instant) -> f64 {
     since.elapsed().as_secs_f64() * 1000.0
 }
 
+/// Prints `result <name> <p50> <p90> <p99> <max> <count>` for the bench scripts.
+fn result_line(name: &str, values: &[f64]) {
+    if values.is_empty() {
+        return;
+    }
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    println!(
+        "result {name} {:.3} {:.3} {:.3} {:.3} {}",
+        percentile(&sorted, 50),
+        percentile(&sorted, 90),
+        percentile(&sorted, 99),
+        sorted[sorted.len() - 1],
+        sorted.len()
+    );
+}
+
+/// Times one call, in milliseconds.
+async fn timed<T, Fut>(call: Fut) -> Result<(T, f64), Error>
+where
+    Fut: std::future::Future<Output = Result<T, tonic::Status>>,
+{
+    let at = Instant::now();
+    let value = call.await?;
+    Ok((value, ms(at)))
+}
+
+#[derive(Default)]
+struct StartTimes {
+    total: Vec<f64>,
+    runp: Vec<f64>,
+    create: Vec<f64>,
+    start: Vec<f64>,
+    teardown: Vec<f64>,
+    stop_container: Vec<f64>,
+    remove_container: Vec<f64>,
+    teardown_empty: Vec<f64>,
+}
+
+/// RunPodSandbox + CreateContainer + StartContainer of one pod, each timed; the pod is
+/// removed again if a step after RunPodSandbox fails.
+async fn start_one(
+    args: &Args,
+    rt: &mut RuntimeServiceClient<Channel>,
+    name: &str,
+    t: &mut StartTimes,
+) -> Result<(String, String), Error> {
+    let pod_cfg = pod_config(name, args.log_dir.as_ref());
+    let ctr_cfg = container_config("app", &args.image);
+    let begin = Instant::now();
+    let (pod, runp) = timed(rt.run_pod_sandbox(v1::RunPodSandboxRequest {
+        config: Some(pod_cfg.clone()),
+        runtime_handler: args.handler.clone(),
+    }))
+    .await?;
+    let pod = pod.into_inner().pod_sandbox_id;
+    let created = timed(rt.create_container(v1::CreateContainerRequest {
+        pod_sandbox_id: pod.clone(),
+        config: Some(ctr_cfg),
+        sandbox_config: Some(pod_cfg),
+    }))
+    .await;
+    let (id, create) = match created {
+        Ok((r, create)) => (r.into_inner().container_id, create),
+        Err(e) => {
+            let _ = remove_pod(rt, &pod).await;
+            return Err(e);
+        }
+    };
+    let started = timed(rt.start_container(v1::StartContainerRequest {
+        container_id: id.clone(),
+    }))
+    .await;
+    let start = match started {
+        Ok((_, start)) => start,
+        Err(e) => {
+            let _ = remove_pod(rt, &pod).await;
+            return Err(e);
+        }
+    };
+    t.total.push(ms(begin));
+    t.runp.push(runp);
+    t.create.push(create);
+    t.start.push(start);
+    Ok((pod, id))
+}
+
 async fn start_runs(args: &Args, rt: &mut RuntimeServiceClient<Channel>) -> Result<(), Error> {
     println!(
-        "{:<5} {:>9} {:>9} {:>9} {:>9}  pod",
-        "run", "total ms", "runp", "create", "start"
+        "{:<5} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}  pod",
+        "run", "total ms", "runp", "create", "start", "stop ctr", "rm ctr", "teardown"
     );
-    let mut totals = Vec::with_capacity(args.runs);
+    let mut t = StartTimes::default();
     for run in 1..=args.runs {
-        let name = format!("podstart-{run}");
-        let pod_cfg = pod_config(&name, args.log_dir.as_ref());
-        let ctr_cfg = container_config("app", &args.image);
-
-        let begin = Instant::now();
-        let pod = rt
-            .run_pod_sandbox(v1::RunPodSandboxRequest {
-                config: Some(pod_cfg.clone()),
-                runtime_handler: String::new(),
-            })
-            .await?
-            .into_inner()
-            .pod_sandbox_id;
-        let runp = ms(begin);
-        let at = Instant::now();
-        let created = rt
-            .create_container(v1::CreateContainerRequest {
-                pod_sandbox_id: pod.clone(),
-                config: Some(ctr_cfg),
-                sandbox_config: Some(pod_cfg),
-            })
-            .await;
-        let id = match created {
-            Ok(r) => r.into_inner().container_id,
-            Err(status) => {
-                let _ = remove_pod(rt, &pod).await;
-                return Err(status.into());
-            }
-        };
-        let create = ms(at);
-        let at = Instant::now();
-        if let Err(status) = rt
-            .start_container(v1::StartContainerRequest {
+        let (pod, id) = start_one(args, rt, &format!("podstart-{run}"), &mut t).await?;
+        let (mut stop_ctr, mut rm_ctr) = (f64::NAN, f64::NAN);
+        if run % 2 == 0 {
+            // kubelet's order: the containers are stopped (and here removed) first.
+            stop_ctr = timed(rt.stop_container(v1::StopContainerRequest {
                 container_id: id.clone(),
-            })
-            .await
-        {
-            let _ = remove_pod(rt, &pod).await;
-            return Err(status.into());
+                timeout: 0,
+            }))
+            .await?
+            .1;
+            rm_ctr = timed(rt.remove_container(v1::RemoveContainerRequest {
+                container_id: id.clone(),
+            }))
+            .await?
+            .1;
+            t.stop_container.push(stop_ctr);
+            t.remove_container.push(rm_ctr);
         }
-        let start = ms(at);
-        let total = ms(begin);
-        totals.push(total);
-        println!(
-            "{run:<5} {total:>9.1} {runp:>9.1} {create:>9.1} {start:>9.1}  {}",
-            &pod[..13]
-        );
-        // Not timed: back to an empty node.
+        let at = Instant::now();
         remove_pod(rt, &pod).await?;
+        let teardown = ms(at);
+        if run % 2 == 0 {
+            t.teardown_empty.push(teardown);
+        } else {
+            t.teardown.push(teardown);
+        }
+        let n = t.total.len() - 1;
+        println!(
+            "{run:<5} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {stop_ctr:>9.1} {rm_ctr:>9.1} {teardown:>9.1}  {}",
+            t.total[n],
+            t.runp[n],
+            t.create[n],
+            t.start[n],
+            &pod[..13.min(pod.len())]
+        );
     }
-    let mut sorted = totals.clone();
+    let mut sorted = t.total.clone();
     sorted.sort_by(f64::total_cmp);
-    let mean = totals.iter().sum::<f64>() / totals.len() as f64;
+    let mean = t.total.iter().sum::<f64>() / t.total.len() as f64;
     println!(
         "\nRunPodSandbox + CreateContainer + StartContainer over {} runs: p50 {:.1} ms, p90 {:.1} ms (min {:.1}, max {:.1}, mean {:.1})",
-        totals.len(),
+        t.total.len(),
         percentile(&sorted, 50),
         percentile(&sorted, 90),
         sorted[0],
         sorted[sorted.len() - 1],
         mean
     );
+    result_line("podstart", &t.total);
+    result_line("runp", &t.runp);
+    result_line("create", &t.create);
+    result_line("start", &t.start);
+    result_line("teardown", &t.teardown);
+    result_line("stop_container", &t.stop_container);
+    result_line("remove_container", &t.remove_container);
+    result_line("teardown_empty", &t.teardown_empty);
+    Ok(())
+}
+
+/// Timed PullImage calls; with `--cold` a RemoveImage (not timed) before each.
+async fn pull_runs(args: &Args, channel: Channel) -> Result<(), Error> {
+    let mut images = ImageServiceClient::new(channel);
+    let spec = v1::ImageSpec {
+        image: args.image.clone(),
+        ..Default::default()
+    };
+    let mut times = Vec::with_capacity(args.runs);
+    for run in 1..=args.runs {
+        if args.cold {
+            let status = images
+                .image_status(v1::ImageStatusRequest {
+                    image: Some(spec.clone()),
+                    verbose: false,
+                })
+                .await?
+                .into_inner();
+            if let Some(image) = status.image {
+                images
+                    .remove_image(v1::RemoveImageRequest {
+                        image: Some(v1::ImageSpec {
+                            image: image.id,
+                            ..Default::default()
+                        }),
+                    })
+                    .await?;
+            }
+        }
+        let (reply, took) = timed(images.pull_image(v1::PullImageRequest {
+            image: Some(spec.clone()),
+            auth: None,
+            sandbox_config: None,
+        }))
+        .await?;
+        println!("pull {run} {took:.1} ms {}", reply.into_inner().image_ref);
+        times.push(took);
+    }
+    result_line("pull", &times);
     Ok(())
 }
 
 async fn idle(args: &Args, rt: &mut RuntimeServiceClient<Channel>) -> Result<(), Error> {
-    for p in 1..=args.pods {
-        let name = if args.pods == 1 {
+    for p in args.first..args.first + args.pods {
+        let name = if args.pods == 1 && args.first == 1 {
             "idle".to_owned()
         } else {
             format!("idle-{p}")
@@ -269,34 +422,82 @@ async fn idle(args: &Args, rt: &mut RuntimeServiceClient<Channel>) -> Result<(),
         let pod = rt
             .run_pod_sandbox(v1::RunPodSandboxRequest {
                 config: Some(pod_cfg.clone()),
-                runtime_handler: String::new(),
+                runtime_handler: args.handler.clone(),
             })
             .await?
             .into_inner()
             .pod_sandbox_id;
         println!("pod {pod}");
         for n in 1..=args.count {
-            let id = rt
-                .create_container(v1::CreateContainerRequest {
-                    pod_sandbox_id: pod.clone(),
-                    config: Some(container_config(&format!("idle-{n}"), &args.image)),
-                    sandbox_config: Some(pod_cfg.clone()),
-                })
-                .await?
-                .into_inner()
-                .container_id;
-            rt.start_container(v1::StartContainerRequest {
-                container_id: id.clone(),
-            })
-            .await?;
+            let id = create_started(rt, &pod, &pod_cfg, &format!("idle-{n}"), &args.image).await?;
             println!("container {id}");
         }
     }
     Ok(())
 }
 
+/// CreateContainer + StartContainer of an idle container in `pod`.
+async fn create_started(
+    rt: &mut RuntimeServiceClient<Channel>,
+    pod: &str,
+    pod_cfg: &v1::PodSandboxConfig,
+    name: &str,
+    image: &str,
+) -> Result<String, Error> {
+    let id = rt
+        .create_container(v1::CreateContainerRequest {
+            pod_sandbox_id: pod.to_owned(),
+            config: Some(container_config(name, image)),
+            sandbox_config: Some(pod_cfg.clone()),
+        })
+        .await?
+        .into_inner()
+        .container_id;
+    rt.start_container(v1::StartContainerRequest {
+        container_id: id.clone(),
+    })
+    .await?;
+    Ok(id)
+}
+
+/// Adds idle containers to the ready pods, round robin, until `count` containers are listed.
+async fn fill(args: &Args, rt: &mut RuntimeServiceClient<Channel>) -> Result<(), Error> {
+    let pods: Vec<v1::PodSandbox> = rt
+        .list_pod_sandbox(v1::ListPodSandboxRequest { filter: None })
+        .await?
+        .into_inner()
+        .items
+        .into_iter()
+        .filter(|p| p.state == v1::PodSandboxState::SandboxReady as i32)
+        .collect();
+    if pods.is_empty() {
+        return Err("fill: no ready pod to add containers to".into());
+    }
+    let mut have = rt
+        .list_containers(v1::ListContainersRequest { filter: None })
+        .await?
+        .into_inner()
+        .containers
+        .len();
+    let mut n = 0;
+    while have < args.count {
+        let pod = &pods[n % pods.len()];
+        let name = pod
+            .metadata
+            .as_ref()
+            .map(|m| m.name.clone())
+            .unwrap_or_default();
+        let pod_cfg = pod_config(&name, args.log_dir.as_ref());
+        create_started(rt, &pod.id, &pod_cfg, &format!("fill-{n}"), &args.image).await?;
+        n += 1;
+        have += 1;
+    }
+    println!("containers {have} ({n} added)");
+    Ok(())
+}
+
 /// Times `runs` calls of `call`; prints the percentiles with the number of items listed.
-async fn time_list<F, Fut>(label: &str, runs: usize, mut call: F) -> Result<(), Error>
+async fn time_list<F, Fut>(label: &str, key: &str, runs: usize, mut call: F) -> Result<(), Error>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<usize, tonic::Status>>,
@@ -315,6 +516,7 @@ where
         percentile(&times, 99),
         times[times.len() - 1]
     );
+    result_line(key, &times);
     Ok(())
 }
 
@@ -326,7 +528,7 @@ async fn list(args: &Args, rt: &RuntimeServiceClient<Channel>) -> Result<(), Err
         .into_inner()
         .items;
     let one_pod = pods.first().map(|p| p.id.clone()).unwrap_or_default();
-    time_list("ListContainers", args.runs, || {
+    time_list("ListContainers", "list_containers", args.runs, || {
         let mut rt = rt.clone();
         async move {
             let r = rt
@@ -336,23 +538,28 @@ async fn list(args: &Args, rt: &RuntimeServiceClient<Channel>) -> Result<(), Err
         }
     })
     .await?;
-    time_list("ListContainers (one pod's ID)", args.runs, || {
-        let mut rt = rt.clone();
-        let filter = v1::ContainerFilter {
-            pod_sandbox_id: one_pod.clone(),
-            ..Default::default()
-        };
-        async move {
-            let r = rt
-                .list_containers(v1::ListContainersRequest {
-                    filter: Some(filter),
-                })
-                .await?;
-            Ok(r.into_inner().containers.len())
-        }
-    })
+    time_list(
+        "ListContainers (one pod's ID)",
+        "list_containers_pod",
+        args.runs,
+        || {
+            let mut rt = rt.clone();
+            let filter = v1::ContainerFilter {
+                pod_sandbox_id: one_pod.clone(),
+                ..Default::default()
+            };
+            async move {
+                let r = rt
+                    .list_containers(v1::ListContainersRequest {
+                        filter: Some(filter),
+                    })
+                    .await?;
+                Ok(r.into_inner().containers.len())
+            }
+        },
+    )
     .await?;
-    time_list("ListPodSandbox", args.runs, || {
+    time_list("ListPodSandbox", "list_pods", args.runs, || {
         let mut rt = rt.clone();
         async move {
             let r = rt
@@ -374,9 +581,14 @@ async fn main() -> Result<(), Error> {
             pull(channel, &args.image).await?;
             start_runs(&args, &mut rt).await
         }
+        "pull" => pull_runs(&args, channel).await,
         "idle" => {
             pull(channel, &args.image).await?;
             idle(&args, &mut rt).await
+        }
+        "fill" => {
+            pull(channel, &args.image).await?;
+            fill(&args, &mut rt).await
         }
         "list" => list(&args, &rt).await,
         _ => {
