@@ -870,6 +870,14 @@ async fn exit_codes_and_reasons() {
         st.started_at > 0 && st.finished_at > st.created_at,
         "{st:?}"
     );
+    // Once an exit is recorded, runc's container is gone (its state and its cgroups), long
+    // before kubelet removes the container: the shim deleted it when it wrote the exit.
+    let exited = [three.clone(), ok.clone()];
+    for id in &exited {
+        let state = env.state().join("runc").join(id);
+        assert!(!state.exists(), "{} still there", state.display());
+    }
+    assert_eq!(cgroups_mentioning(&exited), Vec::<PathBuf>::new());
 
     // In a pod that shares one PID namespace (the CRI default, POD), `sleep` is not PID 1,
     // so SIGTERM ends it at once: 128 + 15.
@@ -1121,9 +1129,18 @@ async fn containers_survive_kill_9_of_berthd() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // After the exit file the shim deletes runc's container, then ends.
+    let deadline = Instant::now() + STATE_TIMEOUT;
+    while quitter_shim.alive() {
+        assert!(
+            Instant::now() < deadline,
+            "quitter's shim outlived its container"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     assert!(
-        !quitter_shim.alive(),
-        "quitter's shim outlived its container"
+        !env.state().join("runc").join(&quitter).exists(),
+        "quitter's shim left runc's container behind"
     );
     // The talker's shim keeps logging without a daemon.
     tokio::time::sleep(Duration::from_millis(600)).await;

@@ -235,6 +235,7 @@ impl Host for FakeHost {
     }
 
     fn probe_container(&self, record: &ContainerRecord) -> Probe {
+        lock(&self.calls).push(format!("probe {}", record.id));
         Probe {
             shim_pid: self.shim_pid(record),
             exit: lock(&self.exits).get(&record.id).copied(),
@@ -243,6 +244,10 @@ impl Host for FakeHost {
                 .cloned()
                 .unwrap_or(RuncView::Missing),
         }
+    }
+
+    fn exit_file(&self, record: &ContainerRecord) -> Option<ExitFile> {
+        lock(&self.exits).get(&record.id).copied()
     }
 
     fn shim_pid(&self, record: &ContainerRecord) -> Option<u32> {

@@ -108,6 +108,10 @@ pub trait Host: Send + Sync + 'static {
     /// What the host sees of the container now.
     fn probe_container(&self, record: &ContainerRecord) -> Probe;
 
+    /// What the shim's exit file says, once written (the part of a probe that needs no
+    /// runtime command: when the shim recorded the exit, runc's view adds nothing).
+    fn exit_file(&self, record: &ContainerRecord) -> Option<ExitFile>;
+
     /// The shim's PID when it runs (cheaper than a full probe).
     fn shim_pid(&self, record: &ContainerRecord) -> Option<u32>;
 }

@@ -7,9 +7,10 @@
 //! |--------------------------|----------------------------------|-------------------------------------------|
 //! | intent `Creating`        | anything                         | removed (host, then record)               |
 //! | intent `Removing`        | anything                         | removal finished                          |
-//! | intent `Starting`        | runc: running / stopped          | started (then as below)                   |
+//! | intent `Starting`        | runc: running / stopped, or an   | started (then as below)                   |
+//! |                          | exit file (the shim deleted it)  |                                           |
 //! |                          | runc: created                    | created, intent cleared                   |
-//! |                          | runc: missing                    | exited 255 `Unknown`                      |
+//! |                          | runc: missing, no exit file      | exited 255 `Unknown`                      |
 //! | intent `Stopping`        | anything                         | intent cleared, SIGKILL if alive          |
 //! | exit recorded            | —                                | exited                                    |
 //! | no exit                  | shim runs                        | supervised                                |
@@ -101,19 +102,20 @@ impl<H: Host> Runtime<H> {
             Some(ContainerIntent::Starting) => {
                 let probe = self.probe(entry).await;
                 tracing::info!(container = %entry.id, runc = ?probe.runc, "settling an interrupted StartContainer");
-                match probe.runc {
-                    RuncView::Running | RuncView::Stopped => {
-                        self.persist_container(entry, |r| {
-                            r.intent = None;
-                            r.started_at = crate::now_nanos();
-                        })
-                        .await?;
-                    }
-                    RuncView::Created | RuncView::Missing => {
-                        self.persist_container(entry, |r| r.intent = None).await?;
-                    }
-                    RuncView::Unknown(why) => {
-                        self.persist_container(entry, |r| r.intent = None).await?;
+                // The shim deletes runc's container once it recorded the exit, so a
+                // container that ran to its end before the record was updated is missing
+                // from runc but has an exit file.
+                let ran = probe.exit.is_some()
+                    || matches!(probe.runc, RuncView::Running | RuncView::Stopped);
+                if ran {
+                    self.persist_container(entry, |r| {
+                        r.intent = None;
+                        r.started_at = crate::now_nanos();
+                    })
+                    .await?;
+                } else {
+                    self.persist_container(entry, |r| r.intent = None).await?;
+                    if let RuncView::Unknown(why) = probe.runc {
                         entry.set_unknown(Some(why));
                     }
                 }

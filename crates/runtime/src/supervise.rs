@@ -114,15 +114,33 @@ impl<H: Host> Runtime<H> {
         if self.registry.container_exact(&entry.id).is_none() || entry.record().exit.is_some() {
             return;
         }
-        let probe = self.probe(entry).await;
-        let exit = match &probe.exit {
-            Some(file) => exit_from_file(file),
+        // The exit file alone when the shim wrote one (it does before it ends): a full probe
+        // asks runc too, one more process on every container's exit.
+        let exit = match self.exit_file(entry).await {
+            Some(file) => exit_from_file(&file),
             None => {
-                self.kill_leftovers(entry, &probe).await;
-                exit_lost("berth-shim ended without recording the container's exit; what was left of the container was killed")
+                let probe = self.probe(entry).await;
+                match &probe.exit {
+                    Some(file) => exit_from_file(file),
+                    None => {
+                        self.kill_leftovers(entry, &probe).await;
+                        exit_lost("berth-shim ended without recording the container's exit; what was left of the container was killed")
+                    }
+                }
             }
         };
         self.record_exit(entry, exit).await;
+    }
+
+    async fn exit_file(&self, entry: &ContainerEntry) -> Option<ExitFile> {
+        let host = self.host.clone();
+        let record = entry.record();
+        self.blocking("read exit file", &entry.id, move || {
+            Ok(host.exit_file(&record))
+        })
+        .await
+        .ok()
+        .flatten()
     }
 
     pub(crate) async fn probe(&self, entry: &ContainerEntry) -> Probe {

@@ -287,6 +287,8 @@ async fn an_exit_recorded_by_the_shim_keeps_its_code() {
         (exit.exit_code, exit.finished_at, exit.reason.as_str()),
         (3, 42, "Error")
     );
+    // The exit file is enough: runc is not asked (a process more on every exit).
+    assert_eq!(f.host.calls_of("probe"), Vec::<String>::new());
 }
 
 #[tokio::test]

@@ -3,12 +3,13 @@
 
 use std::sync::{Arc, Weak};
 
-use berth_runtime::{Host, Probe, Step};
+use berth_runtime::{ExitFile, Host, Probe, Step};
 use berth_store::{ContainerRecord, SandboxRecord};
 
 use crate::container::create::{create_container, ContainerSpec};
 use crate::container::lifecycle::remove_container;
-use crate::container::shim::{block_on, probe, shim_pid};
+use crate::container::paths::ContainerPaths;
+use crate::container::shim::{block_on, exit_file, probe, shim_pid};
 use crate::daemon::Daemon;
 use crate::error::ServiceError;
 use crate::pod::create::{create_sandbox, PodSpec};
@@ -102,6 +103,11 @@ impl Host for LinuxHost {
                 runc: berth_runtime::RuncView::Unknown(err.to_string()),
             },
         }
+    }
+
+    fn exit_file(&self, record: &ContainerRecord) -> Option<ExitFile> {
+        let daemon = self.daemon().ok()?;
+        exit_file(&ContainerPaths::new(&daemon, &record.id))
     }
 
     fn shim_pid(&self, record: &ContainerRecord) -> Option<u32> {

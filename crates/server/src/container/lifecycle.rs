@@ -8,7 +8,8 @@ use berth_store::ContainerRecord;
 
 use crate::container::paths::ContainerPaths;
 use crate::container::rootfs::unmount_rootfs;
-use crate::container::shim::{block_on, shim_pid};
+use crate::container::runc::Runc;
+use crate::container::shim::{block_on, exit_file, shim_pid};
 use crate::container::volumes::{ensure_nothing_mounted, unmount_volumes};
 use crate::daemon::Daemon;
 use crate::error::ServiceError;
@@ -22,13 +23,13 @@ const SHIM_EXIT_WAIT: Duration = Duration::from_secs(10);
 pub fn remove_container(daemon: &Daemon, record: &ContainerRecord) -> Result<(), ServiceError> {
     let paths = ContainerPaths::new(daemon, &record.id);
     let runc = daemon.runc(&record.handler)?;
-    match block_on(runc.delete(&record.id)) {
-        Ok(()) => {}
-        Err(err) if err.is_not_found() => {}
-        Err(err) => return Err(err.into()),
+    // A running container is killed by `runc delete --force`; its shim then records the
+    // exit and leaves. A shim that is past that (exit file written) deletes runc's
+    // container itself before it leaves, so it is only waited for.
+    if shim_pid(daemon, &record.id).is_some() && exit_file(&paths).is_none() {
+        delete_in_runc(&runc, &record.id)?;
     }
-    // The shim writes the exit file and leaves once runc delete has killed the container;
-    // one that does not is killed (it is checked to be this container's shim).
+    // A shim that does not leave is killed (it is checked to be this container's shim).
     let deadline = Instant::now() + SHIM_EXIT_WAIT;
     while let Some(pid) = shim_pid(daemon, &record.id) {
         if Instant::now() >= deadline {
@@ -39,7 +40,11 @@ pub fn remove_container(daemon: &Daemon, record: &ContainerRecord) -> Result<(),
             );
             break;
         }
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // runc still has the container when its shim was killed, or never started it.
+    if runc.has_container(&record.id) {
+        delete_in_runc(&runc, &record.id)?;
     }
     let rootfs = paths.rootfs();
     unmount_rootfs(&rootfs).map_err(|source| ServiceError::Io {
@@ -69,4 +74,12 @@ pub fn remove_container(daemon: &Daemon, record: &ContainerRecord) -> Result<(),
         }
     }
     Ok(())
+}
+
+/// `runc delete --force`; a container runc does not know is fine.
+fn delete_in_runc(runc: &Runc, id: &str) -> Result<(), ServiceError> {
+    match block_on(runc.delete(id)) {
+        Err(err) if !err.is_not_found() => Err(err.into()),
+        _ => Ok(()),
+    }
 }

@@ -116,6 +116,12 @@ impl Runc {
         .await
     }
 
+    /// Whether the runtime keeps state for container `id`: runc and crun hold it in
+    /// `<root>/<id>` from `create` until `delete`.
+    pub fn has_container(&self, id: &str) -> bool {
+        !id.is_empty() && !id.contains('/') && self.root.join(id).is_dir()
+    }
+
     /// `runc update --resources <file> <id>`.
     pub async fn update(&self, id: &str, resources: &Path) -> Result<(), RuncError> {
         let owned = id.to_owned();

@@ -24,19 +24,23 @@ pub fn shim_pid(daemon: &Daemon, id: &str) -> Option<u32> {
 pub fn probe(daemon: &Daemon, record: &ContainerRecord) -> Probe {
     let id = &record.id;
     let paths = ContainerPaths::new(daemon, id);
-    let exit = berth_shim::read_exit(&paths.shim())
+    Probe {
+        shim_pid: shim_pid(daemon, id),
+        exit: exit_file(&paths),
+        runc: runc_view(daemon, record),
+    }
+}
+
+/// What the container's exit file says, once the shim wrote it.
+pub fn exit_file(paths: &ContainerPaths) -> Option<ExitFile> {
+    berth_shim::read_exit(&paths.shim())
         .ok()
         .flatten()
         .map(|e| ExitFile {
             exit_code: e.exit_code,
             exited_at: e.exited_at,
             oom_killed: e.oom_killed,
-        });
-    Probe {
-        shim_pid: shim_pid(daemon, id),
-        exit,
-        runc: runc_view(daemon, record),
-    }
+        })
 }
 
 /// The runtime's view of the container (`runc state`, through its handler).

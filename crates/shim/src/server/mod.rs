@@ -369,6 +369,10 @@ fn watch(args: &ShimArgs, runc: &Runc, s: Started, diag: &mut Diag) -> i32 {
                 "exit file written: code {}, oom_killed {oom_killed}",
                 status.exit_code
             ));
+            // The exit is recorded: runc's container (its state and cgroup) is deleted now,
+            // not when the container is removed, which may be much later. RemoveContainer
+            // deletes it when this did not happen (the shim was killed first).
+            runc.delete_force(&args.id);
             0
         }
         Err(e) => {

@@ -1,5 +1,5 @@
-//! The runc commands the shim runs: `create`, `exec --detach` (exec sessions) and, on a failed
-//! start, `delete --force`. Their argv (global options included: `--root`, `--log <state-dir>/
+//! The runc commands the shim runs: `create`, `exec --detach` (exec sessions) and `delete
+//! --force` (on a failed start, and once the container's exit is recorded). Their argv (global options included: `--root`, `--log <state-dir>/
 //! runc.log --log-format json`, `--systemd-cgroup` with the systemd cgroup driver) and the
 //! message of a failure come from berth-runc; the shim only owns how it spawns them: `create`
 //! waited for in a helper child, `exec` not waited for at all (the main loop reaps it).
@@ -107,7 +107,8 @@ impl Runc {
             .failure_message(op.name(), log_start, &stderr_capture(), status))
     }
 
-    /// `runc delete --force`, best effort (used to undo a failed start).
+    /// `runc delete --force`, best effort: undoes a failed start, and deletes the container
+    /// once its exit is recorded.
     pub(crate) fn delete_force(&self, id: &str) {
         let _ = self
             .0
