@@ -13,7 +13,8 @@
 #   DIR/berth   what berth adds, as a directory to lay over base (an overlayfs lower layer,
 #               or copied on top of it): berthd, berth-shim and berthctl built from this
 #               checkout, crictl, critest, kubelet, berthd.service (enabled), /etc/crictl.yaml,
-#               the CNI network, and the critest gate scripts under /usr/local/share/berth.
+#               the CNI network, the critest gate scripts under /usr/local/share/berth, and
+#               deploy/node/rootfs (berth-node-cgroups.service: the cgroup mounts writable).
 #               Rebuilt on every run (seconds), without touching base.
 # Prints the size of each layer and the time taken.
 #
@@ -123,6 +124,12 @@ if command -v strip >/dev/null; then
 fi
 install -m 0644 "$repo/deploy/berthd.service" "$layer.tmp/etc/systemd/system/berthd.service"
 ln -s ../berthd.service "$layer.tmp/etc/systemd/system/multi-user.target.wants/berthd.service"
+# What a node container needs besides berth (deploy/node/rootfs): its cgroup mounts writable.
+cp -a "$repo/deploy/node/rootfs/." "$layer.tmp/"
+install -d "$layer.tmp/etc/systemd/system/berthd.service.wants"
+for wants in multi-user.target.wants berthd.service.wants; do
+  ln -s ../berth-node-cgroups.service "$layer.tmp/etc/systemd/system/$wants/berth-node-cgroups.service"
+done
 install -m 0644 "$repo/deploy/crictl.yaml" "$layer.tmp/etc/crictl.yaml"
 install -m 0755 "$repo/tests/conformance/run-critest.sh" "$repo/tests/conformance/gate.sh" \
   "$layer.tmp/usr/local/share/berth/conformance/"
