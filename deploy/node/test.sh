@@ -64,8 +64,8 @@ passed=0 failed=0
 . "$repo/tests/lib/kubelet-host.sh"
 
 ok() { passed=$((passed + 1)); echo "ok   $*"; }
-fail() { failed=$((failed + 1)); echo "FAIL $*"; }
-check() { # check NAME COMMAND...
+fail() { failed=$((failed + 1)); echo "FAIL $*"; return 1; }
+check() { # check NAME COMMAND...: fails (returns 1) when COMMAND does
   local name=$1; shift
   if "$@"; then ok "$name"; else fail "$name"; fi
 }
@@ -159,7 +159,11 @@ setsid env "${nspawn_env[@]}" bash -c '
     --bind="$2:/var/lib/berth" --bind="$3:/var/lib/kubelet" --console=pipe' \
   "$root" "$name" "$work/berth-root" "$work/kubelet-root" </dev/null >"$work/console.log" 2>&1 &
 nspawn_pid=$!
-find_leader() { leader=$(ps -o pid= --ppid "$nspawn_pid" | tr -d ' ' | head -n 1); [[ -n $leader ]]; }
+# The node's init: nspawn's child once it runs systemd (before, nspawn's short-lived helpers).
+find_leader() {
+  leader=$(ps -o pid=,comm= --ppid "$nspawn_pid" | awk '$2 == "systemd" { print $1; exit }')
+  [[ -n $leader ]]
+}
 kh_wait_for 30 find_leader || { cat "$work/console.log"; die "nspawn started no init"; }
 system_up() {
   local s
@@ -181,6 +185,9 @@ if [[ $state == degraded ]]; then
 fi
 echo "cgroups in the node:"
 nin sh -c 'cat /proc/1/cgroup' | sed 's/^/  /'
+v2=/sys/fs/cgroup/unified
+[[ $mode == unified ]] && v2=/sys/fs/cgroup
+[[ $mode != legacy ]] && echo "cgroup2 controllers in the node: $(nin cat "$v2/cgroup.controllers" | tr -s ' ' | sed 's/^$/none/')"
 
 # --- the test registry, in the node's network namespace (the host's 127.0.0.1 is not the
 # node's); its files stay on the host.
@@ -217,57 +224,63 @@ ctr_json sleeper 67108864 "echo started; sleep 3600" >"$root$t/sleeper.json"
 # dd is the container's init: the OOM killer's choice, and its death ends the container.
 ctr_json hog 33554432 "echo hogging; exec dd if=/dev/zero of=/dev/null bs=128M count=1" >"$root$t/hog.json"
 
-crictl pull registry.k8s.io/e2e-test-images/busybox:1.29-2 >/dev/null || fail "pull busybox"
-pod=$(crictl runp "$t/pod.json") && ok "runp (cgroup parent $POD_SLICE)" || fail "runp"
-ctr=$(crictl create "$pod" "$t/sleeper.json" "$t/pod.json") && ok "create" || fail "create"
-check "start" crictl start "$ctr"
-exec_ok() { [[ $(crictl exec "$ctr" echo exec-ok 2>&1) == exec-ok ]]; }
-check "exec" exec_ok
-scope=berth-$ctr.scope
-cgroups_path=$(crictl inspect "$ctr" | jq -r '.info.runtimeSpec.linux.cgroupsPath')
-echo "cgroupsPath $cgroups_path"
-in_scope() {
-  [[ $(nin systemctl show -P ControlGroup "$scope") == "/$SLICE_DIR/$scope" &&
-    $(nin systemctl is-active "$scope") == active ]]
+lifecycle() {
+  crictl pull registry.k8s.io/e2e-test-images/busybox:1.29-2 >/dev/null || { fail "pull busybox"; return; }
+  pod=$(crictl runp "$t/pod.json") || { fail "runp"; return; }
+  ok "runp (cgroup parent $POD_SLICE)"
+  # The rest needs a container: without one the lifecycle ends here (the pod is removed on exit).
+  ctr=$(crictl create "$pod" "$t/sleeper.json" "$t/pod.json") || { fail "create"; return; }
+  ok "create"
+  check "start" crictl start "$ctr" || return
+  exec_ok() { [[ $(crictl exec "$ctr" echo exec-ok 2>&1) == exec-ok ]]; }
+  check "exec" exec_ok
+  scope=berth-$ctr.scope
+  cgroups_path=$(crictl inspect "$ctr" | jq -r '.info.runtimeSpec.linux.cgroupsPath')
+  echo "cgroupsPath $cgroups_path"
+  in_scope() {
+    [[ $(nin systemctl show -P ControlGroup "$scope") == "/$SLICE_DIR/$scope" &&
+      $(nin systemctl is-active "$scope") == active ]]
+  }
+  check "the container runs in $scope under $POD_SLICE" in_scope
+  echo "systemd-cgls of the pod's slice:"
+  nin systemd-cgls --no-pager --full -u kubepods.slice | sed 's/^/  /'
+  memory_dir=/sys/fs/cgroup/memory/$SLICE_DIR/$scope
+  [[ $mode == unified ]] && memory_dir=/sys/fs/cgroup/$SLICE_DIR/$scope
+  limit() { nin sh -c "cat $memory_dir/memory.limit_in_bytes 2>/dev/null || cat $memory_dir/memory.max"; }
+  check "memory limit 64Mi in the scope's cgroup ($memory_dir)" test "$(limit)" == 67108864
+  stats_ok() {
+    crictl stats -o json --id "$ctr" |
+      jq -e '.stats[0] | (.memory.workingSetBytes.value | tonumber) > 0 and (.cpu.usageCoreNanoSeconds.value | tonumber) > 0' >/dev/null
+  }
+  check "stats: CPU and memory read through the scope's cgroup" kh_wait_for 10 stats_ok
+  crictl stats --id "$ctr" | sed 's/\x1b\[[0-9;]*[A-Za-z]//g; s/^/  /'
+
+  # systemctl restart berthd: the shim and the container are outside berthd's cgroup's main
+  # process (KillMode=process) and keep running.
+  pid_before=$(crictl inspect "$ctr" | jq -r '.info.pid')
+  nin systemctl restart berthd
+  check "systemctl restart berthd" kh_wait_for 30 berthd_up
+  pid_after=$(crictl inspect "$ctr" | jq -r '.info.pid')
+  state=$(crictl inspect "$ctr" | jq -r '.status.state')
+  kept() { [[ $pid_before == "$pid_after" && $state == CONTAINER_RUNNING ]] && nin kill -0 "$pid_after"; }
+  check "the container kept running across the restart (PID $pid_before → $pid_after, $state)" kept
+  check "stats after the restart" kh_wait_for 10 stats_ok
+
+  # An OOM kill through the systemd scope's cgroup.
+  hog=$(crictl create "$pod" "$t/hog.json" "$t/pod.json") && crictl start "$hog" >/dev/null || fail "hog created"
+  hog_exited() { [[ $(crictl inspect "$hog" | jq -r '.status.state') == CONTAINER_EXITED ]]; }
+  kh_wait_for 30 hog_exited
+  reason=$(crictl inspect "$hog" | jq -r '"\(.status.reason) \(.status.exitCode)"')
+  check "a container over its memory limit is reported OOMKilled ($reason)" test "${reason%% *}" == OOMKilled
+
+  check "stop" crictl stop "$ctr"
+  check "rm" crictl rm "$ctr" "$hog"
+  check "stopp" crictl stopp "$pod"
+  check "rmp" crictl rmp "$pod"
+  no_scope() { [[ -z $(nin systemctl list-units --all --plain --no-legend 'berth-*.scope') ]]; }
+  check "no scope left under $POD_SLICE" no_scope
 }
-check "the container runs in $scope under $POD_SLICE" in_scope
-echo "systemd-cgls of the pod's slice:"
-nin systemd-cgls --no-pager --full -u kubepods.slice | sed 's/^/  /'
-memory_dir=/sys/fs/cgroup/memory/$SLICE_DIR/$scope
-[[ $mode == unified ]] && memory_dir=/sys/fs/cgroup/$SLICE_DIR/$scope
-limit() { nin sh -c "cat $memory_dir/memory.limit_in_bytes 2>/dev/null || cat $memory_dir/memory.max"; }
-check "memory limit 64Mi in the scope's cgroup ($memory_dir)" test "$(limit)" == 67108864
-stats_ok() {
-  crictl stats -o json --id "$ctr" |
-    jq -e '.stats[0] | (.memory.workingSetBytes.value | tonumber) > 0 and (.cpu.usageCoreNanoSeconds.value | tonumber) > 0' >/dev/null
-}
-check "stats: CPU and memory read through the scope's cgroup" kh_wait_for 10 stats_ok
-crictl stats --id "$ctr" | sed 's/\x1b\[[0-9;]*[A-Za-z]//g; s/^/  /'
-
-# systemctl restart berthd: the shim and the container are outside berthd's cgroup's main
-# process (KillMode=process) and keep running.
-pid_before=$(crictl inspect "$ctr" | jq -r '.info.pid')
-nin systemctl restart berthd
-check "systemctl restart berthd" kh_wait_for 30 berthd_up
-pid_after=$(crictl inspect "$ctr" | jq -r '.info.pid')
-state=$(crictl inspect "$ctr" | jq -r '.status.state')
-kept() { [[ $pid_before == "$pid_after" && $state == CONTAINER_RUNNING ]] && nin kill -0 "$pid_after"; }
-check "the container kept running across the restart (PID $pid_before → $pid_after, $state)" kept
-check "stats after the restart" kh_wait_for 10 stats_ok
-
-# An OOM kill through the systemd scope's cgroup.
-hog=$(crictl create "$pod" "$t/hog.json" "$t/pod.json") && crictl start "$hog" >/dev/null || fail "hog created"
-hog_exited() { [[ $(crictl inspect "$hog" | jq -r '.status.state') == CONTAINER_EXITED ]]; }
-kh_wait_for 30 hog_exited
-reason=$(crictl inspect "$hog" | jq -r '"\(.status.reason) \(.status.exitCode)"')
-check "a container over its memory limit is reported OOMKilled ($reason)" test "${reason%% *}" == OOMKilled
-
-check "stop" crictl stop "$ctr"
-check "rm" crictl rm "$ctr" "$hog"
-check "stopp" crictl stopp "$pod"
-check "rmp" crictl rmp "$pod"
-no_scope() { [[ -z $(nin systemctl list-units --all --plain --no-legend 'berth-*.scope') ]]; }
-check "no scope left under $POD_SLICE" no_scope
+lifecycle
 
 # --- critest inside the node, gated as make test gates it.
 if ((run_critest)); then
