@@ -76,6 +76,13 @@ nin() {
 }
 crictl() { nin crictl --timeout 30s "$@"; }
 
+# Host sysctls the kubelet step set, and their values before.
+declare -A sysctls_before=()
+restore_sysctls() {
+  local s
+  for s in "${!sysctls_before[@]}"; do sysctl -qw "$s=${sysctls_before[$s]}" || true; done
+}
+
 cleanup() {
   local rc=$?
   if [[ -n $leader ]] && kill -0 "$leader" 2>/dev/null; then
@@ -89,6 +96,7 @@ cleanup() {
     for pod in $(crictl pods -q 2>/dev/null); do crictl rmp -f "$pod" >/dev/null 2>&1; done
   fi
   ((registry_up)) && "$repo/tests/images/registry.sh" stop "$work/registry" >/dev/null
+  restore_sysctls
   if [[ -n $nspawn_pid ]] && kill -0 "$nspawn_pid" 2>/dev/null; then
     # SIGTERM to nspawn is a clean poweroff of the node (SIGRTMIN+3 to its systemd).
     kill -TERM "$nspawn_pid"
@@ -150,6 +158,7 @@ esac
 #                         specs read Seccomp: 2 in /proc/self/status).
 #   --bind …/var/lib/berth  berth's overlay snapshots need an upper directory that is not
 #                         itself on overlayfs (the node's root is).
+#   --bind-ro=/dev/kmsg   kubelet's OOM watcher reads the kernel log (nspawn gives the node none).
 #   --console=pipe        no terminal: the console goes to $work/console.log.
 start_ns=$(date +%s%N)
 setsid env "${nspawn_env[@]}" SYSTEMD_SECCOMP=0 bash -c '
@@ -158,7 +167,7 @@ setsid env "${nspawn_env[@]}" SYSTEMD_SECCOMP=0 bash -c '
   done
   exec systemd-nspawn --quiet --boot --directory="$0" --machine="$1" \
     --register=no --keep-unit --private-network --capability=all \
-    --bind="$2:/var/lib/berth" --bind="$3:/var/lib/kubelet" --console=pipe' \
+    --bind="$2:/var/lib/berth" --bind="$3:/var/lib/kubelet" --bind-ro=/dev/kmsg --console=pipe' \
   "$root" "$name" "$work/berth-root" "$work/kubelet-root" </dev/null >"$work/console.log" 2>&1 &
 nspawn_pid=$!
 # The node's init: nspawn's child once it runs systemd (before, nspawn's short-lived helpers).
@@ -297,6 +306,113 @@ if ((run_critest)); then
   grep -E '^critest \[[0-9]+/[0-9]+\] (failed|panicked|timedout)' "$work/critest.progress" | sed 's/^/  /'
   check "critest gate (systemd cgroup driver)" test "$critest_rc" == 0
 fi
+
+# --- kubelet in the node, standalone with a static pod, systemd cgroup driver.
+# One kubelet per host (tests/lib/kubelet-host.sh): the node's kubelet is a process named
+# kubelet on the host too, and a kubelet test started meanwhile would refuse to run. So the
+# step runs only when no kubelet and no run of tests/run.sh or tests/node-e2e/run.sh (whose
+# kubelet steps come later) is on the host, and it takes about a minute.
+# other_kubelet_user: prints what stands in the way and succeeds, if anything does.
+other_kubelet_user() {
+  local dir cmd
+  for dir in /proc/[0-9]*; do
+    [[ $(cat "$dir/comm" 2>/dev/null) == kubelet ]] && { echo "a kubelet (PID ${dir#/proc/})"; return 0; }
+    cmd=$({ tr '\0' ' ' <"$dir/cmdline"; } 2>/dev/null)
+    if [[ $cmd == *tests/run.sh* || $cmd == *tests/node-e2e/run.sh* ]]; then
+      echo "${cmd% } (PID ${dir#/proc/})"
+      return 0
+    fi
+  done
+  return 1
+}
+# Host sysctls kubelet insists on at start (it writes them when it may; the node's /proc/sys
+# is read-only, so it would fail instead): set from here, restored on exit.
+declare -A kubelet_sysctls=([vm.overcommit_memory]=1 [vm.panic_on_oom]=0 [kernel.panic]=10
+  [kernel.panic_on_oops]=1 [kernel.keys.root_maxkeys]=1000000 [kernel.keys.root_maxbytes]=25000000)
+kubelet_step() {
+  local s blocker
+  if blocker=$(other_kubelet_user); then
+    echo "skip kubelet in the node: $blocker runs on the host (one kubelet per host)"
+    return 0
+  fi
+  for s in "${!kubelet_sysctls[@]}"; do
+    sysctls_before[$s]=$(sysctl -n "$s")
+    sysctl -qw "$s=${kubelet_sysctls[$s]}"
+  done
+  mkdir -p "$root/etc/kubernetes/manifests"
+  cat >"$root/etc/kubernetes/kubelet.yaml" <<'YAML'
+apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+staticPodPath: /etc/kubernetes/manifests
+fileCheckFrequency: 1s
+syncFrequency: 5s
+containerRuntimeEndpoint: unix:///run/berth/berth.sock
+imageServiceEndpoint: unix:///run/berth/berth.sock
+cgroupDriver: systemd
+failCgroupV1: false
+failSwapOn: false
+address: 127.0.0.1
+readOnlyPort: 10255
+healthzBindAddress: 127.0.0.1
+authentication:
+  anonymous: {enabled: true}
+  webhook: {enabled: false}
+authorization: {mode: AlwaysAllow}
+evictionHard: {}
+imageGCHighThresholdPercent: 100
+imageGCLowThresholdPercent: 99
+featureGates:
+  PodAndContainerStatsFromCRI: true
+YAML
+  # kubelet as a transient service of the node's systemd, as kind runs kubelet.service.
+  nin systemd-run --quiet --unit=kubelet --property=KillMode=process \
+    /usr/local/bin/kubelet --config /etc/kubernetes/kubelet.yaml --hostname-override "$name" --v=2 ||
+    { fail "kubelet started in the node"; return; }
+  # kubelet's endpoints are on the node's 127.0.0.1: curl from the host in its network namespace.
+  kcurl() { nsenter --net="/proc/$leader/ns/net" curl -sf "$@"; }
+  healthy() { kcurl http://127.0.0.1:10248/healthz >/dev/null; }
+  if ! check "kubelet is healthy (cgroupDriver systemd)" kh_wait_for 90 healthy; then
+    nin journalctl -u kubelet --no-pager | grep -E '^.{0,40}[EF][0-9]{4}' | tail -n 15 | sed 's/^/  /'
+    return
+  fi
+  cat >"$root/etc/kubernetes/manifests/web.yaml" <<'YAML'
+apiVersion: v1
+kind: Pod
+metadata: {name: web, namespace: berth-node}
+spec:
+  containers:
+  - name: main
+    image: registry.k8s.io/e2e-test-images/busybox:1.29-2
+    command: [sh, -c, "echo started; sleep 3600"]
+    resources:
+      limits: {cpu: 100m, memory: 64Mi}
+      requests: {cpu: 50m, memory: 32Mi}
+YAML
+  ready() {
+    kcurl http://127.0.0.1:10255/pods | jq -e --arg n "web-$name" \
+      '.items[] | select(.metadata.name == $n) | .status.conditions[]? | select(.type == "Ready") | .status == "True"' >/dev/null
+  }
+  check "static pod running and ready" kh_wait_for 120 ready || return
+  local id
+  id=$(crictl ps -q --name main | head -n 1)
+  kscope=berth-$id.scope
+  in_pod_slice() {
+    [[ $(nin systemctl show -P ControlGroup "$kscope") =~ ^/kubepods\.slice/kubepods-burstable\.slice/kubepods-burstable-pod[0-9a-f_]+\.slice/$kscope$ ]]
+  }
+  check "kubelet's container in $kscope under kubepods-burstable-pod<uid>.slice" in_pod_slice
+  echo "systemd-cgls of kubelet's pods:"
+  nin systemd-cgls --no-pager --full -u kubepods.slice | grep -v '→' | sed 's/^/  /'
+  summary() {
+    kcurl http://127.0.0.1:10255/stats/summary |
+      jq -e '[.pods[] | select(.podRef.namespace == "berth-node" and .memory.workingSetBytes != null and .cpu.usageNanoCores != null)] | length == 1' >/dev/null
+  }
+  check "kubelet's stats summary has the pod's CPU and memory" kh_wait_for 60 summary
+  rm -f "$root/etc/kubernetes/manifests/web.yaml"
+  no_pods() { [[ -z $(crictl pods -q) ]]; }
+  check "manifest removed: kubelet removes the pod" kh_wait_for 90 no_pods
+  nin systemctl stop kubelet
+}
+((run_kubelet)) && kubelet_step
 
 echo "node: $passed passed, $failed failed"
 ((failed == 0))
