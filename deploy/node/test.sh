@@ -58,9 +58,9 @@ root=$work/root
 # The node's cgroup on the host, in every hierarchy: nspawn keeps the cgroup it is started in
 # (--keep-unit) and makes it the node's root through a cgroup namespace.
 CG=berth-node-$name
-nspawn_pid= leader= registry_up=0
+nspawn_pid='' leader='' registry_up=0
 passed=0 failed=0
-# shellcheck source=../../tests/lib/kubelet-host.sh
+# shellcheck source=tests/lib/kubelet-host.sh
 . "$repo/tests/lib/kubelet-host.sh"
 
 ok() { passed=$((passed + 1)); echo "ok   $*"; }
@@ -161,14 +161,15 @@ esac
 #   --bind-ro=/dev/kmsg   kubelet's OOM watcher reads the kernel log (nspawn gives the node none).
 #   --console=pipe        no terminal: the console goes to $work/console.log.
 start_ns=$(date +%s%N)
+# shellcheck disable=SC2016 # the inner script's own variables, its arguments $0..$4
 setsid env "${nspawn_env[@]}" SYSTEMD_SECCOMP=0 bash -c '
   for h in /sys/fs/cgroup/*/ /sys/fs/cgroup/; do
-    [[ -e $h'"$CG"'/cgroup.procs ]] && echo $$ >"$h'"$CG"'/cgroup.procs"
+    [[ -e $h$4/cgroup.procs ]] && echo $$ >"$h$4/cgroup.procs"
   done
   exec systemd-nspawn --quiet --boot --directory="$0" --machine="$1" \
     --register=no --keep-unit --private-network --capability=all \
     --bind="$2:/var/lib/berth" --bind="$3:/var/lib/kubelet" --bind-ro=/dev/kmsg --console=pipe' \
-  "$root" "$name" "$work/berth-root" "$work/kubelet-root" </dev/null >"$work/console.log" 2>&1 &
+  "$root" "$name" "$work/berth-root" "$work/kubelet-root" "$CG" </dev/null >"$work/console.log" 2>&1 &
 nspawn_pid=$!
 # The node's init: nspawn's child once it runs systemd (before, nspawn's short-lived helpers).
 find_leader() {
@@ -281,7 +282,9 @@ lifecycle() {
   check "stats after the restart" kh_wait_for 10 stats_ok
 
   # An OOM kill through the systemd scope's cgroup.
-  hog=$(crictl create "$pod" "$t/hog.json" "$t/pod.json") && crictl start "$hog" >/dev/null || fail "hog created"
+  if ! hog=$(crictl create "$pod" "$t/hog.json" "$t/pod.json") || ! crictl start "$hog" >/dev/null; then
+    fail "hog created and started"
+  fi
   hog_exited() { [[ $(crictl inspect "$hog" | jq -r '.status.state') == CONTAINER_EXITED ]]; }
   kh_wait_for 30 hog_exited
   reason=$(crictl inspect "$hog" | jq -r '"\(.status.reason) \(.status.exitCode)"')
