@@ -368,7 +368,7 @@ featureGates:
   PodAndContainerStatsFromCRI: true
 YAML
   # kubelet as a transient service of the node's systemd, as kind runs kubelet.service.
-  nin systemd-run --quiet --unit=kubelet --property=KillMode=process \
+  nin systemd-run --quiet --unit=kubelet \
     /usr/local/bin/kubelet --config /etc/kubernetes/kubelet.yaml --hostname-override "$name" --v=2 ||
     { fail "kubelet started in the node"; return; }
   # kubelet's endpoints are on the node's 127.0.0.1: curl from the host in its network namespace.
