@@ -7,6 +7,9 @@
 #                 (scripts/install.sh)
 #   make node-e2e Kubernetes' whole non-serial node conformance set against berthd
 #                 (tests/node-e2e/run.sh --full; about 1 h on 2 cores)
+#   make node-test  the kind-style node: builds the node image (deploy/node/build.sh) and boots
+#                 it with systemd-nspawn: berthd under systemd with the systemd cgroup driver,
+#                 crictl's lifecycle and critest inside (deploy/node/test.sh)
 #   make fuzz     the gRPC fuzzer for longer (FUZZ_SECONDS, default 1800); make fuzz-corpus
 #                 replays only its corpus (tests/fuzz/README.md)
 
@@ -14,7 +17,7 @@ BERTHD_ARGS ?=
 PREFIX ?= /usr/local
 FUZZ_SECONDS ?= 1800
 
-.PHONY: run test node-e2e install fuzz fuzz-corpus build deps-run deps-test clean
+.PHONY: run test node-e2e node-test install fuzz fuzz-corpus build deps-run deps-test clean
 
 run: install
 	$(PREFIX)/bin/berthd $(BERTHD_ARGS)
@@ -28,6 +31,10 @@ test: deps-test
 node-e2e: deps-test
 	cargo build -p berthd -p berth-shim
 	tests/node-e2e/run.sh --full
+
+node-test: deps-test
+	deploy/node/build.sh
+	deploy/node/test.sh
 
 fuzz: deps-test
 	BERTH_FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz/run.sh

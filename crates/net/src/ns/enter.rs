@@ -6,7 +6,7 @@ use std::path::Path;
 
 use nix::sched::setns;
 
-use super::sys::{LinuxNs, NsSys};
+use super::sys::LinuxNs;
 use super::sysctl::{self, Sysctl};
 use super::{NsError, NsKind, PinnedNamespaces};
 
@@ -84,16 +84,7 @@ pub(crate) fn write_sysctls(pins: &PinnedNamespaces, sysctls: &[Sysctl]) -> Resu
                         source,
                     })?;
                 }
-                for sysctl in sysctls {
-                    LinuxNs
-                        .write_sysctl(&sysctl.path, &sysctl.value)
-                        .map_err(|source| NsError::Sysctl {
-                            name: sysctl.name.clone(),
-                            path: sysctl.path.clone(),
-                            source,
-                        })?;
-                }
-                Ok(())
+                sysctl::write_all(&LinuxNs, sysctls)
             })
             .map_err(|source| NsError::Spawn { source })?
             .join()

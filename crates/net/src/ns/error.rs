@@ -82,6 +82,15 @@ pub enum NsError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// /proc/sys is read-only where berthd runs and the thread's own mount namespace, in
+    /// which it is remounted writable for the pod's sysctls, could not be set up or left.
+    #[error("cannot make /proc/sys writable for the pod's sysctls ({step}): {source}")]
+    ProcSysWritable {
+        /// What failed.
+        step: &'static str,
+        /// The error.
+        source: std::io::Error,
+    },
     /// The bind mount of a namespace onto its pin file failed.
     #[error("cannot pin the {kind} namespace at {}: {source}", path.display())]
     Pin {

@@ -8,13 +8,17 @@ use std::sync::Mutex;
 use nix::errno::Errno;
 
 use super::sys::NsSys;
-use super::NsKind;
+use super::{NsError, NsKind};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Call {
     Unshare(Vec<NsKind>),
     SetHostname(String),
     WriteSysctl(PathBuf, String),
+    /// Entered [`NsSys::with_writable_proc_sys`]; the calls made inside follow, then
+    /// `WritableProcSysDone`.
+    WritableProcSys,
+    WritableProcSysDone,
     Pin(NsKind, PathBuf),
     Unpin(PathBuf),
 }
@@ -66,7 +70,7 @@ impl FakeNs {
             Call::SetHostname(_) => Some(Op::SetHostname),
             Call::WriteSysctl(..) => Some(Op::WriteSysctl),
             Call::Pin(..) => Some(Op::Pin),
-            Call::Unpin(_) => None,
+            Call::Unpin(_) | Call::WritableProcSys | Call::WritableProcSysDone => None,
         }
     }
 }
@@ -86,6 +90,16 @@ impl NsSys for FakeNs {
             Call::WriteSysctl(path.to_owned(), value.to_owned()),
         )
         .map_err(std::io::Error::from)
+    }
+
+    fn with_writable_proc_sys(
+        &self,
+        write: &mut dyn FnMut() -> Result<(), NsError>,
+    ) -> Result<(), NsError> {
+        self.calls.lock().unwrap().push(Call::WritableProcSys);
+        let result = write();
+        self.calls.lock().unwrap().push(Call::WritableProcSysDone);
+        result
     }
 
     fn pin(&self, kind: NsKind, target: &Path) -> Result<(), Errno> {

@@ -102,14 +102,7 @@ fn in_new_namespaces(
                 source,
             })?;
     }
-    for sysctl in sysctls {
-        sys.write_sysctl(&sysctl.path, &sysctl.value)
-            .map_err(|source| NsError::Sysctl {
-                name: sysctl.name.clone(),
-                path: sysctl.path.clone(),
-                source,
-            })?;
-    }
+    sysctl::write_all(sys, sysctls)?;
     for (kind, path) in pins {
         sys.pin(*kind, path).map_err(|source| NsError::Pin {
             kind: *kind,

@@ -3,6 +3,9 @@
 
 use std::path::PathBuf;
 
+use nix::errno::Errno;
+
+use super::sys::NsSys;
 use super::NsError;
 
 /// IPC-namespaced `kernel.*` sysctls (System V shared memory, message queues, semaphores).
@@ -85,6 +88,33 @@ fn validate_one(name: &str, value: &str, new_net: bool, new_ipc: bool) -> Result
         path,
         value: value.to_owned(),
     })
+}
+
+/// Writes `sysctls` as the calling thread sees `/proc/sys` (inside the pod's namespaces it
+/// has joined). Where `/proc/sys` is mounted read-only (berthd in a node container: nspawn,
+/// or docker without --privileged, mount it so), the writes are retried once with `/proc/sys`
+/// writable in a mount namespace of the thread's own ([`NsSys::with_writable_proc_sys`]):
+/// the values only reach the pod's own network and IPC namespaces, as [`validate`] allows,
+/// never the node's.
+pub(crate) fn write_all(sys: &impl NsSys, sysctls: &[Sysctl]) -> Result<(), NsError> {
+    let write = || {
+        sysctls.iter().try_for_each(|sysctl| {
+            sys.write_sysctl(&sysctl.path, &sysctl.value)
+                .map_err(|source| NsError::Sysctl {
+                    name: sysctl.name.clone(),
+                    path: sysctl.path.clone(),
+                    source,
+                })
+        })
+    };
+    match write() {
+        Err(NsError::Sysctl { source, .. })
+            if source.raw_os_error() == Some(Errno::EROFS as i32) =>
+        {
+            sys.with_writable_proc_sys(&mut || write())
+        }
+        done => done,
+    }
 }
 
 #[cfg(test)]

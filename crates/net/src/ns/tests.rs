@@ -153,6 +153,34 @@ fn failures_midway_undo_everything() {
 }
 
 #[test]
+fn read_only_proc_sys_is_written_through_a_writable_mount() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("s");
+    let fake = FakeNs::failing(Op::WriteSysctl, 0, Errno::EROFS);
+    pin::create(&fake, &dir, &full_request()).unwrap();
+    let calls = fake.calls();
+    let shm = Call::WriteSysctl("/proc/sys/kernel/shm_rmid_forced".into(), "1".into());
+    // Every sysctl once more inside, then the pins back outside.
+    assert_eq!(calls[2], shm);
+    assert_eq!(calls[3], Call::WritableProcSys);
+    assert_eq!(calls[4], shm);
+    assert_eq!(calls[7], Call::WritableProcSysDone);
+    assert!(matches!(calls[8], Call::Pin(NsKind::Net, _)), "{calls:?}");
+    assert_eq!(calls.len(), 11, "{calls:?}");
+}
+
+#[test]
+fn other_sysctl_errors_are_not_retried() {
+    for errno in [Errno::ENOENT, Errno::EPERM, Errno::EINVAL] {
+        let tmp = tempfile::tempdir().unwrap();
+        let fake = FakeNs::failing(Op::WriteSysctl, 0, errno);
+        let err = pin::create(&fake, &tmp.path().join("s"), &full_request()).unwrap_err();
+        assert!(matches!(err, NsError::Sysctl { .. }), "{err:?}");
+        assert!(!fake.calls().contains(&Call::WritableProcSys), "{errno}");
+    }
+}
+
+#[test]
 fn an_existing_dir_is_not_touched() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("s");
@@ -413,4 +441,46 @@ fn root_apply_sysctls_after_creation() {
     let err =
         super::apply_sysctls(&ipc_only, &[("net.ipv4.ip_forward".into(), "1".into())]).unwrap_err();
     assert!(matches!(err, NsError::SysctlNotAllowed { .. }), "{err:?}");
+}
+
+#[test]
+fn root_sysctls_through_a_read_only_proc_sys() {
+    use nix::mount::{mount, MsFlags};
+    use nix::sched::{unshare, CloneFlags};
+    use std::os::unix::fs::MetadataExt;
+
+    if !is_root() {
+        return;
+    }
+    // A thread of the test's own with /proc/sys read-only in its own mount namespace (as in a
+    // node container) and an IPC namespace of its own, so nothing outside it changes.
+    std::thread::spawn(|| {
+        unshare(CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWIPC).unwrap();
+        let none = None::<&str>;
+        mount(none, "/", none, MsFlags::MS_REC | MsFlags::MS_SLAVE, none).unwrap();
+        mount(Some("/proc/sys"), "/proc/sys", none, MsFlags::MS_BIND, none).unwrap();
+        let ro = MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY;
+        mount(none, "/proc/sys", none, ro, none).unwrap();
+        let mnt_ns = || std::fs::metadata("/proc/thread-self/ns/mnt").unwrap().ino();
+        let before = mnt_ns();
+        let value = if read_trimmed("/proc/sys/kernel/shmmni") == "1000" {
+            "1001"
+        } else {
+            "1000"
+        };
+        let sysctls =
+            super::sysctl::validate(&[("kernel.shmmni".into(), value.into())], false, true)
+                .unwrap();
+        super::sysctl::write_all(&super::sys::LinuxNs, &sysctls).unwrap();
+        assert_eq!(read_trimmed("/proc/sys/kernel/shmmni"), value);
+        // Back in the same mount namespace, where /proc/sys is still read-only.
+        assert_eq!(mnt_ns(), before);
+        let err = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/proc/sys/kernel/shmmni")
+            .unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(Errno::EROFS as i32));
+    })
+    .join()
+    .unwrap();
 }
