@@ -282,10 +282,21 @@ fn runc_state_through_berth_runc() {
     );
     c.client().close_stdin().unwrap();
     assert_eq!(c.wait_exit(EXIT_TIMEOUT).exit_code, 3);
-    assert_eq!(
-        runc.state(&c.id, timeout).unwrap().status,
-        berth_runc::Status::Stopped
-    );
+    // Once the exit file is written the shim deletes runc's container.
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        match runc.state(&c.id, timeout) {
+            Err(err) if err.is_not_found() => break,
+            Ok(st) => assert_eq!(st.status, berth_runc::Status::Stopped),
+            Err(err) => panic!("{err:?}"),
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "runc still has {}",
+            c.id
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 
     let err = runc.state("berth-no-such-container", timeout).unwrap_err();
     assert!(err.is_not_found(), "{err:?}");
