@@ -5,11 +5,16 @@
 //! pulls it into a fresh berthd and removes it while two tasks call Version and
 //! ListPodSandbox in loops, over the same connection as RemoveImage (as kubelet does). The
 //! window measured runs from the RemoveImage call until the layer's files are gone from disk
-//! (berthd may delete them after answering), at most [`MEASURE_WINDOW`], and Version's p99
-//! within it must stay under
-//! [`VERSION_P99_LIMIT`] (the nearest-rank p99: with few calls, a single stalled call is the
-//! p99). It prints the p50/p99 of both RPCs, how long RemoveImage took and how long until
-//! the files were deleted.
+//! (berthd may delete them after answering), at most [`MEASURE_WINDOW`]. It prints the
+//! p50/p99/max of both RPCs in that window (the figures; they depend on the machine's load),
+//! how long RemoveImage took and how long until the files were deleted.
+//!
+//! What it asserts does not depend on the machine's speed: RemoveImage answers before the
+//! files are gone (the deletion is not part of the call), and no Version call in the window
+//! waits [`STALL_LIMIT`] or more. Deleting this many files takes seconds (13 s on the
+//! project's machines, 56 s under load), so a deletion on the async worker stalls the calls
+//! queued behind it for about as long, while a loaded machine delays one call by tens of
+//! milliseconds at most.
 //!
 //! berthd runs with one async worker (`TOKIO_WORKER_THREADS=1`, what tokio gives it on a
 //! one-CPU node): then any filesystem work done on a worker stalls every other call for as
@@ -41,13 +46,16 @@ use tonic::transport::Channel;
 const FILES: usize = 100_000;
 /// Files per directory of the layer.
 const FILES_PER_DIR: usize = 1_000;
-/// What Version's 99th percentile must stay under while the image is removed.
-const VERSION_P99_LIMIT: Duration = Duration::from_millis(10);
+/// No Version call may take this long while the image is removed: far above what load
+/// causes, far below what deleting the files on the async worker causes.
+const STALL_LIMIT: Duration = Duration::from_secs(1);
 /// Longest the calls are measured after RemoveImage was called.
 const MEASURE_WINDOW: Duration = Duration::from_secs(15);
-/// Longest the deletion of the layer's files may take after RemoveImage was called (berthd
-/// deletes at a low CPU priority: on a busy machine that takes a while).
-const DELETION_TIMEOUT: Duration = Duration::from_secs(120);
+/// Longest the deletion of the layer's files may take after RemoveImage was called: a bound
+/// on "eventually", not a speed goal. berthd deletes at a low CPU priority, so builds on the
+/// same cores hold it back: 13 s idle, 56 s under the test suite, over 120 s beside three
+/// compilers.
+const DELETION_TIMEOUT: Duration = Duration::from_secs(600);
 /// Each RPC is called this often: a steady load like kubelet's, many times its rate, that
 /// leaves the two cores of a test machine to the daemon and the deletion.
 const CALL_INTERVAL: Duration = Duration::from_millis(5);
@@ -333,6 +341,7 @@ async fn removing_an_image_of_many_files_does_not_delay_other_rpcs() {
     .await
     .unwrap_or_else(|s| panic!("RemoveImage({reference}): {s:?}"));
     let answered = started.elapsed();
+    let files_when_answered = layer_dirs_left(&daemon.root);
     while layer_dirs_left(&daemon.root) && started.elapsed() < MEASURE_WINDOW {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -373,10 +382,17 @@ async fn removing_an_image_of_many_files_does_not_delay_other_rpcs() {
         daemon.log_tail(40)
     );
     assert!(
-        v99 < VERSION_P99_LIMIT,
-        "Version p99 {} during the removal of {FILES} files (limit {})",
-        ms(v99),
-        ms(VERSION_P99_LIMIT)
+        files_when_answered,
+        "the layer's files were gone when RemoveImage answered (after {}): the deletion ran \
+         inside the call",
+        ms(answered)
+    );
+    assert!(
+        vmax < STALL_LIMIT,
+        "a Version call waited {} during the removal of {FILES} files (limit {}): the \
+         deletion held up the async worker",
+        ms(vmax),
+        ms(STALL_LIMIT)
     );
     assert!(
         version.len() >= MIN_CALLS,
