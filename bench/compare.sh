@@ -270,30 +270,8 @@ fi
 
 # --- The CNI configuration: one conflist, per daemon its own name, bridge, subnet, dataDir.
 write_conflist() { # daemon dir
-  local d=$1 dir=$2
-  mkdir -p "$dir"
-  cat > "$dir/10-bench.conflist" <<JSON
-{
-  "cniVersion": "1.0.0",
-  "name": "${NET_NAME[$d]}",
-  "plugins": [
-    {
-      "type": "bridge",
-      "bridge": "${BRIDGE[$d]}",
-      "isGateway": true,
-      "ipMasq": true,
-      "hairpinMode": true,
-      "ipam": {
-        "type": "host-local",
-        "ranges": [[{ "subnet": "10.232.${OCTET_OF[$d]}.0/24" }]],
-        "routes": [{ "dst": "0.0.0.0/0" }],
-        "dataDir": "$WORK/cni-ipam-$d"
-      }
-    },
-    { "type": "portmap", "capabilities": { "portMappings": true } }
-  ]
-}
-JSON
+  bench_conflist "$2/10-bench.conflist" "${NET_NAME[$1]}" "${BRIDGE[$1]}" \
+    "10.232.${OCTET_OF[$1]}.0/24" "$WORK/cni-ipam-$1"
 }
 write_conflist berth "$WORK/net.d-berth"
 write_conflist containerd "$WORK/net.d-containerd"

@@ -184,28 +184,7 @@ tests/images/build.sh "$REGISTRY_ADDR" | tail -n 1
 tests/images/mirror-hosts.sh "$WORK/certs.d" "$REGISTRY_ADDR" >/dev/null
 
 # --- Network and daemon.
-cat > "$WORK/net.d/10-bench.conflist" <<JSON
-{
-  "cniVersion": "1.0.0",
-  "name": "$NETWORK",
-  "plugins": [
-    {
-      "type": "bridge",
-      "bridge": "$BRIDGE",
-      "isGateway": true,
-      "ipMasq": true,
-      "hairpinMode": true,
-      "ipam": {
-        "type": "host-local",
-        "ranges": [[{ "subnet": "$SUBNET" }]],
-        "routes": [{ "dst": "0.0.0.0/0" }],
-        "dataDir": "$WORK/cni-ipam"
-      }
-    },
-    { "type": "portmap", "capabilities": { "portMappings": true } }
-  ]
-}
-JSON
+bench_conflist "$WORK/net.d/10-bench.conflist" "$NETWORK" "$BRIDGE" "$SUBNET" "$WORK/cni-ipam"
 cat > "$WORK/berth.toml" <<TOML
 [cni]
 conf_dir = "$WORK/net.d"

@@ -1,8 +1,11 @@
 # Shared by the bench scripts (sourced, after they set PROG and REPO).
 
 # Sets `berthd` and `berthd_kind`: $BERTHD, else target/release/berthd, else
-# target/debug/berthd, else a release build made now.
+# target/debug/berthd, else a release build made now. berthd runs the berth-shim beside its
+# binary (no `runtime.shim_path` in the bench configs), so a build directory counts only
+# with both.
 bench_find_berthd() {
+  local dir
   if [ -n "${BERTHD:-}" ]; then
     berthd=$BERTHD
     berthd_kind="\$BERTHD"
@@ -10,18 +13,21 @@ bench_find_berthd() {
       */release/*) berthd_kind="release, from \$BERTHD" ;;
       */debug/*) berthd_kind="debug (unoptimised), from \$BERTHD" ;;
     esac
-  elif [ -x "$REPO/target/release/berthd" ]; then
-    berthd=$REPO/target/release/berthd
-    berthd_kind=release
-  elif [ -x "$REPO/target/debug/berthd" ]; then
-    berthd=$REPO/target/debug/berthd
-    berthd_kind="debug (unoptimised: build with cargo build --release -p berthd for real figures)"
-  else
-    echo "$PROG: no berthd binary; building it (cargo build --release -p berthd)"
-    (cd "$REPO" && cargo build --release --quiet -p berthd)
-    berthd=$REPO/target/release/berthd
-    berthd_kind=release
+    return
   fi
+  for dir in release debug; do
+    if [ -x "$REPO/target/$dir/berthd" ] && [ -x "$REPO/target/$dir/berth-shim" ]; then
+      berthd=$REPO/target/$dir/berthd
+      berthd_kind=release
+      [ "$dir" = release ] ||
+        berthd_kind="debug (unoptimised: build with cargo build --release -p berthd -p berth-shim for real figures)"
+      return
+    fi
+  done
+  echo "$PROG: no berthd with a berth-shim beside it; building them (cargo build --release -p berthd -p berth-shim)"
+  (cd "$REPO" && cargo build --release --quiet -p berthd -p berth-shim)
+  berthd=$REPO/target/release/berthd
+  berthd_kind=release
 }
 
 # Sets `crictl`: $CRICTL, else the one on PATH, else the one scripts/build-cri-tools.sh builds.
@@ -40,6 +46,35 @@ bench_print_tools() {
 
 # Notes whether portmap's shared chains exist before the script creates pods
 # (bench_clean_iptables removes them only when the script created them).
+# Writes the bench network's conflist to FILE: bridge (gateway, masquerade, hairpin) with
+# host-local IPAM on SUBNET keeping its allocations in IPAM_DIR (never /var/lib/cni), and
+# portmap. Every bench script and both daemons of compare.sh use this one network shape.
+bench_conflist() { # file network bridge subnet ipam_dir
+  mkdir -p "$(dirname "$1")"
+  cat > "$1" <<JSON
+{
+  "cniVersion": "1.0.0",
+  "name": "$2",
+  "plugins": [
+    {
+      "type": "bridge",
+      "bridge": "$3",
+      "isGateway": true,
+      "ipMasq": true,
+      "hairpinMode": true,
+      "ipam": {
+        "type": "host-local",
+        "ranges": [[{ "subnet": "$4" }]],
+        "routes": [{ "dst": "0.0.0.0/0" }],
+        "dataDir": "$5"
+      }
+    },
+    { "type": "portmap", "capabilities": { "portMappings": true } }
+  ]
+}
+JSON
+}
+
 bench_note_hostport_chains() {
   HOSTPORT_CHAINS_EXISTED=0
   if iptables -t nat -S CNI-HOSTPORT-DNAT >/dev/null 2>&1; then HOSTPORT_CHAINS_EXISTED=1; fi

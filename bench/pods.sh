@@ -85,28 +85,7 @@ bench_print_tools
 echo "network:  $NETWORK, bridge $BRIDGE, $SUBNET, host-local dataDir $WORK/cni-ipam"
 
 mkdir -p "$WORK/net.d" "$WORK/certs.d"
-cat > "$WORK/net.d/10-bench.conflist" <<JSON
-{
-  "cniVersion": "1.0.0",
-  "name": "$NETWORK",
-  "plugins": [
-    {
-      "type": "bridge",
-      "bridge": "$BRIDGE",
-      "isGateway": true,
-      "ipMasq": true,
-      "hairpinMode": true,
-      "ipam": {
-        "type": "host-local",
-        "ranges": [[{ "subnet": "$SUBNET" }]],
-        "routes": [{ "dst": "0.0.0.0/0" }],
-        "dataDir": "$WORK/cni-ipam"
-      }
-    },
-    { "type": "portmap", "capabilities": { "portMappings": true } }
-  ]
-}
-JSON
+bench_conflist "$WORK/net.d/10-bench.conflist" "$NETWORK" "$BRIDGE" "$SUBNET" "$WORK/cni-ipam"
 cat > "$WORK/berth.toml" <<TOML
 [cni]
 conf_dir = "$WORK/net.d"
