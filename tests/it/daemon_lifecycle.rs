@@ -47,6 +47,19 @@ fn wrongly_typed_config_value_is_a_startup_error() {
     assert!(log.contains(&layout.config.display().to_string()), "{log}");
 }
 
+#[test]
+fn a_missing_shim_is_a_startup_error_naming_it() {
+    let (code, log, layout) =
+        run_with_config("[runtime]\nshim_path = \"/nonexistent/berth-shim\"\n");
+    assert_ne!(code, Some(0), "{log}");
+    assert!(
+        log.contains("no berth-shim at /nonexistent/berth-shim (not found)")
+            && log.contains("runtime.shim_path"),
+        "{log}"
+    );
+    assert!(!layout.socket.exists(), "the socket must be gone");
+}
+
 /// `<layout dir>/berth.d`: the drop-in directory the layout's config file names.
 fn drop_in_dir(layout: &Layout) -> std::path::PathBuf {
     let dir = layout.dir.path().join("berth.d");

@@ -89,6 +89,31 @@ enum DaemonError {
     },
     #[error("gRPC server: {0}")]
     Serve(#[from] tonic::transport::Error),
+    #[error(
+        "no berth-shim at {} ({why}): every container and shared PID namespace runs under it; \
+         set runtime.shim_path or install it beside berthd",
+        path.display()
+    )]
+    Shim {
+        path: std::path::PathBuf,
+        why: &'static str,
+    },
+}
+
+/// Fails unless `path` is an executable file: without the shim berthd could answer but not
+/// run a single container, and the failure would only show at the first RunPodSandbox.
+fn check_shim(path: &std::path::Path) -> Result<(), DaemonError> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let why = match std::fs::metadata(path) {
+        Err(_) => "not found",
+        Ok(meta) if !meta.is_file() => "not a file",
+        Ok(meta) if meta.permissions().mode() & 0o111 == 0 => "not executable",
+        Ok(_) => return Ok(()),
+    };
+    Err(DaemonError::Shim {
+        path: path.to_owned(),
+        why,
+    })
 }
 
 async fn serve(config: Config, files: &[std::path::PathBuf]) -> Result<(), DaemonError> {
@@ -115,6 +140,7 @@ async fn serve(config: Config, files: &[std::path::PathBuf]) -> Result<(), Daemo
         None => None,
     };
     let daemon = Arc::new(Daemon::new(config, store)?);
+    check_shim(&daemon.shim_binary())?;
     // Every pod and container is reconciled with the host before the first request.
     daemon.start_core().await?;
     let _ = daemon.stream.set(stream_server.handle());

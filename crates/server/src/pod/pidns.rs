@@ -54,13 +54,9 @@ pub fn start_pid_init(
         .spawn()
         .map_err(|source| io("start the pod PID namespace init with", source))?;
     let parent = unshare.id();
-    // `unshare` waits for the init; reap it whenever it ends.
-    std::thread::spawn(move || {
-        let _ = unshare.wait();
-    });
     let children = PathBuf::from(format!("/proc/{parent}/task/{parent}/children"));
     let deadline = Instant::now() + START_TIMEOUT;
-    let pid = loop {
+    let found = loop {
         let found = std::fs::read_to_string(&children)
             .ok()
             .and_then(|text| {
@@ -69,19 +65,33 @@ pub fn start_pid_init(
                     .and_then(|p| p.parse::<u32>().ok())
             })
             .filter(|pid| is_holder(*pid));
-        if let Some(pid) = found {
-            break pid;
+        if found.is_some() {
+            break found;
         }
-        if Instant::now() > deadline {
+        // `unshare` ends at once when the init cannot be executed (no shim at that path).
+        if let Ok(Some(status)) = unshare.try_wait() {
             return Err(ServiceError::FailedPrecondition {
                 what: format!(
-                    "the pod PID namespace init did not start within {} s",
-                    START_TIMEOUT.as_secs()
+                    "the pod PID namespace init {} pod-init ended at once ({status})",
+                    shim.display()
                 ),
             });
         }
+        if Instant::now() > deadline {
+            break None;
+        }
         std::thread::sleep(Duration::from_millis(5));
     };
+    // `unshare` waits for the init; reap it whenever it ends.
+    std::thread::spawn(move || {
+        let _ = unshare.wait();
+    });
+    let pid = found.ok_or_else(|| ServiceError::FailedPrecondition {
+        what: format!(
+            "the pod PID namespace init did not start within {} s",
+            START_TIMEOUT.as_secs()
+        ),
+    })?;
     let file = sandbox_dir.join(HOLDER_FILE);
     std::fs::write(&file, pid.to_string()).map_err(|source| ServiceError::Io {
         action: "write",
@@ -115,5 +125,32 @@ pub fn stop_pid_init(sandbox_dir: &Path) {
             nix::unistd::Pid::from_raw(pid as i32),
             nix::sys::signal::Signal::SIGTERM,
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_init_that_cannot_be_executed_is_reported_at_once() {
+        if !nix::unistd::geteuid().is_root() {
+            berth_testutil::skip("needs root (unshare --pid)");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("no-such-shim");
+        let started = Instant::now();
+        let err = start_pid_init(&missing, dir.path(), None).unwrap_err();
+        let message = err.to_string();
+        assert!(
+            message.contains("ended at once") && message.contains("no-such-shim"),
+            "{message}"
+        );
+        assert!(
+            started.elapsed() < START_TIMEOUT,
+            "the failure must not wait for the start timeout"
+        );
+        assert!(!dir.path().join(HOLDER_FILE).exists());
     }
 }
