@@ -2201,16 +2201,17 @@ async fn concurrent_removes_and_creates_racing_removal_leave_nothing() {
 }
 
 #[tokio::test]
-async fn a_create_that_runc_refuses_leaves_no_log_file_and_nothing_else() {
-    const TEST: &str = "a_create_that_runc_refuses_leaves_no_log_file_and_nothing_else";
+async fn a_start_that_runc_refuses_is_a_start_error_and_leaves_no_log_file_and_nothing_else() {
+    const TEST: &str =
+        "a_start_that_runc_refuses_is_a_start_error_and_leaves_no_log_file_and_nothing_else";
     let Some(registry) = can_run(TEST) else {
         return;
     };
     let (env, mut rt) = start_env(&registry, 14).await;
     let pod_cfg = pod_config(&env, "refused");
     let pod_id = pod::run(&mut rt, pod_cfg.clone()).await;
-    // A regular file bound over the image's /etc directory: `runc create` fails after the
-    // shim has opened the container's log file.
+    // A regular file bound over the image's /etc directory: `runc create` (run by the shim
+    // StartContainer spawns) fails after the shim has opened the container's log file.
     let file = env.dir().join("not-a-directory");
     std::fs::write(&file, "x").unwrap();
     let mut config = container_config("refused", &["true"]);
@@ -2219,22 +2220,176 @@ async fn a_create_that_runc_refuses_leaves_no_log_file_and_nothing_else() {
         host_path: file.display().to_string(),
         ..Default::default()
     }];
-    let err = try_create(&mut rt, &pod_id, &pod_cfg, config)
+    // CreateContainer only prepares the container: runc is not asked yet.
+    let id = create(&mut rt, &pod_id, &pod_cfg, config).await;
+    assert_eq!(
+        state_of(&status(&mut rt, &id).await),
+        v1::ContainerState::ContainerCreated
+    );
+    let err = rt
+        .start_container(v1::StartContainerRequest {
+            container_id: id.clone(),
+        })
         .await
         .expect_err("runc create must refuse a file mounted over a directory");
-    eprintln!("CreateContainer: {:?}: {}", err.code(), err.message());
+    eprintln!("StartContainer: {:?}: {}", err.code(), err.message());
+    // As containerd reports it: exited, 128, StartError, the error as message.
+    let st = status(&mut rt, &id).await;
+    assert_eq!(state_of(&st), v1::ContainerState::ContainerExited);
+    assert_eq!((st.exit_code, st.reason.as_str()), (128, "StartError"));
+    assert!(
+        !st.message.is_empty() && err.message().contains(&st.message),
+        "status message {:?}, error {:?}",
+        st.message,
+        err.message()
+    );
+    assert_eq!(st.started_at, 0);
+    assert!(st.finished_at > 0);
+    // Nothing of the failed start runs or is held by runc.
+    assert_eq!(shim_processes(env.state()), Vec::<u32>::new());
+    assert_eq!(dir_entries(&env.state().join("runc")), Vec::<String>::new());
+    assert_code(
+        rt.start_container(v1::StartContainerRequest {
+            container_id: id.clone(),
+        })
+        .await,
+        Code::FailedPrecondition,
+        "StartContainer of an exited container",
+    );
+    timed(
+        "RemoveContainer",
+        rt.remove_container(v1::RemoveContainerRequest {
+            container_id: id.clone(),
+        }),
+    )
+    .await
+    .unwrap();
     // kubelet counts restarts from the log files: a container that never ran has none.
     let log = log_file(&pod_cfg, "refused");
     assert!(
         !log.exists(),
-        "{} ({:?} bytes) left by a failed create; berthd log:\n{}",
+        "{} ({:?} bytes) left by a failed start; berthd log:\n{}",
         log.display(),
         std::fs::metadata(&log).map(|m| m.len()).ok(),
         env.pod.daemon.log_tail(15)
     );
     assert!(list(&mut rt, None).await.is_empty());
     pod::stop_and_remove(&mut rt, &pod_id).await;
-    assert_nothing_left(&env, &mut rt, &[pod_id], &[]).await;
+    assert_nothing_left(&env, &mut rt, &[pod_id], &[id]).await;
+}
+
+#[tokio::test]
+async fn a_created_container_holds_no_process_or_cgroup_and_starts_with_resources_updated_before() {
+    const TEST: &str =
+        "a_created_container_holds_no_process_or_cgroup_and_starts_with_resources_updated_before";
+    let Some(registry) = can_run(TEST) else {
+        return;
+    };
+    let (mut env, mut rt) = start_env(&registry, 16).await;
+    let pod_cfg = pod_config(&env, "prepared");
+    let pod_id = pod::run(&mut rt, pod_cfg.clone()).await;
+    let id = create(
+        &mut rt,
+        &pod_id,
+        &pod_cfg,
+        container_config("later", &["sleep", "3600"]),
+    )
+    .await;
+    // Prepared only: no shim, no runc container, no cgroup.
+    assert_eq!(shim_processes(env.state()), Vec::<u32>::new());
+    assert_eq!(dir_entries(&env.state().join("runc")), Vec::<String>::new());
+    assert_eq!(cgroups_mentioning(&[id.clone()]), Vec::<PathBuf>::new());
+    // Stats: no cgroup to read is no error; the writable layer is there.
+    let st = stats(&mut rt, &id).await;
+    assert_eq!(st.attributes.as_ref().unwrap().id, id);
+    assert!(st.writable_layer.is_some());
+    let listed = timed(
+        "ListContainerStats",
+        rt.list_container_stats(v1::ListContainerStatsRequest { filter: None }),
+    )
+    .await
+    .unwrap()
+    .into_inner()
+    .stats;
+    assert_eq!(listed.len(), 1);
+    // Exec, attach and log reopening need a running process.
+    assert_code(
+        rt.exec_sync(v1::ExecSyncRequest {
+            container_id: id.clone(),
+            cmd: vec!["true".into()],
+            timeout: 5,
+        })
+        .await,
+        Code::FailedPrecondition,
+        "ExecSync of a created container",
+    );
+    assert_code(
+        rt.reopen_container_log(v1::ReopenContainerLogRequest {
+            container_id: id.clone(),
+        })
+        .await,
+        Code::FailedPrecondition,
+        "ReopenContainerLog of a created container",
+    );
+    // StopContainer has nothing to stop: it stays created (as with containerd).
+    timed(
+        "StopContainer",
+        rt.stop_container(v1::StopContainerRequest {
+            container_id: id.clone(),
+            timeout: 5,
+        }),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        state_of(&status(&mut rt, &id).await),
+        v1::ContainerState::ContainerCreated
+    );
+    // New limits before the start are the ones it starts with.
+    let limit: i64 = 48 << 20;
+    timed(
+        "UpdateContainerResources",
+        rt.update_container_resources(v1::UpdateContainerResourcesRequest {
+            container_id: id.clone(),
+            linux: Some(v1::LinuxContainerResources {
+                memory_limit_in_bytes: limit,
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+    )
+    .await
+    .unwrap();
+    // A berthd restart keeps it created (no shim is expected), and it still starts.
+    env.pod.daemon.kill();
+    env.pod.daemon.restart();
+    let mut rt = env.pod.daemon.runtime().await;
+    let st = status(&mut rt, &id).await;
+    assert_eq!(state_of(&st), v1::ContainerState::ContainerCreated);
+    assert_eq!(
+        st.resources
+            .and_then(|r| r.linux)
+            .map(|l| l.memory_limit_in_bytes),
+        Some(limit)
+    );
+    start(&mut rt, &id).await;
+    env.record_processes(&id);
+    assert_eq!(
+        state_of(&status(&mut rt, &id).await),
+        v1::ContainerState::ContainerRunning
+    );
+    let cgroups = cgroups_mentioning(&[id.clone()]);
+    let applied = cgroups
+        .iter()
+        .find_map(|dir| {
+            std::fs::read_to_string(dir.join("memory.max"))
+                .or_else(|_| std::fs::read_to_string(dir.join("memory.limit_in_bytes")))
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("no memory limit in {cgroups:?}"));
+    assert_eq!(applied.trim(), limit.to_string());
+    pod::stop_and_remove(&mut rt, &pod_id).await;
+    assert_nothing_left(&env, &mut rt, &[pod_id], &[id]).await;
 }
 
 #[tokio::test]

@@ -159,7 +159,7 @@ impl<H: Host> Runtime<H> {
                 runtime.undo_container(&entry).await;
                 return Err(err);
             }
-            runtime.supervise(entry.clone());
+            // Nothing runs yet: the shim is spawned, and supervised, by StartContainer.
             let record = entry.record();
             runtime.emit(EventKind::Created, record.clone());
             tracing::info!(container = %entry.id, sandbox = %entry.sandbox_id, "container created");
@@ -206,7 +206,9 @@ impl<H: Host> Runtime<H> {
         })
     }
 
-    /// StartContainer: `runc start` of a created container.
+    /// StartContainer: the host spawns the shim (`runc create`) and runs `runc start`. When
+    /// that fails, what it left is ended and the container is Exited with code
+    /// [`START_ERROR_CODE`] and reason [`START_ERROR`] (kubelet restarts it per policy).
     pub async fn start_container(self: &Arc<Self>, id: &str) -> Result<(), H> {
         let entry = self.existing_container(id)?;
         let runtime = self.clone();
@@ -234,13 +236,12 @@ impl<H: Host> Runtime<H> {
             let host = runtime.host.clone();
             let started = runtime
                 .blocking("StartContainer", &entry.id, move || {
-                    host.start_container(&record).map_err(RuntimeError::Host)
+                    host.start_container(&record, &step)
+                        .map_err(RuntimeError::Host)
                 })
                 .await;
             if let Err(err) = started {
-                runtime
-                    .persist_container(entry, |r| r.intent = None)
-                    .await?;
+                runtime.start_failed(entry, &err).await?;
                 return Err(err);
             }
             failpoint::reach("start_container:started");
@@ -253,10 +254,51 @@ impl<H: Host> Runtime<H> {
             if let Some(record) = record {
                 tracing::info!(container = %entry.id, "container started");
                 runtime.emit(EventKind::Started, record);
+                runtime.supervise(entry.clone());
             }
             Ok(())
         })
         .await
+    }
+
+    /// A start that failed: what it left on the host is ended and the container is Exited
+    /// with [`START_ERROR`] and why (the record keeps it when the host cannot end it;
+    /// RemoveContainer removes it all).
+    async fn start_failed(
+        &self,
+        entry: &ContainerEntry,
+        err: &RuntimeError<H::Error>,
+    ) -> Result<(), H> {
+        tracing::warn!(container = %entry.id, error = %err, "StartContainer failed");
+        self.reset(entry).await;
+        let exit = start_error(&err.to_string());
+        if let Some(record) = self
+            .persist_container(entry, |r| {
+                r.intent = None;
+                r.exit.get_or_insert(exit);
+            })
+            .await?
+        {
+            entry.set_unknown(None);
+            self.emit(EventKind::Stopped, record);
+        }
+        Ok(())
+    }
+
+    /// Ends what a failed or interrupted start left on the host; false (logged) when the
+    /// host could not.
+    pub(crate) async fn reset(&self, entry: &ContainerEntry) -> bool {
+        let host = self.host.clone();
+        let record = entry.record();
+        let reset = self
+            .blocking("reset", &entry.id, move || {
+                host.reset_container(&record).map_err(RuntimeError::Host)
+            })
+            .await;
+        if let Err(err) = &reset {
+            tracing::error!(container = %entry.id, error = %err, "cannot end what a failed start left; RemoveContainer retries");
+        }
+        reset.is_ok()
     }
 
     /// StopContainer: `signal`, `timeout`, then SIGKILL. Idempotent: an unknown or stopped
@@ -497,6 +539,22 @@ pub(crate) struct ContainerGuard {
     _lifecycle: Option<tokio::sync::OwnedRwLockReadGuard<()>>,
     _op: tokio::sync::OwnedMutexGuard<()>,
     pub(crate) entry: Arc<ContainerEntry>,
+}
+
+/// The exit code of a container whose start failed (as containerd reports it).
+pub const START_ERROR_CODE: i32 = 128;
+
+/// The exit reason of a container whose start failed.
+pub const START_ERROR: &str = "StartError";
+
+/// The exit of a container whose start failed for `why`.
+pub(crate) fn start_error(why: &str) -> ContainerExit {
+    ContainerExit {
+        exit_code: START_ERROR_CODE,
+        finished_at: crate::now_nanos(),
+        reason: START_ERROR.into(),
+        message: why.to_owned(),
+    }
 }
 
 /// Now plus `timeout`; a timeout beyond what a clock can add (a client may ask for

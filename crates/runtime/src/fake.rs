@@ -1,7 +1,7 @@
 //! A recording host for unit tests: it keeps the set of resources a real host would hold
 //! (`pod:<id>:<part>`, `ctr:<id>:<part>`), logs every call, can fail at a named step, and
-//! runs a real `sleep` process as each container's "shim" so supervision is exercised with
-//! real pidfds.
+//! runs a real `sleep` process as each started container's "shim" so supervision is
+//! exercised with real pidfds.
 
 use std::collections::{BTreeSet, HashMap};
 use std::process::{Child, Command, Stdio};
@@ -27,7 +27,7 @@ pub struct FakeHost {
     pub fail: Mutex<Option<String>>,
     /// Pods whose namespaces are gone.
     pub dead_pods: Mutex<BTreeSet<String>>,
-    /// runc's view per container (default: created after create, running after start).
+    /// runc's view per container (created once the "shim" ran, running after start).
     pub runc: Mutex<HashMap<String, RuncView>>,
     /// Exit files the "shims" wrote.
     pub exits: Mutex<HashMap<String, ExitFile>>,
@@ -46,10 +46,9 @@ const POD_STEPS: [(&str, &str); 5] = [
     ("run_pod_sandbox:network", "net"),
 ];
 
-const CONTAINER_STEPS: [(&str, &str); 3] = [
+const CONTAINER_STEPS: [(&str, &str); 2] = [
     ("create_container:rootfs", "rootfs"),
     ("create_container:bundle", "bundle"),
-    ("create_container:shim", "shim"),
 ];
 
 impl FakeHost {
@@ -179,24 +178,41 @@ impl Host for FakeHost {
         for (name, part) in CONTAINER_STEPS {
             self.step(name, step)?;
             lock(&self.resources).insert(format!("ctr:{}:{part}", record.id));
-            if part == "shim" {
-                let child = Command::new("sleep")
-                    .arg("1000")
-                    .stdin(Stdio::null())
-                    .spawn()
-                    .map_err(|e| FakeError(format!("spawn sleep: {e}")))?;
-                lock(&self.shims).insert(record.id.clone(), child);
-                lock(&self.runc).insert(record.id.clone(), RuncView::Created);
-            }
         }
         record.bundle_dir = format!("/fake/{}", record.id);
         Ok(())
     }
 
-    fn start_container(&self, record: &ContainerRecord) -> Result<(), FakeError> {
+    fn start_container(&self, record: &ContainerRecord, step: Step<'_>) -> Result<(), FakeError> {
         self.call(format!("start_container {}", record.id))?;
+        self.step("start_container:shim", step)?;
+        let child = Command::new("sleep")
+            .arg("1000")
+            .stdin(Stdio::null())
+            .spawn()
+            .map_err(|e| FakeError(format!("spawn sleep: {e}")))?;
+        lock(&self.shims).insert(record.id.clone(), child);
+        lock(&self.runc).insert(record.id.clone(), RuncView::Created);
+        lock(&self.resources).insert(format!("ctr:{}:shim", record.id));
+        self.step("start_container:runc_start", step)?;
         lock(&self.runc).insert(record.id.clone(), RuncView::Running);
         Ok(())
+    }
+
+    fn reset_container(&self, record: &ContainerRecord) -> Result<(), FakeError> {
+        self.call(format!("reset_container {}", record.id))?;
+        self.kill_shim(&record.id, None);
+        lock(&self.runc).remove(&record.id);
+        lock(&self.exits).remove(&record.id);
+        lock(&self.resources).remove(&format!("ctr:{}:shim", record.id));
+        Ok(())
+    }
+
+    fn container_prepared(&self, record: &ContainerRecord) -> bool {
+        let held = lock(&self.resources);
+        ["rootfs", "bundle"]
+            .iter()
+            .all(|part| held.contains(&format!("ctr:{}:{part}", record.id)))
     }
 
     fn signal_container(

@@ -79,9 +79,10 @@ pub trait Host: Send + Sync + 'static {
     /// Whether the pod's namespaces and (when it has one) PID init still exist.
     fn pod_alive(&self, record: &SandboxRecord) -> bool;
 
-    /// Creates the container — rootfs, bundle, shim running `runc create` — and fills
-    /// `record` (bundle, log path). On error the core calls
-    /// [`remove_container`](Self::remove_container).
+    /// Prepares the container — rootfs, host paths of its mounts, OCI bundle — and fills
+    /// `record` (bundle, log path). No process, runc container or cgroup exists yet: those
+    /// are [`start_container`](Self::start_container)'s. Calls `step` before each part. On
+    /// error the core calls [`remove_container`](Self::remove_container).
     fn create_container(
         &self,
         record: &mut ContainerRecord,
@@ -90,8 +91,20 @@ pub trait Host: Send + Sync + 'static {
         step: Step<'_>,
     ) -> Result<(), Self::Error>;
 
-    /// `runc start`.
-    fn start_container(&self, record: &ContainerRecord) -> Result<(), Self::Error>;
+    /// Runs a prepared container: spawns its shim, which runs `runc create` (the cgroup, the
+    /// namespaces, the stdio and the log), then `runc start`. Calls `step` before each part.
+    /// On error the core calls [`reset_container`](Self::reset_container) and records the
+    /// start as failed.
+    fn start_container(&self, record: &ContainerRecord, step: Step<'_>) -> Result<(), Self::Error>;
+
+    /// Ends what a failed or interrupted start left — runc's container (killing what runs),
+    /// the shim and its state (exit file included) — and keeps what CreateContainer
+    /// prepared, so that the container can be started again or removed. Idempotent.
+    fn reset_container(&self, record: &ContainerRecord) -> Result<(), Self::Error>;
+
+    /// Whether what CreateContainer prepared is still there (the rootfs mounted, the bundle
+    /// written); it is not after a reboot.
+    fn container_prepared(&self, record: &ContainerRecord) -> bool;
 
     /// Sends `signal` to the container's init (`all`: to every process in it).
     fn signal_container(

@@ -10,10 +10,15 @@
 //!   an undo that fails keeps the record (hidden, intent `Creating`) and is retried at the
 //!   next start.
 //! - **Reconciliation** at start-up against the host, not files alone: a sandbox whose
-//!   namespaces are gone is stopped (network released) and NotReady; a container whose shim
-//!   is gone is Exited with the shim's exit file, or with 255 / `Unknown`.
-//! - **Supervision** ([`supervise`]): a pidfd per shim; its death is noticed at once and
-//!   becomes the container's exit, with the CONTAINER_STOPPED event.
+//!   namespaces are gone is stopped (network released) and NotReady; a started container
+//!   whose shim is gone is Exited with the shim's exit file, or with 255 / `Unknown`; a
+//!   created one whose rootfs or bundle is gone (a reboot) is Exited 255 / `Unknown`.
+//! - **Create, then start** (as containerd's CRI does): CreateContainer only prepares the
+//!   container (rootfs, host paths, bundle) and commits its record; StartContainer spawns the
+//!   shim (`runc create`: cgroup, namespaces, stdio) and runs `runc start`. A start that
+//!   fails leaves the container Exited with code 128 and reason `StartError`.
+//! - **Supervision** ([`supervise`]): a pidfd per shim, from StartContainer on; its death is
+//!   noticed at once and becomes the container's exit, with the CONTAINER_STOPPED event.
 //! - **Serialisation**: a per-pod lifecycle lock (container operations shared, pod
 //!   operations exclusive) and a per-container operation lock. Operations run in tasks of
 //!   their own, so a cancelled RPC never leaves them half-done, and its name stays reserved
@@ -49,6 +54,7 @@ use std::sync::Arc;
 use berth_store::Store;
 use tokio::sync::broadcast;
 
+pub use containers::{START_ERROR, START_ERROR_CODE};
 pub use error::{cut, quote, RuntimeError, QUOTE_MAX};
 pub use events::{Event, EventKind};
 pub use host::{ExitFile, Host, Probe, RuncView, Step};

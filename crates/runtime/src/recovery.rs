@@ -9,13 +9,20 @@
 //! | intent `Removing`        | anything                         | removal finished                          |
 //! | intent `Starting`        | runc: running / stopped, or an   | started (then as below)                   |
 //! |                          | exit file (the shim deleted it)  |                                           |
-//! |                          | runc: created                    | created, intent cleared                   |
-//! |                          | runc: missing, no exit file      | exited 255 `Unknown`                      |
+//! |                          | otherwise (shim being spawned,   | shim and runc's container ended: created  |
+//! |                          | runc: created / missing / can't  | again, can be started; when they cannot   |
+//! |                          | tell)                            | be ended, exited 128 `StartError`         |
 //! | intent `Stopping`        | anything                         | intent cleared, SIGKILL if alive          |
 //! | exit recorded            | —                                | exited                                    |
-//! | no exit                  | shim runs                        | supervised                                |
+//! | never started, no exit   | rootfs and bundle there          | created (no shim expected, none watched)  |
+//! |                          | rootfs or bundle gone (reboot)   | exited 255 `Unknown`                      |
+//! | started, no exit         | shim runs                        | supervised                                |
 //! |                          | shim gone, exit file             | exited with the file's code               |
 //! |                          | shim gone, no exit file          | leftovers killed, exited 255 `Unknown`    |
+//!
+//! An interrupted start is undone rather than finished: kubelet saw its StartContainer fail
+//! (the connection dropped) and either starts the container again or replaces it, and a
+//! container left running that kubelet believes failed would run twice.
 //!
 //! Then sandboxes: `Creating` → removed; `Removing` → removal finished; `Stopping` → stop
 //! finished; `Ready` whose namespaces (or PID init) are gone, as after a reboot → stopped:
@@ -26,6 +33,7 @@ use std::sync::Arc;
 
 use berth_store::{ContainerIntent, SandboxIntent, SandboxState};
 
+use crate::containers::start_error;
 use crate::registry::{ContainerEntry, SandboxEntry};
 use crate::supervise::exit_lost;
 use crate::{Host, Result, RuncView, Runtime, RuntimeError, SIGKILL};
@@ -113,11 +121,16 @@ impl<H: Host> Runtime<H> {
                         r.started_at = crate::now_nanos();
                     })
                     .await?;
-                } else {
+                } else if self.reset(entry).await {
                     self.persist_container(entry, |r| r.intent = None).await?;
-                    if let RuncView::Unknown(why) = probe.runc {
-                        entry.set_unknown(Some(why));
-                    }
+                } else {
+                    self.persist_container(entry, |r| {
+                        r.intent = None;
+                        r.exit = Some(start_error(
+                            "berthd restarted during StartContainer and could not end the half-started container",
+                        ));
+                    })
+                    .await?;
                 }
             }
             Some(ContainerIntent::Stopping) => {
@@ -137,7 +150,28 @@ impl<H: Host> Runtime<H> {
             }
             None => {}
         }
-        if entry.record().exit.is_some() {
+        let record = entry.record();
+        if record.exit.is_some() {
+            return Ok(());
+        }
+        if record.started_at == 0 {
+            // Created, never started: no shim to find. What CreateContainer prepared is
+            // gone after a reboot, and such a container could never start.
+            let host = self.host.clone();
+            let prepared = self
+                .blocking("probe", &entry.id, move || {
+                    Ok(host.container_prepared(&record))
+                })
+                .await?;
+            if !prepared {
+                self.record_exit(
+                    entry,
+                    exit_lost(
+                        "the container's rootfs or bundle was gone at start-up (node rebooted)",
+                    ),
+                )
+                .await;
+            }
             return Ok(());
         }
         let probe = self.probe(entry).await;

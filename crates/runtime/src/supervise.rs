@@ -1,4 +1,5 @@
-//! Shim supervision: one task per container whose process has not been seen to end, waiting
+//! Shim supervision: one task per started container whose process has not been seen to end
+//! (a created container has no shim until StartContainer spawns it), waiting
 //! on a pidfd of its shim. When the shim ends — normally after writing the exit file, or
 //! killed — the container's exit is recorded at once: from the exit file, or, when the shim
 //! died without writing one, as 255 / `Unknown` after what is left of the container is
@@ -7,7 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use berth_store::ContainerExit;
+use berth_store::{ContainerExit, ContainerRecord};
 
 use crate::host::{ExitFile, Probe};
 use crate::registry::ContainerEntry;
@@ -46,10 +47,17 @@ pub fn exit_lost(why: &str) -> ContainerExit {
     }
 }
 
+/// Whether the container has a shim to watch: it was started and its exit is not known.
+fn watched(record: &ContainerRecord) -> bool {
+    record.started_at > 0 && record.exit.is_none()
+}
+
 impl<H: Host> Runtime<H> {
-    /// Starts watching the container's shim (once its exit is unknown).
+    /// Starts watching the container's shim: once started (a created container has no
+    /// shim yet, and one never seen must not be declared gone) and while its exit is
+    /// unknown.
     pub(crate) fn supervise(self: &Arc<Self>, entry: Arc<ContainerEntry>) {
-        if entry.record().exit.is_some() {
+        if !watched(&entry.record()) {
             return;
         }
         let runtime = self.clone();
@@ -111,7 +119,7 @@ impl<H: Host> Runtime<H> {
 
     /// The shim is gone: records the container's exit from its file, or as lost.
     pub(crate) async fn shim_gone(&self, entry: &ContainerEntry) {
-        if self.registry.container_exact(&entry.id).is_none() || entry.record().exit.is_some() {
+        if self.registry.container_exact(&entry.id).is_none() || !watched(&entry.record()) {
             return;
         }
         // The exit file alone when the shim wrote one (it does before it ends): a full probe

@@ -9,7 +9,7 @@ use berth_store::{
 
 use crate::fake::FakeHost;
 use crate::testutil::{container, sandbox};
-use crate::{failpoint, EventKind, ExitFile, Runtime, RuntimeError};
+use crate::{failpoint, EventKind, ExitFile, Host, Runtime, RuntimeError};
 
 struct Fixture {
     _dir: tempfile::TempDir,
@@ -179,34 +179,167 @@ async fn interrupted_operations_are_finished_or_undone_at_start_up() {
 async fn an_interrupted_start_is_settled_from_runc() {
     let mut f = Fixture::new().await;
     f.pod("pa", "a").await;
-    f.rt.create_container(container("c1", "pa", "one"), ())
-        .await
-        .unwrap();
-    f.rt.create_container(container("c2", "pa", "two"), ())
-        .await
-        .unwrap();
-    // c1: runc start ran, the record was not updated; c2: it never ran.
-    for id in ["c1", "c2"] {
+    for (id, name) in [("c1", "one"), ("c2", "two"), ("c3", "three")] {
+        f.rt.create_container(container(id, "pa", name), ())
+            .await
+            .unwrap();
+    }
+    // c1: the shim ran runc create and runc start ran, the record was not updated; c2: the
+    // shim ran runc create, runc start never ran; c3: berthd died before the shim was spawned.
+    let no_step = |_: &'static str| {};
+    let c1 = f.rt.container("c1").unwrap().record;
+    f.host.start_container(&c1, &no_step).unwrap();
+    *f.host.fail.lock().unwrap() = Some("start_container:runc_start".into());
+    let c2 = f.rt.container("c2").unwrap().record;
+    f.host.start_container(&c2, &no_step).unwrap_err();
+    *f.host.fail.lock().unwrap() = None;
+    assert!(f.host.held().contains("ctr:c2:shim"));
+    for id in ["c1", "c2", "c3"] {
         let mut record = f.rt.container(id).unwrap().record;
         record.intent = Some(ContainerIntent::Starting);
         f.rt.store.containers().put(&record).unwrap();
     }
-    f.host
-        .runc
-        .lock()
-        .unwrap()
-        .insert("c1".into(), crate::RuncView::Running);
     f.restart().await;
     assert_eq!(
         f.rt.container("c1").unwrap().state(),
         ContainerState::Running
     );
+    // c1's shim is watched; c2's half-started container was ended, so it is created again.
+    assert_eq!(f.rt.supervised_shims(), 1);
+    assert_eq!(f.host.calls_of("reset_container").len(), 2);
+    assert!(
+        !f.host.held().contains("ctr:c2:shim"),
+        "{:?}",
+        f.host.held()
+    );
+    for id in ["c2", "c3"] {
+        let view = f.rt.container(id).unwrap();
+        assert_eq!(view.state(), ContainerState::Created, "{id}");
+        assert_eq!(view.record.intent, None, "{id}");
+        // It can be started now (it could not with the intent left).
+        f.rt.start_container(id).await.unwrap();
+        assert_eq!(f.rt.container(id).unwrap().state(), ContainerState::Running);
+    }
+    assert_eq!(f.rt.supervised_shims(), 3);
+}
+
+#[tokio::test]
+async fn an_interrupted_start_whose_leftovers_cannot_be_ended_is_a_start_error() {
+    let mut f = Fixture::new().await;
+    f.pod("pa", "a").await;
+    f.rt.create_container(container("c1", "pa", "one"), ())
+        .await
+        .unwrap();
+    let mut record = f.rt.container("c1").unwrap().record;
+    record.intent = Some(ContainerIntent::Starting);
+    f.rt.store.containers().put(&record).unwrap();
+    *f.host.fail.lock().unwrap() = Some("reset_container".into());
+    f.restart().await;
+    let view = f.rt.container("c1").unwrap();
+    assert_eq!(view.state(), ContainerState::Exited);
+    assert_eq!(view.record.intent, None);
+    let exit = view.record.exit.unwrap();
     assert_eq!(
-        f.rt.container("c2").unwrap().state(),
+        (exit.exit_code, exit.reason.as_str()),
+        (crate::START_ERROR_CODE, crate::START_ERROR)
+    );
+    *f.host.fail.lock().unwrap() = None;
+    f.rt.remove_container("c1").await.unwrap();
+    assert!(f.host.held().iter().all(|r| r.starts_with("pod:")));
+}
+
+#[tokio::test]
+async fn a_created_container_has_no_shim_until_it_is_started() {
+    let mut f = Fixture::new().await;
+    f.pod("pa", "a").await;
+    f.rt.create_container(container("c1", "pa", "one"), ())
+        .await
+        .unwrap();
+    assert_eq!(
+        f.host
+            .held()
+            .iter()
+            .filter(|r| r.starts_with("ctr:"))
+            .count(),
+        2,
+        "{:?}",
+        f.host.held()
+    );
+    assert!(!f.host.held().contains("ctr:c1:shim"));
+    assert_eq!(f.rt.supervised_shims(), 0);
+    // Nothing to stop: it stays created (as with containerd), and nothing is signalled.
+    f.rt.stop_container("c1", 15, Duration::from_secs(1))
+        .await
+        .unwrap();
+    assert_eq!(
+        f.rt.container("c1").unwrap().state(),
         ContainerState::Created
     );
-    // c2 can be started now (it could not with the intent left).
-    f.rt.start_container("c2").await.unwrap();
+    assert!(f.host.calls_of("signal").is_empty());
+    // A restart finds no shim and expects none: still created, nothing probed.
+    f.restart().await;
+    let view = f.rt.container("c1").unwrap();
+    assert_eq!(view.state(), ContainerState::Created);
+    assert_eq!(view.record.exit, None);
+    assert!(f.host.calls_of("probe").is_empty());
+    assert_eq!(f.rt.supervised_shims(), 0);
+    f.rt.start_container("c1").await.unwrap();
+    assert!(f.host.held().contains("ctr:c1:shim"));
+    assert_eq!(f.rt.supervised_shims(), 1);
+    f.rt.remove_container("c1").await.unwrap();
+    assert!(f.host.held().iter().all(|r| r.starts_with("pod:")));
+}
+
+#[tokio::test]
+async fn a_start_that_fails_at_any_step_is_a_start_error_and_leaves_no_shim() {
+    let f = Fixture::new().await;
+    f.pod("pa", "a").await;
+    let steps = [
+        "start_container",
+        "start_container:shim",
+        "start_container:runc_start",
+    ];
+    for (n, step) in steps.iter().enumerate() {
+        assert!(
+            step.contains(':') == failpoint::STEPS.contains(step),
+            "{step}"
+        );
+        let id = format!("c{n}");
+        f.rt.create_container(container(&id, "pa", &id), ())
+            .await
+            .unwrap();
+        let mut events = f.rt.subscribe();
+        *f.host.fail.lock().unwrap() = Some((*step).to_owned());
+        let err = f.rt.start_container(&id).await.unwrap_err();
+        *f.host.fail.lock().unwrap() = None;
+        assert!(matches!(err, RuntimeError::Host(_)), "{step}: {err}");
+        let view = f.rt.container(&id).unwrap();
+        assert_eq!(view.state(), ContainerState::Exited, "{step}");
+        assert_eq!(view.record.intent, None, "{step}");
+        let exit = view.record.exit.unwrap();
+        assert_eq!(
+            (exit.exit_code, exit.reason.as_str()),
+            (128, "StartError"),
+            "{step}"
+        );
+        assert_eq!(exit.message, err.to_string(), "{step}");
+        assert!(exit.finished_at > 0, "{step}");
+        assert_eq!(events.recv().await.unwrap().kind, EventKind::Stopped);
+        // Its shim and runc's container are ended; rootfs and bundle stay for removal.
+        assert!(!f.host.held().contains(&format!("ctr:{id}:shim")), "{step}");
+        assert!(
+            f.host.held().contains(&format!("ctr:{id}:bundle")),
+            "{step}"
+        );
+        assert_eq!(f.rt.supervised_shims(), 0, "{step}");
+        // It cannot be started again; it can be removed.
+        assert!(f.rt.start_container(&id).await.is_err());
+        f.rt.remove_container(&id).await.unwrap();
+        assert!(
+            f.host.held().iter().all(|r| r.starts_with("pod:")),
+            "{step}"
+        );
+    }
 }
 
 #[tokio::test]

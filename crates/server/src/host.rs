@@ -7,9 +7,10 @@ use berth_runtime::{ExitFile, Host, Probe, Step};
 use berth_store::{ContainerRecord, SandboxRecord};
 
 use crate::container::create::{create_container, ContainerSpec};
-use crate::container::lifecycle::remove_container;
+use crate::container::lifecycle::{remove_container, reset_container};
 use crate::container::paths::ContainerPaths;
 use crate::container::shim::{block_on, exit_file, probe, shim_pid};
+use crate::container::start::{prepared, start_container};
 use crate::daemon::Daemon;
 use crate::error::ServiceError;
 use crate::pod::create::{create_sandbox, PodSpec};
@@ -75,9 +76,20 @@ impl Host for LinuxHost {
         create_container(&*self.daemon()?, record, sandbox, spec, step)
     }
 
-    fn start_container(&self, record: &ContainerRecord) -> Result<(), ServiceError> {
-        let runc = self.daemon()?.runc(&record.handler)?;
-        Ok(block_on(runc.start(&record.id))?)
+    fn start_container(
+        &self,
+        record: &ContainerRecord,
+        step: Step<'_>,
+    ) -> Result<(), ServiceError> {
+        start_container(&*self.daemon()?, record, step)
+    }
+
+    fn reset_container(&self, record: &ContainerRecord) -> Result<(), ServiceError> {
+        reset_container(&*self.daemon()?, record)
+    }
+
+    fn container_prepared(&self, record: &ContainerRecord) -> bool {
+        self.daemon().is_ok_and(|daemon| prepared(&daemon, record))
     }
 
     fn signal_container(

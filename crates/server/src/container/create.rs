@@ -1,16 +1,15 @@
-//! Creating a container (CreateContainer's host work): rootfs overlay, OCI spec, bundle, and
-//! the shim that runs `runc create` and holds the container's stdio. There is no undo here:
+//! Creating a container (CreateContainer's host work): rootfs overlay, host paths, OCI spec
+//! and bundle. No process, runc container or cgroup: StartContainer spawns the shim, which
+//! runs `runc create` (see [`crate::container::start`]). There is no undo here:
 //! the runtime core runs the idempotent
 //! [`remove_container`](crate::container::lifecycle::remove_container) when a step fails,
 //! and at start-up when berthd died in the middle.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use berth_net::ns::USER_PIN;
 use berth_oci::{build_spec, ImageView, PodUserNamespace, SandboxView, SpecInputs, UserDb};
 use berth_runtime::Step;
-use berth_shim::ShimSpawn;
 use berth_store::{ContainerRecord, ImageRecord, SandboxRecord};
 use cri_api::v1;
 
@@ -25,9 +24,6 @@ use crate::pod::create::{ns_dir, sandbox_dir};
 use crate::pod::pidns::pid_namespace;
 use crate::pod::userns::requested as requested_userns;
 
-/// How long the shim may take to report `runc create`'s outcome.
-const SHIM_READY_TIMEOUT: Duration = Duration::from_secs(60);
-
 /// What CreateContainer asked for beyond the record, checked.
 pub struct ContainerSpec {
     /// The image it runs.
@@ -36,9 +32,9 @@ pub struct ContainerSpec {
     pub config: v1::ContainerConfig,
 }
 
-/// Creates the container's host resources (the record names its log path and bundle, set by
-/// CreateContainer before the intent is recorded, so an undo finds them); blocking
-/// (mounts, spawns the shim, waits for runc create). `step` is called before each part.
+/// Prepares the container's host resources (the record names its log path and bundle, set
+/// by CreateContainer before the intent is recorded, so an undo finds them); blocking
+/// (mounts). `step` is called before each part.
 pub fn create_container(
     daemon: &Daemon,
     record: &mut ContainerRecord,
@@ -49,7 +45,8 @@ pub fn create_container(
     let ContainerSpec { image, config } = spec;
     let id = record.id.clone();
     let paths = ContainerPaths::new(daemon, &id);
-    let log_path = PathBuf::from(&record.log_path);
+    // An unknown or unusable handler fails here, not at StartContainer.
+    daemon.runc(&record.handler)?;
     step("create_container:rootfs");
     for dir in [&paths.state, &paths.layer] {
         std::fs::create_dir_all(dir).map_err(ServiceError::io("create", dir))?;
@@ -137,25 +134,7 @@ pub fn create_container(
     std::fs::write(bundle.join("config.json"), config_json)
         .map_err(ServiceError::io("write", &bundle.join("config.json")))?;
 
-    step("create_container:shim");
-    let runc = daemon.runc(&record.handler)?;
-    let spawned = berth_shim::spawn(
-        &ShimSpawn {
-            shim_binary: daemon.shim_binary(),
-            id: id.clone(),
-            bundle: bundle.clone(),
-            runc: runc.binary.clone(),
-            runc_root: runc.root.clone(),
-            state_dir: paths.shim(),
-            log_path: log_path.clone(),
-            stdin: config.stdin,
-            stdin_once: config.stdin_once,
-            tty: config.tty,
-            systemd_cgroup: runc.systemd_cgroup,
-        },
-        SHIM_READY_TIMEOUT,
-    )?;
-    tracing::info!(container = %id, sandbox = %sandbox.id, init_pid = spawned.init_pid, "container created by runc");
+    tracing::debug!(container = %id, sandbox = %sandbox.id, "container prepared");
     Ok(())
 }
 

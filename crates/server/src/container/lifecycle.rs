@@ -1,6 +1,7 @@
 //! Removing a container's host resources: idempotent and tolerant of any part missing, as
 //! it is the undo of a failed CreateContainer and the recovery of an interrupted one as well
-//! as RemoveContainer's work. The runtime core has stopped the process and keeps the record.
+//! as RemoveContainer's work; and resetting one whose start failed (runc's container and the
+//! shim only). The runtime core has stopped the process and keeps the record.
 
 use std::time::{Duration, Instant};
 
@@ -22,30 +23,7 @@ const SHIM_EXIT_WAIT: Duration = Duration::from_secs(10);
 /// to it (a container that never ran must not look like one that did to kubelet).
 pub fn remove_container(daemon: &Daemon, record: &ContainerRecord) -> Result<(), ServiceError> {
     let paths = ContainerPaths::new(daemon, &record.id);
-    let runc = daemon.runc(&record.handler)?;
-    // A running container is killed by `runc delete --force`; its shim then records the
-    // exit and leaves. A shim that is past that (exit file written) deletes runc's
-    // container itself before it leaves, so it is only waited for.
-    if shim_pid(daemon, &record.id).is_some() && exit_file(&paths).is_none() {
-        delete_in_runc(&runc, &record.id)?;
-    }
-    // A shim that does not leave is killed (it is checked to be this container's shim).
-    let deadline = Instant::now() + SHIM_EXIT_WAIT;
-    while let Some(pid) = shim_pid(daemon, &record.id) {
-        if Instant::now() >= deadline {
-            tracing::warn!(container = %record.id, pid, "shim did not leave after runc delete; killing it");
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid as i32),
-                nix::sys::signal::Signal::SIGKILL,
-            );
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    // runc still has the container when its shim was killed, or never started it.
-    if runc.has_container(&record.id) {
-        delete_in_runc(&runc, &record.id)?;
-    }
+    end_in_runtime(daemon, record, &paths)?;
     let rootfs = paths.rootfs();
     unmount_rootfs(&rootfs).map_err(|source| ServiceError::Io {
         action: "unmount",
@@ -72,6 +50,58 @@ pub fn remove_container(daemon: &Daemon, record: &ContainerRecord) -> Result<(),
         if std::fs::metadata(log).is_ok_and(|m| m.is_file() && m.len() == 0) {
             let _ = std::fs::remove_file(log);
         }
+    }
+    Ok(())
+}
+
+/// Ends what a failed or interrupted StartContainer left — runc's container, the shim and
+/// its state directory (an exit file there would be read as the next start's) — and keeps
+/// the rootfs and the bundle CreateContainer prepared.
+pub fn reset_container(daemon: &Daemon, record: &ContainerRecord) -> Result<(), ServiceError> {
+    let paths = ContainerPaths::new(daemon, &record.id);
+    end_in_runtime(daemon, record, &paths)?;
+    let shim = paths.shim();
+    match std::fs::remove_dir_all(&shim) {
+        Err(err) if err.kind() != std::io::ErrorKind::NotFound => Err(ServiceError::Io {
+            action: "remove",
+            path: shim,
+            source: err,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Deletes the container from runc (killing what runs) and ends its shim. A container
+/// that was never started has neither: nothing runs then but a look at runc's state
+/// directory.
+fn end_in_runtime(
+    daemon: &Daemon,
+    record: &ContainerRecord,
+    paths: &ContainerPaths,
+) -> Result<(), ServiceError> {
+    let runc = daemon.runc(&record.handler)?;
+    // A running container is killed by `runc delete --force`; its shim then records the
+    // exit and leaves. A shim that is past that (exit file written) deletes runc's
+    // container itself before it leaves, so it is only waited for.
+    if shim_pid(daemon, &record.id).is_some() && exit_file(paths).is_none() {
+        delete_in_runc(&runc, &record.id)?;
+    }
+    // A shim that does not leave is killed (it is checked to be this container's shim).
+    let deadline = Instant::now() + SHIM_EXIT_WAIT;
+    while let Some(pid) = shim_pid(daemon, &record.id) {
+        if Instant::now() >= deadline {
+            tracing::warn!(container = %record.id, pid, "shim did not leave after runc delete; killing it");
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // runc still has the container when its shim was killed, or never started it.
+    if runc.has_container(&record.id) {
+        delete_in_runc(&runc, &record.id)?;
     }
     Ok(())
 }

@@ -1,6 +1,9 @@
 //! `UpdateContainerResources`: new CPU, memory, hugepage and unified cgroup limits applied
-//! with `runc update`, and kept in the container's record so its status shows them.
+//! with `runc update` to a running container, or written into the bundle's spec of a created
+//! one (StartContainer creates its cgroup from it), and kept in the container's record so
+//! its status shows them.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use berth_store::ContainerState;
@@ -37,30 +40,30 @@ async fn update(
     let view = daemon.find_container(id)?;
     let record = view.record.clone();
     let paths = ContainerPaths::new(daemon, &record.id);
-    if matches!(
-        view.state(),
-        ContainerState::Exited | ContainerState::Unknown
-    ) {
-        return Err(ServiceError::FailedPrecondition {
-            what: format!("container {} is not running", record.id),
-        });
+    let limits = runc_resources(&resources, daemon.host_features.hugetlb);
+    match view.state() {
+        ContainerState::Exited | ContainerState::Unknown => {
+            return Err(ServiceError::FailedPrecondition {
+                what: format!("container {} is not running", record.id),
+            })
+        }
+        // No runc container yet: StartContainer creates it from the bundle.
+        ContainerState::Created => update_bundle(&paths.bundle().join("config.json"), limits)?,
+        ContainerState::Running => {
+            let file = paths.state.join("resources.json");
+            std::fs::write(&file, limits.to_string()).map_err(|source| ServiceError::Io {
+                action: "write",
+                path: file.clone(),
+                source,
+            })?;
+            let result = daemon
+                .runc(&record.handler)?
+                .update(&record.id, &file)
+                .await;
+            let _ = std::fs::remove_file(&file);
+            result?;
+        }
     }
-    let file = paths.state.join("resources.json");
-    std::fs::write(
-        &file,
-        runc_resources(&resources, daemon.host_features.hugetlb).to_string(),
-    )
-    .map_err(|source| ServiceError::Io {
-        action: "write",
-        path: file.clone(),
-        source,
-    })?;
-    let result = daemon
-        .runc(&record.handler)?
-        .update(&record.id, &file)
-        .await;
-    let _ = std::fs::remove_file(&file);
-    result?;
     daemon
         .core()
         .update_container_record(&record.id, |current| {
@@ -70,6 +73,41 @@ async fn update(
         })
         .await?;
     Ok(())
+}
+
+/// Writes `limits` into the bundle's spec (`linux.resources`) as `runc update` would apply
+/// them: what is given replaces, what is not stays.
+fn update_bundle(config: &Path, limits: Value) -> Result<(), ServiceError> {
+    let io = |action: &'static str| {
+        move |source: std::io::Error| ServiceError::Io {
+            action,
+            path: config.to_owned(),
+            source,
+        }
+    };
+    let text = std::fs::read(config).map_err(io("read"))?;
+    let mut spec: Value = serde_json::from_slice(&text).map_err(|err| io("decode")(err.into()))?;
+    let resources = spec
+        .as_object_mut()
+        .map(|spec| spec.entry("linux").or_insert_with(|| json!({})))
+        .and_then(Value::as_object_mut)
+        .map(|linux| linux.entry("resources").or_insert_with(|| json!({})))
+        .ok_or_else(|| io("decode")(std::io::Error::other("the spec's linux is not an object")))?;
+    merge(resources, limits);
+    let bytes = serde_json::to_vec_pretty(&spec).map_err(|err| io("encode")(err.into()))?;
+    berth_atomicfile::write(config, &bytes, 0o644).map_err(io("write"))
+}
+
+/// Merges `new` into `old`: objects key by key, anything else replaced.
+fn merge(old: &mut Value, new: Value) {
+    match (old, new) {
+        (Value::Object(old), Value::Object(new)) => {
+            for (key, value) in new {
+                merge(old.entry(key).or_insert(Value::Null), value);
+            }
+        }
+        (old, new) => *old = new,
+    }
 }
 
 /// The OCI `LinuxResources` JSON `runc update --resources` reads; zero CRI values mean
@@ -118,6 +156,47 @@ fn runc_resources(r: &v1::LinuxContainerResources, hugetlb: bool) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_created_containers_bundle_gets_the_new_limits_and_keeps_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("config.json");
+        std::fs::write(
+            &config,
+            json!({
+                "ociVersion": "1.0.2",
+                "linux": {
+                    "cgroupsPath": "/berth/abc",
+                    "resources": { "cpu": { "shares": 2, "period": 100000 }, "memory": { "limit": 1 } }
+                }
+            })
+            .to_string(),
+        )
+        .unwrap();
+        let resources = v1::LinuxContainerResources {
+            cpu_shares: 512,
+            memory_limit_in_bytes: 64 << 20,
+            unified: [("memory.high".to_owned(), "1M".to_owned())].into(),
+            ..Default::default()
+        };
+        update_bundle(&config, runc_resources(&resources, false)).unwrap();
+        let spec: Value = serde_json::from_slice(&std::fs::read(&config).unwrap()).unwrap();
+        assert_eq!(
+            spec["linux"],
+            json!({
+                "cgroupsPath": "/berth/abc",
+                "resources": {
+                    "cpu": { "shares": 512, "period": 100000 },
+                    "memory": { "limit": 67108864 },
+                    "unified": { "memory.high": "1M" }
+                }
+            })
+        );
+        assert_eq!(spec["ociVersion"], "1.0.2");
+        // A spec that cannot be read is an error, not a silent start without the limits.
+        std::fs::write(&config, "{").unwrap();
+        assert!(update_bundle(&config, runc_resources(&resources, false)).is_err());
+    }
 
     #[test]
     fn zero_values_are_left_out() {
