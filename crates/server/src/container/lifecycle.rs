@@ -3,6 +3,7 @@
 //! as RemoveContainer's work; and resetting one whose start failed (runc's container and the
 //! shim only). The runtime core has stopped the process and keeps the record.
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use berth_store::ContainerRecord;
@@ -34,19 +35,10 @@ pub fn remove_container(daemon: &Daemon, record: &ContainerRecord) -> Result<(),
     for dir in [&paths.state, &paths.layer] {
         // Never delete through a mount that could not be removed.
         ensure_nothing_mounted(dir)?;
-        match std::fs::remove_dir_all(dir) {
-            Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
-                return Err(ServiceError::Io {
-                    action: "remove",
-                    path: dir.clone(),
-                    source: err,
-                })
-            }
-            _ => {}
-        }
+        remove_tree(dir)?;
     }
     if record.started_at == 0 && !record.log_path.is_empty() {
-        let log = std::path::Path::new(&record.log_path);
+        let log = Path::new(&record.log_path);
         if std::fs::metadata(log).is_ok_and(|m| m.is_file() && m.len() == 0) {
             let _ = std::fs::remove_file(log);
         }
@@ -60,11 +52,15 @@ pub fn remove_container(daemon: &Daemon, record: &ContainerRecord) -> Result<(),
 pub fn reset_container(daemon: &Daemon, record: &ContainerRecord) -> Result<(), ServiceError> {
     let paths = ContainerPaths::new(daemon, &record.id);
     end_in_runtime(daemon, record, &paths)?;
-    let shim = paths.shim();
-    match std::fs::remove_dir_all(&shim) {
+    remove_tree(&paths.shim())
+}
+
+/// Removes `dir` and everything in it; one already gone is fine.
+pub fn remove_tree(dir: &Path) -> Result<(), ServiceError> {
+    match std::fs::remove_dir_all(dir) {
         Err(err) if err.kind() != std::io::ErrorKind::NotFound => Err(ServiceError::Io {
             action: "remove",
-            path: shim,
+            path: dir.to_owned(),
             source: err,
         }),
         _ => Ok(()),

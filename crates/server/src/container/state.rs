@@ -14,7 +14,7 @@ pub struct Observed {
     pub finished_at: i64,
     /// Exit code, when exited.
     pub exit_code: i32,
-    /// `Completed`, `Error`, `OOMKilled` or `Unknown` once exited.
+    /// `Completed`, `Error`, `OOMKilled`, `StartError` or `Unknown` once exited.
     pub reason: String,
     /// Why, when berth concluded the exit or cannot tell the state.
     pub message: String,

@@ -8,6 +8,7 @@ use berth_runtime::Step;
 use berth_store::{SandboxIntent, SandboxRecord};
 use cri_api::v1;
 
+use crate::container::lifecycle::remove_tree;
 use crate::daemon::Daemon;
 use crate::error::ServiceError;
 use crate::pod::convert::stored_config;
@@ -76,14 +77,7 @@ pub fn remove_sandbox(
         path: shm.clone(),
         source,
     })?;
-    match std::fs::remove_dir_all(&dir) {
-        Err(err) if err.kind() != std::io::ErrorKind::NotFound => Err(ServiceError::Io {
-            action: "remove",
-            path: dir,
-            source: err,
-        }),
-        _ => Ok(()),
-    }
+    remove_tree(&dir)
 }
 
 /// Whether the sandbox's pinned namespaces, and its PID init when it has one, still exist

@@ -1,4 +1,5 @@
-//! `StartContainer`: `runc start` of a created container (the runtime core's work).
+//! `StartContainer`: the shim (`runc create`) and `runc start` of a created container (the
+//! runtime core's work; a failed start leaves it Exited 128 `StartError`).
 
 use std::sync::Arc;
 

@@ -76,14 +76,16 @@ impl ContainerRecord {
 /// An operation on a container that berthd recorded before touching the host.
 ///
 /// At start-up berthd finishes or undoes each one: `Creating` and `Removing` are undone /
-/// finished by removing everything the container may hold; `Starting` is settled from runc's
-/// view; `Stopping` is finished with SIGKILL.
+/// finished by removing everything the container may hold; `Starting` is settled from the
+/// exit file and runc's view (started, or the half-started shim ended and created again);
+/// `Stopping` is finished with SIGKILL.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ContainerIntent {
-    /// CreateContainer: rootfs, bundle, shim and `runc create` may exist in part.
+    /// CreateContainer: rootfs and bundle may exist in part (no shim or runc container: those
+    /// are StartContainer's).
     Creating,
-    /// StartContainer: `runc start` may have run.
+    /// StartContainer: the shim (`runc create`) and `runc start` may have run.
     Starting,
     /// StopContainer / StopPodSandbox: the process may have been signalled.
     Stopping,
@@ -94,13 +96,13 @@ pub enum ContainerIntent {
 /// How a container's process ended.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ContainerExit {
-    /// Exit status, 128 + signal when killed, 255 when unknown.
+    /// Exit status, 128 + signal when killed, 128 when it failed to start, 255 when unknown.
     pub exit_code: i32,
     /// When it ended (or was found gone), nanoseconds since the Unix epoch.
     pub finished_at: i64,
-    /// `Completed`, `Error`, `OOMKilled` or `Unknown`.
+    /// `Completed`, `Error`, `OOMKilled`, `StartError` or `Unknown`.
     pub reason: String,
-    /// Why, when berth had to conclude the exit itself (the shim was gone).
+    /// Why, when berth had to conclude the exit itself (the start failed, the shim was gone).
     #[serde(default)]
     pub message: String,
 }
@@ -132,12 +134,13 @@ impl Record for ContainerRecord {
 ///                                              └─ probe failed ─▶ Unknown
 /// ```
 ///
-/// A shim that dies without recording the exit makes the container `Exited` with code 255
-/// and reason `Unknown`. RemoveContainer is allowed in every state; a `Running` or `Unknown` container is stopped
+/// A start that fails makes the container `Exited` with code 128 and reason `StartError`; a
+/// shim that dies without recording the exit makes it `Exited` with code 255 and reason
+/// `Unknown`. RemoveContainer is allowed in every state; a `Running` or `Unknown` container is stopped
 /// first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ContainerState {
-    /// Created by runc, process not started.
+    /// Prepared by CreateContainer (rootfs, bundle); no shim, runc container or cgroup yet.
     Created,
     /// The process has been started and has not exited.
     Running,
