@@ -2298,7 +2298,10 @@ async fn a_created_container_holds_no_process_or_cgroup_and_starts_with_resource
     // Prepared only: no shim, no runc container, no cgroup.
     assert_eq!(shim_processes(env.state()), Vec::<u32>::new());
     assert_eq!(dir_entries(&env.state().join("runc")), Vec::<String>::new());
-    assert_eq!(cgroups_mentioning(&[id.clone()]), Vec::<PathBuf>::new());
+    assert_eq!(
+        cgroups_mentioning(std::slice::from_ref(&id)),
+        Vec::<PathBuf>::new()
+    );
     // Stats: no cgroup to read is no error; the writable layer is there.
     let st = stats(&mut rt, &id).await;
     assert_eq!(st.attributes.as_ref().unwrap().id, id);
@@ -2378,7 +2381,7 @@ async fn a_created_container_holds_no_process_or_cgroup_and_starts_with_resource
         state_of(&status(&mut rt, &id).await),
         v1::ContainerState::ContainerRunning
     );
-    let cgroups = cgroups_mentioning(&[id.clone()]);
+    let cgroups = cgroups_mentioning(std::slice::from_ref(&id));
     let applied = cgroups
         .iter()
         .find_map(|dir| {
