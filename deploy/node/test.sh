@@ -344,9 +344,9 @@ fi
 # kubelet steps.
 # other_kubelet_user: prints what stands in the way and succeeds, if anything does.
 other_kubelet_user() {
-  local dir cmd pid=$$
+  local dir cmd pid=$BASHPID
   local -A ancestors=()
-  while ((pid > 1)); do
+  while ((pid > 1)); do # this process (a subshell too) and its ancestors
     ancestors[$pid]=1
     pid=$(awk '{ print $4 }' "/proc/$pid/stat" 2>/dev/null) || break
   done
