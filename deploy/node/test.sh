@@ -430,19 +430,16 @@ YAML
     nin journalctl -u kubelet --no-pager | grep -E '^.{0,40}[EF][0-9]{4}' | tail -n 15 | sed 's/^/  /'
     return
   fi
-  # manifest NAME: the pod's manifest from stdin, renamed into place whole (kubelet watches
-  # the directory and ignores dot files).
+  # manifest NAME: the static pod NAME in $KNS whose spec is stdin, renamed into place whole
+  # (kubelet watches the directory and ignores dot files).
   manifest() {
-    cat >"$root/etc/kubernetes/manifests/.$1.yaml" &&
-      mv "$root/etc/kubernetes/manifests/.$1.yaml" "$root/etc/kubernetes/manifests/$1.yaml"
+    local file=$root/etc/kubernetes/manifests/$1.yaml
+    { printf 'apiVersion: v1\nkind: Pod\nmetadata: {name: %s, namespace: %s}\nspec:\n' "$1" "$KNS" && cat; } \
+      >"${file%/*}/.$1.yaml" && mv "${file%/*}/.$1.yaml" "$file"
   }
   # web: an init container fills an emptyDir that busybox httpd serves, with a readiness
   # probe, a hostPort, and CPU and memory limits above its requests (Burstable).
   manifest web <<YAML
-apiVersion: v1
-kind: Pod
-metadata: {name: web, namespace: $KNS}
-spec:
   initContainers:
   - name: content
     image: $BUSYBOX
@@ -461,10 +458,6 @@ spec:
   volumes: [{name: www, emptyDir: {}}]
 YAML
   manifest crasher <<YAML
-apiVersion: v1
-kind: Pod
-metadata: {name: crasher, namespace: $KNS}
-spec:
   containers:
   - name: crash
     image: $BUSYBOX
@@ -473,10 +466,6 @@ YAML
   # guaranteed: limits equal to requests; its pod slice is right under kubepods.slice and
   # kubelet asks for oom_score_adj -997.
   manifest guaranteed <<YAML
-apiVersion: v1
-kind: Pod
-metadata: {name: guaranteed, namespace: $KNS}
-spec:
   containers:
   - name: sleeper
     image: $BUSYBOX
