@@ -9,7 +9,8 @@
 #                 (tests/node-e2e/run.sh --full; about 1 h on 2 cores)
 #   make node-test  the kind-style node: builds the node image (deploy/node/build.sh) and boots
 #                 it with systemd-nspawn: berthd under systemd with the systemd cgroup driver,
-#                 crictl's lifecycle and critest inside (deploy/node/test.sh)
+#                 crictl's lifecycle, critest and kubelet with static pods inside
+#                 (deploy/node/test.sh --kubelet; also the last step of make test)
 #   make fuzz     the gRPC fuzzer for longer (FUZZ_SECONDS, default 1800); make fuzz-corpus
 #                 replays only its corpus (tests/fuzz/README.md)
 
@@ -34,7 +35,7 @@ node-e2e: deps-test
 
 node-test: deps-test
 	deploy/node/build.sh
-	deploy/node/test.sh
+	deploy/node/test.sh --kubelet
 
 fuzz: deps-test
 	BERTH_FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz/run.sh

@@ -20,8 +20,14 @@
 #   8. the core of Kubernetes' node conformance suite v1.37.2 (tests/node-e2e/run.sh --core:
 #      64 specs, about 13 minutes; the suite built by scripts/build-node-e2e.sh, cached),
 #      against a berthd, registry (127.0.0.1:5001) and node address of its own, gated on
-#      tests/node-e2e/known-failures.txt.
-# The kind-style node (deploy/node) runs with `make node-test`, not here yet.
+#      tests/node-e2e/known-failures.txt;
+#   9. the kind-style node (deploy/node/build.sh --binaries target/debug, deploy/node/test.sh
+#      --kubelet): a Debian 12 image with systemd booted by systemd-nspawn (the image's Debian
+#      base cached under $BERTH_TEST_CACHE/node), berthd as its systemd service with the
+#      systemd cgroup driver, crictl's lifecycle, restart, OOM and stats checks, critest
+#      inside it (same gate), then kubelet as the node's service with static pods. Last: its
+#      kubelet is the host's only one then. Everything it uses is in the node's own network
+#      namespace (registry 127.0.0.1:5014, kubelet's ports, the CNI bridge cni0).
 # Everything started is stopped by PID and every temporary directory removed on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -225,6 +231,14 @@ step "Kubernetes node conformance core (tests/node-e2e/run.sh --core)"
 node_e2e_rc=0
 tests/node-e2e/run.sh --core --registry 127.0.0.1:5001 --berthd "$repo/target/debug/berthd" \
   --out "$out/node-e2e" 2>&1 | tee "$out/node-e2e.log" || node_e2e_rc=${PIPESTATUS[0]}
+step "kind-style node: berth and kubelet under systemd with the systemd cgroup driver (deploy/node)"
+# Last: the node's kubelet may be the only one on the host. berthd, berth-shim and berthctl
+# are those the cargo step built.
+node_rc=0
+node_start=$SECONDS
+{ deploy/node/build.sh --binaries "$repo/target/debug" &&
+  deploy/node/test.sh --kubelet --logs "$out/node"; } 2>&1 | tee "$out/node.log" || node_rc=${PIPESTATUS[0]}
+echo "kind-style node: $((SECONDS - node_start)) s"
 if ((critest_rc != 0)); then
   echo "critest gate failed (exit $critest_rc); details in $out/critest*" >&2
   exit 1
@@ -235,6 +249,10 @@ if ((kubelet_rc != 0)); then
 fi
 if ((node_e2e_rc != 0)); then
   echo "node e2e core failed (exit $node_e2e_rc); see $out/node-e2e.log and $out/node-e2e" >&2
+  exit 1
+fi
+if ((node_rc != 0)); then
+  echo "kind-style node test failed (exit $node_rc); see $out/node.log and $out/node" >&2
   exit 1
 fi
 if ((fuzz_rc != 0)); then

@@ -3,7 +3,10 @@
 # container runtime, the way a kind node image carries containerd. No Docker daemon: the base
 # comes from debootstrap, and the image boots with systemd-nspawn (deploy/node/test.sh).
 #
-#   deploy/node/build.sh [--out DIR]
+#   deploy/node/build.sh [--out DIR] [--binaries DIR]
+#
+# --binaries takes berthd, berth-shim and berthctl from DIR instead of building them
+# (tests/run.sh: its cargo step built the workspace already).
 #
 # DIR (default ${BERTH_TEST_CACHE:-/var/cache/berth-test}/node) holds two layers:
 #   DIR/base    debootstrap of bookworm (systemd, dbus, runc, the CNI plugins, iptables,
@@ -30,11 +33,13 @@ die() { echo "$prog: error: $*" >&2; exit 1; }
 log() { echo "$prog: $*" >&2; }
 
 out=${BERTH_TEST_CACHE:-/var/cache/berth-test}/node
+binaries=
 while (($#)); do
   case $1 in
     --out) out=${2:?--out DIR}; shift 2 ;;
+    --binaries) binaries=${2:?--binaries DIR}; shift 2 ;;
     -h | --help) sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"; exit 0 ;;
-    *) die "unknown argument $1 (usage: $prog [--out DIR])" ;;
+    *) die "unknown argument $1 (usage: $prog [--out DIR] [--binaries DIR])" ;;
   esac
 done
 [[ $(id -u) == 0 ]] || die "needs root (debootstrap)"
@@ -101,9 +106,14 @@ else
 fi
 
 # --- berth and the test tools, built or cached.
-log "building berthd, berth-shim, berthctl"
-(cd "$repo" && nice -n 19 cargo build --quiet -p berthd -p berth-shim -p berthctl) || die "cargo build failed"
-target=${CARGO_TARGET_DIR:-$repo/target}/debug
+if [[ -n $binaries ]]; then
+  target=$binaries
+  log "berthd, berth-shim, berthctl from $target"
+else
+  log "building berthd, berth-shim, berthctl"
+  (cd "$repo" && nice -n 19 cargo build --quiet -p berthd -p berth-shim -p berthctl) || die "cargo build failed"
+  target=${CARGO_TARGET_DIR:-$repo/target}/debug
+fi
 crictl_dir=$("$repo/scripts/build-cri-tools.sh" 2>/dev/null | tail -n 1) || die "scripts/build-cri-tools.sh failed"
 kubelet=$("$repo/scripts/build-kubelet.sh" 2>/dev/null | tail -n 1) || die "scripts/build-kubelet.sh failed"
 [[ -d $kubelet ]] && kubelet=$kubelet/kubelet

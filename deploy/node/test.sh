@@ -9,9 +9,20 @@
 # --cgroup    hybrid: the node gets the host's layout, v1 controllers + cgroup2 (default);
 #             legacy: v1 only (SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=0);
 #             unified: only the cgroup2 hierarchy (SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1)
-# --kubelet   also kubelet inside the node with a static pod (systemd cgroup driver); skipped
-#             when a kubelet, tests/run.sh or tests/node-e2e/run.sh runs on the host
-# --logs      copies berthd's journal, the console and critest's report there at the end
+# --kubelet   also kubelet inside the node, a service of the node's systemd with
+#             cgroupDriver systemd, with static pods: web (init container, emptyDir, readiness
+#             probe, served on its pod IP and a hostPort, CPU and memory limits read back from
+#             its berth-<id>.scope in kubepods-burstable-pod<uid>.slice), guaranteed (its
+#             slice, its oom_score_adj), crasher (CrashLoopBackOff), kubelet's stats
+#             summary, every pod and scope gone once the manifests are; skipped (failed under
+#             BERTH_TEST_NO_SKIP=1) when a kubelet, or a tests/run.sh or tests/node-e2e/run.sh
+#             that did not start this test, runs on the host
+# --logs      copies the node's journals (berthd, kubelet and berthd, all), the console and
+#             critest's report there at the end; a failed run copies them to
+#             /tmp/berth-node-logs.<node> without --logs
+#
+# BERTH_NODE_HOLD=1 keeps a failed node running (to look into it with nsenter) until the
+# file the test names is removed.
 #
 # Checks, in the node: systemd reaches running (or degraded: the failed units are listed),
 # berthd.service is active and `crictl info` reports the systemd cgroup driver (chosen by
@@ -66,8 +77,9 @@ passed=0 failed=0
 ok() { passed=$((passed + 1)); echo "ok   $*"; }
 fail() { failed=$((failed + 1)); echo "FAIL $*"; return 1; }
 check() { # check NAME COMMAND...: fails (returns 1) when COMMAND does
-  local name=$1; shift
-  if "$@"; then ok "$name"; else fail "$name"; fi
+  # (not "name": the checked command sees check's locals, and $name is the node's name)
+  local what=$1; shift
+  if "$@"; then ok "$what"; else fail "$what"; fi
 }
 # nin COMMAND...: runs COMMAND in the node (every namespace of its init, a clean environment).
 nin() {
@@ -86,11 +98,24 @@ restore_sysctls() {
 cleanup() {
   local rc=$?
   if [[ -n $leader ]] && kill -0 "$leader" 2>/dev/null; then
+    # BERTH_NODE_HOLD=1: a failed run keeps the node up until $work/hold is removed.
+    if [[ -n ${BERTH_NODE_HOLD:-} ]] && ((rc != 0 || failed != 0)); then
+      echo "holding the node (init PID $leader) until $work/hold is removed"
+      touch "$work/hold"
+      while [[ -e $work/hold ]]; do sleep 2; done
+    fi
+    # A failed run keeps the node's journals even without --logs.
+    if [[ -z $logs ]] && ((rc != 0 || failed != 0)); then
+      logs=/tmp/berth-node-logs.$name
+    fi
     if [[ -n $logs ]]; then
       mkdir -p "$logs"
       nin journalctl -u berthd --no-pager >"$logs/berthd.journal" 2>&1
+      nin journalctl -u kubelet -u berthd --no-pager >"$logs/kubelet-berthd.journal" 2>&1
+      nin journalctl --no-pager >"$logs/node.journal" 2>&1
       cp "$work/console.log" "$logs/" 2>/dev/null
       cp -r "$root/var/tmp/critest" "$logs/" 2>/dev/null
+      echo "node's journals and console in $logs"
     fi
     # Pods first, so runc removes its scopes while berthd runs.
     for pod in $(crictl pods -q 2>/dev/null); do crictl rmp -f "$pod" >/dev/null 2>&1; done
@@ -310,16 +335,24 @@ if ((run_critest)); then
   check "critest gate (systemd cgroup driver)" test "$critest_rc" == 0
 fi
 
-# --- kubelet in the node, standalone with a static pod, systemd cgroup driver.
+# --- kubelet in the node, standalone with static pods, systemd cgroup driver.
 # One kubelet per host (tests/lib/kubelet-host.sh): the node's kubelet is a process named
 # kubelet on the host too, and a kubelet test started meanwhile would refuse to run. So the
 # step runs only when no kubelet and no run of tests/run.sh or tests/node-e2e/run.sh (whose
-# kubelet steps come later) is on the host, and it takes about a minute.
+# kubelet steps may come later) is on the host, and it takes about two minutes. A run of
+# tests/run.sh that started this test is no obstacle: it runs the node last, after its own
+# kubelet steps.
 # other_kubelet_user: prints what stands in the way and succeeds, if anything does.
 other_kubelet_user() {
-  local dir cmd
+  local dir cmd pid=$BASHPID
+  local -A ancestors=()
+  while ((pid > 1)); do # this process (a subshell too) and its ancestors
+    ancestors[$pid]=1
+    pid=$(awk '{ print $4 }' "/proc/$pid/stat" 2>/dev/null) || break
+  done
   for dir in /proc/[0-9]*; do
     [[ $(cat "$dir/comm" 2>/dev/null) == kubelet ]] && { echo "a kubelet (PID ${dir#/proc/})"; return 0; }
+    [[ -n ${ancestors[${dir#/proc/}]:-} ]] && continue
     cmd=$({ tr '\0' ' ' <"$dir/cmdline"; } 2>/dev/null)
     if [[ $cmd == *tests/run.sh* || $cmd == *tests/node-e2e/run.sh* ]]; then
       echo "${cmd% } (PID ${dir#/proc/})"
@@ -332,16 +365,34 @@ other_kubelet_user() {
 # is read-only, so it would fail instead): set from here, restored on exit.
 declare -A kubelet_sysctls=([vm.overcommit_memory]=1 [vm.panic_on_oom]=0 [kernel.panic]=10
   [kernel.panic_on_oops]=1 [kernel.keys.root_maxkeys]=1000000 [kernel.keys.root_maxbytes]=25000000)
+# The kubelet step's pods: their namespace, image, web's hostPort (on the node's 127.0.0.1)
+# and the node's address.
+KNS=berth-node BUSYBOX=registry.k8s.io/e2e-test-images/busybox:1.29-2 HOST_PORT=30180 NODE_IP=10.231.0.2
 kubelet_step() {
   local s blocker
   if blocker=$(other_kubelet_user); then
-    echo "skip kubelet in the node: $blocker runs on the host (one kubelet per host)"
+    # Under tests/run.sh (BERTH_TEST_NO_SKIP=1) a check that cannot run fails.
+    if [[ ${BERTH_TEST_NO_SKIP:-} == 1 ]]; then
+      fail "kubelet in the node: $blocker runs on the host (one kubelet per host)"
+    else
+      echo "skip kubelet in the node: $blocker runs on the host (one kubelet per host)"
+    fi
     return 0
   fi
   for s in "${!kubelet_sysctls[@]}"; do
     sysctls_before[$s]=$(sysctl -n "$s")
     sysctl -qw "$s=${kubelet_sysctls[$s]}"
   done
+  # The node's address: kubelet takes it from the interface of the default route, which a
+  # node with only lo lacks (it would log "no default routes found" on every status sync). A
+  # kind node has eth0 on the cluster network; this one gets eth0 in its own network namespace,
+  # a veth pair with both ends there (gone with the node).
+  if ! { nin ip link add eth0 type veth peer name eth0-peer && nin ip link set eth0-peer up &&
+    nin ip addr add "$NODE_IP/24" dev eth0 && nin ip link set eth0 up &&
+    nin ip route add default via "${NODE_IP%.*}.1" dev eth0; }; then
+    fail "the node's eth0 ($NODE_IP) and default route"
+    return
+  fi
   mkdir -p "$root/etc/kubernetes/manifests"
   cat >"$root/etc/kubernetes/kubelet.yaml" <<'YAML'
 apiVersion: kubelet.config.k8s.io/v1beta1
@@ -367,52 +418,139 @@ imageGCLowThresholdPercent: 99
 featureGates:
   PodAndContainerStatsFromCRI: true
 YAML
-  # kubelet as a transient service of the node's systemd, as kind runs kubelet.service.
+  # kubelet as a service of the node's systemd (transient here), as kind runs kubelet.service.
   nin systemd-run --quiet --unit=kubelet \
     /usr/local/bin/kubelet --config /etc/kubernetes/kubelet.yaml --hostname-override "$name" --v=2 ||
     { fail "kubelet started in the node"; return; }
-  # kubelet's endpoints are on the node's 127.0.0.1: curl from the host in its network namespace.
-  kcurl() { nsenter --net="/proc/$leader/ns/net" curl -sf "$@"; }
+  # kubelet's endpoints and the pods are on the node's network: curl from the host in the
+  # node's network namespace.
+  kcurl() { nsenter --net="/proc/$leader/ns/net" curl -sf --max-time 5 "$@"; }
   healthy() { kcurl http://127.0.0.1:10248/healthz >/dev/null; }
   if ! check "kubelet is healthy (cgroupDriver systemd)" kh_wait_for 90 healthy; then
     nin journalctl -u kubelet --no-pager | grep -E '^.{0,40}[EF][0-9]{4}' | tail -n 15 | sed 's/^/  /'
     return
   fi
-  cat >"$root/etc/kubernetes/manifests/web.yaml" <<'YAML'
-apiVersion: v1
-kind: Pod
-metadata: {name: web, namespace: berth-node}
-spec:
+  # manifest NAME: the static pod NAME in $KNS whose spec is stdin, renamed into place whole
+  # (kubelet watches the directory and ignores dot files).
+  manifest() {
+    local file=$root/etc/kubernetes/manifests/$1.yaml
+    { printf 'apiVersion: v1\nkind: Pod\nmetadata: {name: %s, namespace: %s}\nspec:\n' "$1" "$KNS" && cat; } \
+      >"${file%/*}/.$1.yaml" && mv "${file%/*}/.$1.yaml" "$file"
+  }
+  # web: an init container fills an emptyDir that busybox httpd serves, with a readiness
+  # probe, a hostPort, and CPU and memory limits above its requests (Burstable).
+  manifest web <<YAML
+  initContainers:
+  - name: content
+    image: $BUSYBOX
+    command: [sh, -c, "echo served-by-berth > /www/index.html"]
+    volumeMounts: [{name: www, mountPath: /www}]
   containers:
-  - name: main
-    image: registry.k8s.io/e2e-test-images/busybox:1.29-2
-    command: [sh, -c, "echo started; sleep 3600"]
+  - name: httpd
+    image: $BUSYBOX
+    command: [httpd, -f, -p, "8080", -h, /www]
+    ports: [{containerPort: 8080, hostPort: $HOST_PORT, hostIP: 127.0.0.1}]
+    readinessProbe: {httpGet: {path: /index.html, port: 8080}, periodSeconds: 2}
     resources:
-      limits: {cpu: 100m, memory: 64Mi}
-      requests: {cpu: 50m, memory: 32Mi}
+      limits: {cpu: 200m, memory: 64Mi}
+      requests: {cpu: 100m, memory: 32Mi}
+    volumeMounts: [{name: www, mountPath: /www}]
+  volumes: [{name: www, emptyDir: {}}]
 YAML
-  ready() {
-    kcurl http://127.0.0.1:10255/pods | jq -e --arg n "web-$name" \
-      '.items[] | select(.metadata.name == $n) | .status.conditions[]? | select(.type == "Ready") | .status == "True"' >/dev/null
+  manifest crasher <<YAML
+  containers:
+  - name: crash
+    image: $BUSYBOX
+    command: [sh, -c, "echo crashing; exit 1"]
+YAML
+  # guaranteed: limits equal to requests; its pod slice is right under kubepods.slice and
+  # kubelet asks for oom_score_adj -997.
+  manifest guaranteed <<YAML
+  containers:
+  - name: sleeper
+    image: $BUSYBOX
+    command: [sleep, "3600"]
+    resources:
+      limits: {cpu: 100m, memory: 32Mi}
+      requests: {cpu: 100m, memory: 32Mi}
+YAML
+  pods_json() { kcurl http://127.0.0.1:10255/pods; }
+  # pod_jq POD FILTER: FILTER holds for the pod's object in kubelet's /pods.
+  pod_jq() { pods_json | jq -e --arg n "$1-$name" ".items[]? | select(.metadata.name == \$n) | $2" >/dev/null; }
+  web_ready() { pod_jq web '.status.conditions[]? | select(.type == "Ready") | .status == "True"'; }
+  if ! check "web: running and ready (readiness probe)" kh_wait_for 120 web_ready; then
+    pods_json | jq -c '.items[] | {name: .metadata.name, status}' | cut -c1-2000 | sed 's/^/  /'
+    crictl pods | sed 's/^/  /'
+    crictl ps -a | sed 's/^/  /'
+  else
+    check "web: the init container ran to completion" \
+      pod_jq web '.status.initContainerStatuses[0].state.terminated.reason == "Completed"'
+    local pod_ip
+    pod_ip=$(pods_json | jq -r --arg n "web-$name" '.items[] | select(.metadata.name == $n) | .status.podIP')
+    served() { [[ $(kcurl "$1") == served-by-berth ]]; }
+    check "web: served on its pod IP $pod_ip:8080 from the node" served "http://$pod_ip:8080/index.html"
+    check "web: served on the node's hostPort 127.0.0.1:$HOST_PORT" kh_wait_for 20 served "http://127.0.0.1:$HOST_PORT/index.html"
+    local id kscope
+    id=$(crictl ps -q --name httpd | head -n 1)
+    kscope=berth-$id.scope
+    local path
+    path=$(nin systemctl show -P ControlGroup "$kscope")
+    echo "web's container: $path"
+    in_pod_slice() {
+      [[ $path =~ ^/kubepods\.slice/kubepods-burstable\.slice/kubepods-burstable-pod[0-9a-f_]+\.slice/$kscope$ &&
+        $(nin systemctl is-active "$kscope") == active ]]
+    }
+    check "web: its container in $kscope, in kubepods-burstable-pod<uid>.slice" in_pod_slice
+    cg() { # cg CONTROLLER FILE: the file of web's container cgroup in the node
+      if [[ $mode == unified ]]; then nin cat "/sys/fs/cgroup$path/$2"; else nin cat "/sys/fs/cgroup/$1$path/$2"; fi
+    }
+    if [[ $mode == unified ]]; then
+      check "web: memory.max 64Mi, cpu.max 20 ms per 100 ms in the scope" \
+        test "$(cg memory memory.max) $(cg cpu cpu.max)" == "67108864 20000 100000"
+    else
+      check "web: memory limit 64Mi, CPU quota 20 ms per 100 ms in the scope" \
+        test "$(cg memory memory.limit_in_bytes) $(cg cpu cpu.cfs_quota_us) $(cg cpu cpu.cfs_period_us)" == "67108864 20000 100000"
+    fi
+  fi
+  g_ready() { pod_jq guaranteed '.status.conditions[]? | select(.type == "Ready") | .status == "True"'; }
+  if check "guaranteed: running and ready" kh_wait_for 60 g_ready; then
+    local gid gpath gpid
+    gid=$(crictl ps -q --name sleeper | head -n 1)
+    gpath=$(nin systemctl show -P ControlGroup "berth-$gid.scope")
+    gpid=$(crictl inspect "$gid" | jq -r '.info.pid')
+    echo "guaranteed's container: $gpath, PID $gpid"
+    check "guaranteed: its container in kubepods-pod<uid>.slice" \
+      bash -c "[[ '$gpath' =~ ^/kubepods\.slice/kubepods-pod[0-9a-f_]+\.slice/berth-$gid\.scope$ ]]"
+    # kubelet asks -997 for a Guaranteed pod's containers. Where berthd may not lower
+    # oom_score_adj (no CAP_SYS_RESOURCE: this host's containers lack it, and so does the
+    # node), it raises it to its own (restrict_oom_score_adj = auto), and says so at start.
+    local adj want=-997
+    if [[ $(nin journalctl -u berthd --no-pager) == *"oom_score_adj is raised to berthd's own"* ]]; then
+      want=$(nin cat "/proc/$(nin systemctl show -P MainPID berthd)/oom_score_adj")
+    fi
+    adj=$(nin cat "/proc/$gpid/oom_score_adj")
+    check "guaranteed: oom_score_adj $adj (-997, or berthd's own where it may not lower it: $want)" \
+      test "$adj" == "$want"
+  fi
+  crash_looping() {
+    local state
+    state=$(pods_json | jq -r --arg n "crasher-$name" \
+      '.items[]? | select(.metadata.name == $n) | .status.containerStatuses[0] | "\(.restartCount) \(.state.waiting.reason // "")"')
+    [[ $state =~ ^([2-9]|[1-9][0-9]+)\ CrashLoopBackOff$ ]]
   }
-  check "static pod running and ready" kh_wait_for 120 ready || return
-  local id
-  id=$(crictl ps -q --name main | head -n 1)
-  kscope=berth-$id.scope
-  in_pod_slice() {
-    [[ $(nin systemctl show -P ControlGroup "$kscope") =~ ^/kubepods\.slice/kubepods-burstable\.slice/kubepods-burstable-pod[0-9a-f_]+\.slice/$kscope$ ]]
-  }
-  check "kubelet's container in $kscope under kubepods-burstable-pod<uid>.slice" in_pod_slice
+  check "crasher: restarted with back-off (CrashLoopBackOff, 2 restarts or more)" kh_wait_for 90 crash_looping
   echo "systemd-cgls of kubelet's pods:"
   nin systemd-cgls --no-pager --full -u kubepods.slice | grep -v '→' | sed 's/^/  /'
   summary() {
     kcurl http://127.0.0.1:10255/stats/summary |
-      jq -e '[.pods[] | select(.podRef.namespace == "berth-node" and .memory.workingSetBytes != null and .cpu.usageNanoCores != null)] | length == 1' >/dev/null
+      jq -e --arg ns "$KNS" '[.pods[] | select(.podRef.namespace == $ns and .podRef.name == "web-'"$name"'" and .memory.workingSetBytes != null and .cpu.usageNanoCores != null)] | length == 1' >/dev/null
   }
-  check "kubelet's stats summary has the pod's CPU and memory" kh_wait_for 60 summary
-  rm -f "$root/etc/kubernetes/manifests/web.yaml"
+  check "kubelet's stats summary has web's CPU and memory" kh_wait_for 60 summary
+  rm -f "$root"/etc/kubernetes/manifests/*.yaml
   no_pods() { [[ -z $(crictl pods -q) ]]; }
-  check "manifest removed: kubelet removes the pod" kh_wait_for 90 no_pods
+  check "manifests removed: kubelet removes every pod" kh_wait_for 90 no_pods
+  no_scope() { [[ -z $(nin systemctl list-units --all --plain --no-legend 'berth-*.scope') ]]; }
+  check "no berth-*.scope left" kh_wait_for 30 no_scope
   nin systemctl stop kubelet
 }
 ((run_kubelet)) && kubelet_step

@@ -392,27 +392,48 @@ fn h2_frame(kind: u8, flags: u8, stream_id: u32, payload: &[u8]) -> Vec<u8> {
 /// clients other than Go's send it; returns the trailers' grpc-status and the response.
 fn version_with_authority(socket: &std::path::Path, authority: &str) -> (String, Vec<u8>) {
     use prost::Message as _;
+    let message = v1::VersionRequest {
+        version: "v1".into(),
+    }
+    .encode_to_vec();
+    raw_h2_call(
+        socket,
+        "/runtime.v1.RuntimeService/Version",
+        authority,
+        &[],
+        &message,
+    )
+}
+
+/// Calls `path` with `message` over a hand-made HTTP/2 connection (no client of its own
+/// between the test and berthd: no client-side deadline either), with `:authority` and the
+/// `extra` headers; returns the grpc-status (trailers, or headers of a trailers-only answer)
+/// and the response's DATA.
+fn raw_h2_call(
+    socket: &std::path::Path,
+    path: &str,
+    authority: &str,
+    extra: &[(&[u8], &[u8])],
+    message: &[u8],
+) -> (String, Vec<u8>) {
     use std::io::Read;
     let mut conn = std::os::unix::net::UnixStream::connect(socket).unwrap();
     conn.set_read_timeout(Some(std::time::Duration::from_secs(10)))
         .unwrap();
     let mut encoder = fluke_hpack::Encoder::new();
-    let fields: [(&[u8], &[u8]); 6] = [
+    let mut fields: Vec<(&[u8], &[u8])> = vec![
         (b":method", b"POST"),
         (b":scheme", b"http"),
-        (b":path", b"/runtime.v1.RuntimeService/Version"),
+        (b":path", path.as_bytes()),
         (b":authority", authority.as_bytes()),
         (b"content-type", b"application/grpc"),
         (b"te", b"trailers"),
     ];
+    fields.extend_from_slice(extra);
     let block = encoder.encode(fields);
-    let message = v1::VersionRequest {
-        version: "v1".into(),
-    }
-    .encode_to_vec();
     let mut data = vec![0u8];
     data.extend_from_slice(&(message.len() as u32).to_be_bytes());
-    data.extend_from_slice(&message);
+    data.extend_from_slice(message);
     let mut out = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
     out.extend(h2_frame(0x4, 0, 0, &[]));
     out.extend(h2_frame(0x1, 0x4, 1, &block));
@@ -441,6 +462,48 @@ fn version_with_authority(socket: &std::path::Path, authority: &str) -> (String,
             _ => {}
         }
     }
+}
+
+/// A pull whose deadline (`grpc-timeout`) passes while the registry says nothing is answered
+/// DEADLINE_EXCEEDED (4), as gRPC defines it and critest's "should timeout if requested"
+/// expects; tonic's own answer is CANCELLED (1), which a client sees whenever berthd's answer
+/// comes before its own timer fires. The raw connection has no timer of its own.
+#[tokio::test]
+async fn a_pull_past_its_deadline_is_deadline_exceeded() {
+    use prost::Message as _;
+    // A registry that accepts connections (the kernel's backlog) and never answers.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let daemon = Berthd::start();
+    let message = v1::PullImageRequest {
+        image: Some(v1::ImageSpec {
+            image: format!("127.0.0.1:{port}/silent/image:1"),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+    .encode_to_vec();
+    let socket = daemon.socket.clone();
+    let started = std::time::Instant::now();
+    let (status, _) = tokio::task::spawn_blocking(move || {
+        let timeout: (&[u8], &[u8]) = (b"grpc-timeout", b"300m");
+        raw_h2_call(
+            &socket,
+            "/runtime.v1.ImageService/PullImage",
+            "localhost",
+            &[timeout],
+            &message,
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(status, "4", "DEADLINE_EXCEEDED");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    drop(silent);
 }
 
 #[tokio::test]

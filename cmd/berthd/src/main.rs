@@ -186,6 +186,8 @@ async fn serve(config: Config, files: &[std::path::PathBuf]) -> Result<(), Daemo
         .layer(tower::util::MapResponseLayer::new(
             berth_server::oversize_status::<tonic::body::Body>,
         ))
+        // A client's passed deadline answered DeadlineExceeded (tonic's own: Cancelled).
+        .layer(tower::layer::layer_fn(berth_server::Deadline::new))
         .add_service(runtime_service)
         .add_service(image_service)
         .add_service(admin_service)
