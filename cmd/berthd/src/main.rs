@@ -36,6 +36,7 @@ fn main() -> ExitCode {
     // Few malloc arenas: what bursts of requests free is found again instead of kept per
     // thread (see memory.rs for the other half).
     berth_stream::limit_arenas(memory::MALLOC_ARENAS);
+    berth_stream::fix_malloc_thresholds(memory::MMAP_THRESHOLD, memory::TRIM_THRESHOLD);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

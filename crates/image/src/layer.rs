@@ -132,7 +132,7 @@ pub async fn fetch_layer(
             source,
         })?;
     let pending = sink.snapshots.prepare()?;
-    let blob = sink.content.ingest()?;
+    let blob = sink.content.ingest_direct()?;
 
     let (tx, rx) = mpsc::channel::<Bytes>(PIPELINE_DEPTH);
     let fs = pending.fs().to_owned();
@@ -144,7 +144,7 @@ pub async fn fetch_layer(
 
     let started = Instant::now();
     let mut last_report = started;
-    let mut stream = remote.blob_stream(&job.digest).await?;
+    let mut stream = remote.blob_stream(&job.digest, job.size).await?;
     let mut received = 0u64;
     let download: Result<(), ImageError> = async {
         loop {
@@ -157,8 +157,8 @@ pub async fn fetch_layer(
             let Some(chunk) = next else { break };
             let chunk = match chunk {
                 Ok(chunk) => chunk,
-                // The client checks the digest itself and fails the stream's end on a
-                // mismatch; all bytes arrived, so the comparison below reports it.
+                // A whole (200) answer is hashed by the client too, which fails the stream's
+                // end on a mismatch; all bytes arrived, so the comparison below reports it.
                 Err(_) if received == job.size => break,
                 Err(source) => {
                     return Err(ImageError::Io {

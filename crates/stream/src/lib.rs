@@ -18,7 +18,7 @@ mod sessions;
 pub mod spdy;
 pub mod tokens;
 mod trim;
-pub use trim::{limit_arenas, release_free_memory};
+pub use trim::{fix_malloc_thresholds, free_heap_bytes, limit_arenas, release_free_memory};
 pub mod websocket;
 
 use std::future::Future;

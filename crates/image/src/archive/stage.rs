@@ -257,7 +257,7 @@ fn copy_entry(
         }
         ingest.write(&buffer[..n])?;
     }
-    ingest.close();
+    ingest.close()?;
     Ok(StagedBlob { ingest, head })
 }
 
