@@ -24,7 +24,8 @@
 #   BERTH_BENCH_REGISTRY_ADDR  the bench registry (default 127.0.0.1:5011)
 #   TMPDIR                     where the daemon's root, state and network data go (/tmp)
 #
-# berthd is target/release/berthd (`cargo build --release -p berthd`); the podstart client
+# berthd is target/release/berthd (`cargo build --release -p berthd`; `$CARGO_TARGET_DIR`
+# instead of target/ when set, for every binary here); the podstart client
 # is built with `cargo build --release -p berth-integration --example podstart`. The script
 # starts its own registry (tests/images/registry.sh, test images from tests/images/build.sh)
 # and makes it the mirror of registry.k8s.io; the daemon runs on a bench network of its own,
@@ -144,8 +145,9 @@ if ((BUILD)); then
   cargo build --release --quiet -p berthd
   cargo build --release --quiet -p berth-integration --example podstart
 fi
-BERTHD=$REPO/target/release/berthd
-PODSTART_BIN=$REPO/target/release/examples/podstart
+TARGET=${CARGO_TARGET_DIR:-$REPO/target}
+BERTHD=$TARGET/release/berthd
+PODSTART_BIN=$TARGET/release/examples/podstart
 [ -x "$BERTHD" ] || die "$BERTHD missing (cargo build --release -p berthd)"
 [ -x "$PODSTART_BIN" ] || die "$PODSTART_BIN missing (cargo build --release -p berth-integration --example podstart)"
 case "$SHIM" in
@@ -155,10 +157,10 @@ case "$SHIM" in
       shim_path=$(scripts/build-shim.sh "$SHIM" | tail -n 1)
     else
       triple=$(rustc -vV | sed -n 's/^host: //p')
-      shim_path=$REPO/target/shim/berth-shim
-      [ "$SHIM" = static ] && shim_path=$REPO/target/$triple/shim/berth-shim
+      shim_path=$TARGET/shim/berth-shim
+      [ "$SHIM" = static ] && shim_path=$TARGET/$triple/shim/berth-shim
     fi
-    if [[ $shim_path == "$REPO/target/shim/berth-shim" ]]; then
+    if [[ $shim_path == "$TARGET/shim/berth-shim" ]]; then
       shim_kind="dynamic (profile shim)"
     else
       shim_kind="static (crt-static, profile shim)"
