@@ -425,6 +425,9 @@ async fn assert_nothing_left(env: &Env, rt: &mut Runtime, pods: &[String], conta
             env.state().join("containers"),
             env.root().join("containers"),
             env.state().join("runc"),
+            // Removed containers' directories, deleted after the removal answered.
+            env.state().join("container-trash"),
+            env.root().join("container-trash"),
         ] {
             for name in dir_entries(&dir) {
                 left.push(format!("{}/{name}", dir.display()));

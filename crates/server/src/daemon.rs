@@ -12,6 +12,7 @@ use berth_store::{SandboxRecord, Store};
 
 use crate::cgroup::{CgroupMode, SelectedCgroupDriver, CGROUP_ROOT};
 use crate::container::runc::Runc;
+use crate::container::trash::ContainerTrash;
 use crate::error::ServiceError;
 use crate::handlers::{Handlers, RuntimeHandler};
 use crate::host::{Core, LinuxHost};
@@ -29,6 +30,8 @@ pub struct Daemon {
     pub cgroup_mode: CgroupMode,
     /// Images: content store, snapshots, pulls.
     pub images: ImageManager,
+    /// Where removed containers' directories wait for their deletion.
+    pub container_trash: ContainerTrash,
     /// CNI plugins, with their attachments cached under `<root>/cni-cache` (kept across
     /// reboots, so the IPs of pods that were running are released afterwards).
     pub cni: Cni,
@@ -65,6 +68,7 @@ impl Daemon {
                 limits: unpack_limits(&config.image),
             },
         )?;
+        let container_trash = ContainerTrash::open(&config.root, &config.state)?;
         let cni_cache = config.root.join("cni-cache");
         adopt_old_cni_cache(&config.state.join("cni-cache"), &cni_cache);
         let cni = Cni::new(
@@ -83,6 +87,7 @@ impl Daemon {
             cgroup_driver,
             cgroup_mode,
             images,
+            container_trash,
             cni,
             host_features,
             handlers,

@@ -20,7 +20,8 @@ use crate::error::ServiceError;
 const SHIM_EXIT_WAIT: Duration = Duration::from_secs(10);
 
 /// Deletes the container from runc (killing what runs), ends its shim, unmounts its rootfs
-/// and volumes, removes its directories, and its log file when nothing was ever written
+/// and volumes, moves its directories into the trash (see [`super::trash`]), and removes
+/// its log file when nothing was ever written
 /// to it (a container that never ran must not look like one that did to kubelet).
 pub fn remove_container(daemon: &Daemon, record: &ContainerRecord) -> Result<(), ServiceError> {
     let paths = ContainerPaths::new(daemon, &record.id);
@@ -32,11 +33,9 @@ pub fn remove_container(daemon: &Daemon, record: &ContainerRecord) -> Result<(),
         source,
     })?;
     unmount_volumes(&paths.volumes())?;
-    for dir in [&paths.state, &paths.layer] {
-        // Never delete through a mount that could not be removed.
-        ensure_nothing_mounted(dir)?;
-        remove_tree(dir)?;
-    }
+    // Never delete through a mount that could not be removed.
+    ensure_nothing_mounted(&[&paths.state, &paths.layer])?;
+    daemon.container_trash.discard(&paths)?;
     if record.started_at == 0 && !record.log_path.is_empty() {
         let log = Path::new(&record.log_path);
         if std::fs::metadata(log).is_ok_and(|m| m.is_file() && m.len() == 0) {

@@ -19,5 +19,6 @@ pub mod shim_stream;
 pub mod start;
 pub mod state;
 pub mod stats;
+pub mod trash;
 pub mod userdb;
 pub mod volumes;

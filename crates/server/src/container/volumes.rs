@@ -93,18 +93,21 @@ fn remove_mountpoint(target: &Path) {
     let _ = std::fs::remove_dir(target).or_else(|_| std::fs::remove_file(target));
 }
 
-/// Fails if anything is still mounted at or below `dir` (from `/proc/self/mountinfo`).
-pub fn ensure_nothing_mounted(dir: &Path) -> Result<(), ServiceError> {
+/// Fails if anything is still mounted at or below one of `dirs` (from one read of
+/// `/proc/self/mountinfo`).
+pub fn ensure_nothing_mounted(dirs: &[&Path]) -> Result<(), ServiceError> {
     let info = std::fs::read_to_string("/proc/self/mountinfo")
         .map_err(ServiceError::io("read", Path::new("/proc/self/mountinfo")))?;
-    if let Some(mounted) = mounts_below(&info, dir).into_iter().next() {
-        return Err(ServiceError::FailedPrecondition {
-            what: format!(
-                "{} is still mounted; not removing {} while a volume may be reachable through it",
-                mounted.display(),
-                dir.display()
-            ),
-        });
+    for dir in dirs {
+        if let Some(mounted) = mounts_below(&info, dir).into_iter().next() {
+            return Err(ServiceError::FailedPrecondition {
+                what: format!(
+                    "{} is still mounted; not removing {} while a volume may be reachable through it",
+                    mounted.display(),
+                    dir.display()
+                ),
+            });
+        }
     }
     Ok(())
 }
