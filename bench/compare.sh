@@ -453,6 +453,10 @@ run_workload() { # daemon
   record "$d" list500_containers_p99 "$(result_p99 "$out.list500" list_containers)"
   record "$d" list500_pods "$(result_of "$out.list500" list_pods)"
   record "$d" list500_pods_p99 "$(result_p99 "$out.list500" list_pods)"
+  # The reply's size and what prost's encoding and decoding of it alone take here.
+  record "$d" list500_reply_kb "$(awk '$1 == "result" && $2 == "list_reply_bytes" {print $3 / 1000}' "$out.list500")"
+  record "$d" list500_encode "$(result_of "$out.list500" list_encode)"
+  record "$d" list500_decode "$(result_of "$out.list500" list_decode)"
   t0=$(now_ns)
   podstart remove > /dev/null
   t1=$(now_ns)
@@ -602,6 +606,9 @@ awk -v rounds="$ROUNDS" -v ps="$PODS_SMALL" -v pl="$PODS_LARGE" -v lc="$LIST_CON
       "|list50:ListContainers p50, " ps " running|list500_containers:ListContainers p50, " lc " containers" \
       "|list500_containers_p99:ListContainers p99, " lc " containers|list500_pods:ListPodSandbox p50, " pl " pods/" lc " ctrs" \
       "|list500_pods_p99:ListPodSandbox p99, " pl " pods/" lc " ctrs" \
+      "|list500_reply_kb:ListContainers reply kB, " lc " containers" \
+      "|list500_encode:that reply's prost encoding alone p50" \
+      "|list500_decode:that reply's prost decoding alone p50" \
       "|rss50:daemon VmRSS kB, " ps " pods|rss200:daemon VmRSS kB, " pl " pods" \
       "|shim_rss:shim VmRSS kB per pod (mean)|shim_pss:shim Pss kB per pod (mean)" \
       "|podstart_crun:pod start p50, berth with crun|create_crun:CreateContainer p50, berth with crun", rows, "|")

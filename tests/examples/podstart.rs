@@ -520,6 +520,46 @@ where
     Ok(())
 }
 
+/// What the unfiltered ListContainers reply costs apart from the call: its size, and
+/// prost's encoding and decoding of it on one thread (p50 of 200 each), for splitting the
+/// round trip into the server's handler, the codec and the transport.
+async fn reply_costs(rt: &RuntimeServiceClient<Channel>) -> Result<(), Error> {
+    use prost::Message as _;
+    let reply = rt
+        .clone()
+        .list_containers(v1::ListContainersRequest { filter: None })
+        .await?
+        .into_inner();
+    let bytes = reply.encode_to_vec();
+    let p50 = |mut f: Box<dyn FnMut()>| {
+        let mut times: Vec<f64> = (0..200)
+            .map(|_| {
+                let at = Instant::now();
+                f();
+                ms(at)
+            })
+            .collect();
+        times.sort_by(f64::total_cmp);
+        percentile(&times, 50)
+    };
+    let encode = p50(Box::new(|| {
+        std::hint::black_box(reply.encode_to_vec());
+    }));
+    let decode = p50(Box::new(|| {
+        let decoded = v1::ListContainersResponse::decode(bytes.as_slice());
+        std::hint::black_box(decoded.map(|r| r.containers.len()).unwrap_or(0));
+    }));
+    println!(
+        "ListContainers reply: {} items, {} bytes; prost encode p50 {encode:.3} ms, decode p50 {decode:.3} ms",
+        reply.containers.len(),
+        bytes.len()
+    );
+    println!("result list_reply_bytes {} 0 0 0 1", bytes.len());
+    println!("result list_encode {encode:.3} 0 0 0 200");
+    println!("result list_decode {decode:.3} 0 0 0 200");
+    Ok(())
+}
+
 async fn list(args: &Args, rt: &RuntimeServiceClient<Channel>) -> Result<(), Error> {
     let pods = rt
         .clone()
@@ -538,6 +578,7 @@ async fn list(args: &Args, rt: &RuntimeServiceClient<Channel>) -> Result<(), Err
         }
     })
     .await?;
+    reply_costs(rt).await?;
     time_list(
         "ListContainers (one pod's ID)",
         "list_containers_pod",

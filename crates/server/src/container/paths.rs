@@ -7,6 +7,8 @@
 //! <state>/containers/<id>/volumes/<n>          idmapped volumes (pods with a user namespace)
 //! <root>/containers/<id>/{upper,work}          the writable layer (kept across reboots)
 //! <state>/runc                                 runc's --root
+//! <state>/container-trash, <root>/container-trash   removed containers' directories, being
+//!                                              deleted (see `super::trash`)
 //! ```
 
 use std::path::PathBuf;
