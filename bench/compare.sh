@@ -8,6 +8,8 @@
 #
 #   bench/compare.sh [--rounds N] [--runs N] [--pull-runs N] [--no-large] [--no-floor]
 #                    [--no-crun] [--no-critest] [--no-build] [--pods N,M] [--containers N]
+#                    [--results FILE]
+#   bench/compare.sh --table FILE [--pods N,M] [--containers N]
 #
 #   --rounds N     rounds (default 3); each round runs berth, then containerd
 #   --runs N       pod start runs per daemon and round (default 20)
@@ -19,6 +21,9 @@
 #   --no-build     use the binaries as they are (default: cargo builds them, a no-op when fresh)
 #   --pods N,M     the pod counts of the memory rows (default 50,200; one idle container each)
 #   --containers N the containers of the list rows, added to the M pods (default 500)
+#   --results FILE also keep the raw figures (lines `round daemon key value`) in FILE
+#   --table FILE   only print the table of a FILE kept with --results (with the --pods and
+#                  --containers it was measured with), and exit
 #
 # Environment:
 #   BERTH_BENCH_REGISTRY_ADDR  the bench registry (default 127.0.0.1:5012)
@@ -38,7 +43,7 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=bench/lib.sh
 . "$REPO/bench/lib.sh"
 die() { echo "$PROG: error: $*" >&2; exit 1; }
-usage() { sed -n '9,22p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '9,27p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
 ROUNDS=3
 RUNS=20
@@ -52,6 +57,8 @@ PODS_SMALL=50
 PODS_LARGE=200
 LIST_CONTAINERS=500
 LIST_CALLS=1000
+KEEP_RESULTS=
+TABLE=
 while [ $# -gt 0 ]; do
   case "$1" in
     --rounds) [ $# -ge 2 ] || usage; ROUNDS=$2; shift 2 ;;
@@ -64,10 +71,75 @@ while [ $# -gt 0 ]; do
     --no-build) BUILD=0; shift ;;
     --pods) [ $# -ge 2 ] || usage; PODS_SMALL=${2%,*}; PODS_LARGE=${2#*,}; shift 2 ;;
     --containers) [ $# -ge 2 ] || usage; LIST_CONTAINERS=$2; shift 2 ;;
+    --results) [ $# -ge 2 ] || usage; KEEP_RESULTS=$2; shift 2 ;;
+    --table) [ $# -ge 2 ] || usage; TABLE=$2; shift 2 ;;
     -h|--help) usage ;;
     *) usage ;;
   esac
 done
+# print_table RESULTS: the table of a results file (lines `round daemon key value`): each
+# figure per round and the median of the rounds, for both daemons, with the ratio.
+print_table() {
+  awk -v rounds="$(awk '$1 > r {r = $1} END {print r + 0}' "$1")" -v ps="$PODS_SMALL" -v pl="$PODS_LARGE" -v lc="$LIST_CONTAINERS" '
+    function median(a, n,   i, j, t) {
+      for (i = 2; i <= n; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
+      return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+    }
+    function fmt(v) { return v == "" ? "-" : sprintf("%.2f", v) }
+    function ratio(b, c) { return (b == "" || c == "" || c == 0) ? "-" : sprintf("%.2f", b / c) }
+    { v[$1, $2, $3] = $4; seen[$3] = 1 }
+    END {
+      n = split("podstart:pod start (RunPodSandbox+Create+Start) p50 " \
+        "|runp:RunPodSandbox p50|create:CreateContainer p50|start:StartContainer p50" \
+        "|teardown:teardown (Stop+RemovePodSandbox, container running) p50" \
+        "|stop_container:StopContainer (timeout 0) p50|remove_container:RemoveContainer p50" \
+        "|teardown_empty:teardown of the emptied pod p50" \
+        "|pull_busybox:cold pull busybox p50|pull_web:cold pull web (nginx) p50" \
+        "|pull_large_mbs:cold pull 1 GB 10-layer image, MB/s" \
+        "|list50:ListContainers p50, " ps " running|list500_containers:ListContainers p50, " lc " containers" \
+        "|list500_containers_p99:ListContainers p99, " lc " containers|list500_pods:ListPodSandbox p50, " pl " pods/" lc " ctrs" \
+        "|list500_pods_p99:ListPodSandbox p99, " pl " pods/" lc " ctrs" \
+        "|list500_reply_kb:ListContainers reply kB, " lc " containers" \
+        "|list500_encode:the same reply, prost encoding alone p50" \
+        "|list500_decode:the same reply, prost decoding alone p50" \
+        "|rss50:daemon VmRSS kB, " ps " pods|rss200:daemon VmRSS kB, " pl " pods" \
+        "|shim_rss:shim VmRSS kB per pod (mean)|shim_pss:shim Pss kB per pod (mean)" \
+        "|podstart_crun:pod start p50, berth with crun|create_crun:CreateContainer p50, berth with crun", rows, "|")
+      nk = 0
+      for (k in seen) if (k ~ /^critest_/) ck[++nk] = k
+      for (i = 2; i <= nk; i++) { t = ck[i]; for (j = i - 1; j >= 1 && ck[j] > t; j--) ck[j + 1] = ck[j]; ck[j + 1] = t }
+      for (i = 1; i <= nk; i++) rows[++n] = ck[i] ":critest " substr(ck[i], 9) " p50"
+      printf "%-56s %5s %11s %11s %7s\n", "figure", "round", "berth", "containerd", "ratio"
+      for (i = 1; i <= n; i++) {
+        split(rows[i], kv, ":"); key = kv[1]; label = kv[2]
+        if (!(key in seen)) continue
+        nb = 0; nc = 0
+        for (r = 1; r <= rounds; r++) {
+          b = ((r, "berth", key) in v) ? v[r, "berth", key] : ""
+          c = ((r, "containerd", key) in v) ? v[r, "containerd", key] : ""
+          if (b != "") bs[++nb] = b
+          if (c != "") cs[++nc] = c
+          printf "%-56s %5s %11s %11s %7s\n", label, r, fmt(b), fmt(c), ratio(b, c)
+        }
+        mb = nb ? median(bs, nb) : ""; mc = nc ? median(cs, nc) : ""
+        printf "%-56s %5s %11s %11s %7s\n", label, "med", fmt(mb), fmt(mc), ratio(mb, mc)
+      }
+      printf "\nphysical floor (same run, p50 ms)\n"
+      m = split("runc_create:runc create|runc_start:runc start|runc_total:runc create + start|cni_add:CNI ADD (loopback, bridge, portmap)|cni_del:CNI DEL", frows, "|")
+      for (i = 1; i <= m; i++) {
+        split(frows[i], kv, ":"); key = kv[1]
+        if (!(key in seen)) continue
+        nf = 0; line = ""
+        for (r = 1; r <= rounds; r++) if ((r, "floor", key) in v) { fs[++nf] = v[r, "floor", key]; line = line " " fmt(v[r, "floor", key]) }
+        printf "%-56s med %8s  (rounds:%s)\n", kv[2], fmt(median(fs, nf)), line
+      }
+    }' "$1"
+}
+if [ -n "$TABLE" ]; then
+  [ -r "$TABLE" ] || die "--table: cannot read $TABLE"
+  print_table "$TABLE"
+  exit 0
+fi
 for n in "$ROUNDS" "$RUNS" "$PULL_RUNS" "$PODS_SMALL" "$PODS_LARGE" "$LIST_CONTAINERS"; do
   [[ "$n" =~ ^[1-9][0-9]*$ ]] || die "--rounds, --runs, --pull-runs, --pods and --containers expect positive numbers"
 done
@@ -549,7 +621,7 @@ YAML
     tail -n 15 "$dir/critest.log" >&2
     return 0
   fi
-  echo "critest -benchmark against $d: $(sed 's/\x1b\[[0-9;]*m//g' "$dir/critest.log" | grep -oE 'Ran [0-9]+ of [0-9]+ Specs' || echo 'no summary line')"
+  echo "critest -benchmark against $d: $(sed 's/\x1b\[[0-9;]*m//g' "$dir/critest.log" | grep -oE 'Ran [0-9]+ of [0-9]+ Specs|(SUCCESS|FAIL)! [0-9.]+s' || echo 'no summary line')"
   critest_summary "$d" "$dir/out"
 }
 
@@ -587,58 +659,6 @@ done
 # --- The table.
 echo
 echo "figures in ms unless named; p50 over the runs of a round; ratio = berth / containerd"
-awk -v rounds="$ROUNDS" -v ps="$PODS_SMALL" -v pl="$PODS_LARGE" -v lc="$LIST_CONTAINERS" '
-  function median(a, n,   i, j, t) {
-    for (i = 2; i <= n; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
-    return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
-  }
-  function fmt(v) { return v == "" ? "-" : sprintf("%.2f", v) }
-  function ratio(b, c) { return (b == "" || c == "" || c == 0) ? "-" : sprintf("%.2f", b / c) }
-  { v[$1, $2, $3] = $4; seen[$3] = 1 }
-  END {
-    n = split("podstart:pod start (RunPodSandbox+Create+Start) p50 " \
-      "|runp:RunPodSandbox p50|create:CreateContainer p50|start:StartContainer p50" \
-      "|teardown:teardown (Stop+RemovePodSandbox, container running) p50" \
-      "|stop_container:StopContainer (timeout 0) p50|remove_container:RemoveContainer p50" \
-      "|teardown_empty:teardown of the emptied pod p50" \
-      "|pull_busybox:cold pull busybox p50|pull_web:cold pull web (nginx) p50" \
-      "|pull_large_mbs:cold pull 1 GB 10-layer image, MB/s" \
-      "|list50:ListContainers p50, " ps " running|list500_containers:ListContainers p50, " lc " containers" \
-      "|list500_containers_p99:ListContainers p99, " lc " containers|list500_pods:ListPodSandbox p50, " pl " pods/" lc " ctrs" \
-      "|list500_pods_p99:ListPodSandbox p99, " pl " pods/" lc " ctrs" \
-      "|list500_reply_kb:ListContainers reply kB, " lc " containers" \
-      "|list500_encode:that reply's prost encoding alone p50" \
-      "|list500_decode:that reply's prost decoding alone p50" \
-      "|rss50:daemon VmRSS kB, " ps " pods|rss200:daemon VmRSS kB, " pl " pods" \
-      "|shim_rss:shim VmRSS kB per pod (mean)|shim_pss:shim Pss kB per pod (mean)" \
-      "|podstart_crun:pod start p50, berth with crun|create_crun:CreateContainer p50, berth with crun", rows, "|")
-    nk = 0
-    for (k in seen) if (k ~ /^critest_/) ck[++nk] = k
-    for (i = 2; i <= nk; i++) { t = ck[i]; for (j = i - 1; j >= 1 && ck[j] > t; j--) ck[j + 1] = ck[j]; ck[j + 1] = t }
-    for (i = 1; i <= nk; i++) rows[++n] = ck[i] ":critest " substr(ck[i], 9) " p50"
-    printf "%-56s %5s %11s %11s %7s\n", "figure", "round", "berth", "containerd", "ratio"
-    for (i = 1; i <= n; i++) {
-      split(rows[i], kv, ":"); key = kv[1]; label = kv[2]
-      if (!(key in seen)) continue
-      nb = 0; nc = 0
-      for (r = 1; r <= rounds; r++) {
-        b = ((r, "berth", key) in v) ? v[r, "berth", key] : ""
-        c = ((r, "containerd", key) in v) ? v[r, "containerd", key] : ""
-        if (b != "") bs[++nb] = b
-        if (c != "") cs[++nc] = c
-        printf "%-56s %5s %11s %11s %7s\n", label, r, fmt(b), fmt(c), ratio(b, c)
-      }
-      mb = nb ? median(bs, nb) : ""; mc = nc ? median(cs, nc) : ""
-      printf "%-56s %5s %11s %11s %7s\n", label, "med", fmt(mb), fmt(mc), ratio(mb, mc)
-    }
-    printf "\nphysical floor (same run, p50 ms)\n"
-    m = split("runc_create:runc create|runc_start:runc start|runc_total:runc create + start|cni_add:CNI ADD (loopback, bridge, portmap)|cni_del:CNI DEL", frows, "|")
-    for (i = 1; i <= m; i++) {
-      split(frows[i], kv, ":"); key = kv[1]
-      if (!(key in seen)) continue
-      nf = 0; line = ""
-      for (r = 1; r <= rounds; r++) if ((r, "floor", key) in v) { fs[++nf] = v[r, "floor", key]; line = line " " fmt(v[r, "floor", key]) }
-      printf "%-56s med %8s  (rounds:%s)\n", kv[2], fmt(median(fs, nf)), line
-    }
-  }' "$RESULTS" | tee "$WORK/table"
+if [ -n "$KEEP_RESULTS" ]; then cp "$RESULTS" "$KEEP_RESULTS"; fi
+print_table "$RESULTS" | tee "$WORK/table"
 echo "load at the end: $(cut -d' ' -f1-3 /proc/loadavg)"

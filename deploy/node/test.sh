@@ -419,8 +419,12 @@ featureGates:
   PodAndContainerStatsFromCRI: true
 YAML
   # kubelet as a service of the node's systemd (transient here), as kind runs kubelet.service.
+  # --node-ip as kind gives it: without one, kubelet looks its node name up in DNS each time
+  # it builds the node's status (every stats summary of a standalone kubelet), and the
+  # node's network reaches no name server: 10 s of resolver timeouts per lookup.
   nin systemd-run --quiet --unit=kubelet \
-    /usr/local/bin/kubelet --config /etc/kubernetes/kubelet.yaml --hostname-override "$name" --v=2 ||
+    /usr/local/bin/kubelet --config /etc/kubernetes/kubelet.yaml --hostname-override "$name" \
+    --node-ip "$NODE_IP" --v=2 ||
     { fail "kubelet started in the node"; return; }
   # kubelet's endpoints and the pods are on the node's network: curl from the host in the
   # node's network namespace.
@@ -551,6 +555,13 @@ YAML
   check "manifests removed: kubelet removes every pod" kh_wait_for 90 no_pods
   no_scope() { [[ -z $(nin systemctl list-units --all --plain --no-legend 'berth-*.scope') ]]; }
   check "no berth-*.scope left" kh_wait_for 30 no_scope
+  # A CRI call kubelet gave up on (canceled, or past its deadline) means that kubelet or
+  # berth stalled: none is expected in this run.
+  no_stalled_call() {
+    ! nin journalctl -u kubelet --no-pager |
+      grep -E 'service failed" err="rpc error: code = (Canceled|DeadlineExceeded)'
+  }
+  check "kubelet logged no CRI call that was canceled or ran out of time" no_stalled_call
   nin systemctl stop kubelet
 }
 ((run_kubelet)) && kubelet_step
