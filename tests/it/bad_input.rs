@@ -550,3 +550,77 @@ async fn a_log_path_that_leaves_the_pod_log_directory_is_invalid() {
         );
     }
 }
+
+#[tokio::test]
+async fn cni_argument_separators_in_pod_metadata_are_invalid() {
+    let daemon = Berthd::start();
+    let mut rt = daemon.runtime().await;
+    // name, namespace and uid reach the CNI plugins in CNI_ARGS, whose pairs `;` and `=`
+    // separate.
+    for (field, name, namespace, uid) in [
+        ("config.metadata.namespace", "p", "berth=fuzz", "u"),
+        ("config.metadata.name", "a;b", "ns", "u"),
+        ("config.metadata.uid", "p", "ns", "K8S_POD_NAME=x"),
+    ] {
+        let message = invalid(
+            rt.run_pod_sandbox(v1::RunPodSandboxRequest {
+                config: Some(v1::PodSandboxConfig {
+                    metadata: Some(v1::PodSandboxMetadata {
+                        name: name.into(),
+                        namespace: namespace.into(),
+                        uid: uid.into(),
+                        attempt: 0,
+                    }),
+                    ..Default::default()
+                }),
+                runtime_handler: String::new(),
+            })
+            .await,
+        );
+        assert!(
+            message.starts_with(&format!("invalid {field}: character ")),
+            "{field}: {message}"
+        );
+    }
+    let pods = rt
+        .list_pod_sandbox(v1::ListPodSandboxRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .items;
+    assert!(pods.is_empty(), "nothing may be left: {pods:?}");
+}
+
+#[tokio::test]
+async fn a_nul_in_a_mount_path_is_invalid() {
+    let daemon = Berthd::start();
+    let mut rt = daemon.runtime().await;
+    for (field, host_path, container_path) in [
+        ("config.mounts.host_path", "/tmp/a\0b", "/data"),
+        ("config.mounts.container_path", "/tmp", "/da\0ta"),
+    ] {
+        let message = invalid(
+            rt.create_container(v1::CreateContainerRequest {
+                pod_sandbox_id: "0123456789ab".into(),
+                config: Some(v1::ContainerConfig {
+                    metadata: Some(v1::ContainerMetadata {
+                        name: "c".into(),
+                        attempt: 0,
+                    }),
+                    mounts: vec![v1::Mount {
+                        host_path: host_path.into(),
+                        container_path: container_path.into(),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }),
+                sandbox_config: None,
+            })
+            .await,
+        );
+        assert!(
+            message.starts_with(&format!("invalid {field}: character '\\0'")),
+            "{field}: {message}"
+        );
+    }
+}

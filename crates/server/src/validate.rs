@@ -67,12 +67,7 @@ pub fn relative_path(field: &'static str, value: &str) -> Result<(), ServiceErro
             max: MAX_PATH_LEN,
         }));
     }
-    if let Some(offset) = value.find('\0') {
-        return Err(invalid(FieldProblem::BadCharacter {
-            found: '\0',
-            offset,
-        }));
-    }
+    without_nul(field, value)?;
     if value.starts_with('/') {
         return Err(invalid(FieldProblem::BadCharacter {
             found: '/',
@@ -87,6 +82,21 @@ pub fn relative_path(field: &'static str, value: &str) -> Result<(), ServiceErro
         offset += part.len() + 1;
     }
     Ok(())
+}
+
+/// A path given to the kernel as it is (a mount's host or container path): no NUL, which
+/// would end it early.
+pub fn without_nul(field: &'static str, value: &str) -> Result<(), ServiceError> {
+    match value.find('\0') {
+        Some(offset) => Err(ServiceError::InvalidArgument {
+            field,
+            problem: FieldProblem::BadCharacter {
+                found: '\0',
+                offset,
+            },
+        }),
+        None => Ok(()),
+    }
 }
 
 /// Largest command an Exec or ExecSync may carry, measured as [`command_bytes`]: 2 MiB,
@@ -192,6 +202,19 @@ mod tests {
         );
         assert_eq!(problem(command("cmd", &[])), FieldProblem::Empty);
         assert!(command("cmd", &["true".into()]).is_ok());
+    }
+
+    #[test]
+    fn a_nul_in_a_path_is_a_bad_character_at_its_offset() {
+        assert!(without_nul("f", "/var/lib/x").is_ok());
+        assert!(without_nul("f", "").is_ok());
+        assert!(matches!(
+            problem(without_nul("f", "/tmp/a\0b")),
+            FieldProblem::BadCharacter {
+                found: '\0',
+                offset: 6
+            }
+        ));
     }
 
     #[test]

@@ -21,8 +21,8 @@ const SHIM_EXIT_WAIT: Duration = Duration::from_secs(10);
 
 /// Deletes the container from runc (killing what runs), ends its shim, unmounts its rootfs
 /// and volumes, moves its directories into the trash (see [`super::trash`]), and removes
-/// its log file when nothing was ever written
-/// to it (a container that never ran must not look like one that did to kubelet).
+/// its log file when nothing was ever written to it (a container that never ran must not
+/// look like one that did to kubelet).
 pub fn remove_container(daemon: &Daemon, record: &ContainerRecord) -> Result<(), ServiceError> {
     let paths = ContainerPaths::new(daemon, &record.id);
     end_in_runtime(daemon, record, &paths)?;

@@ -36,6 +36,10 @@ pub(super) async fn create_container(
         });
     }
     validate::relative_path("config.log_path", &config.log_path)?;
+    for mount in &config.mounts {
+        validate::without_nul("config.mounts.host_path", &mount.host_path)?;
+        validate::without_nul("config.mounts.container_path", &mount.container_path)?;
+    }
     // The core checks readiness again under the pod's lock.
     let sandbox = daemon.find_sandbox(&request.pod_sandbox_id)?;
     let image_spec = config.image.clone().unwrap_or_default();

@@ -115,9 +115,10 @@ fn check_config(
                 },
             });
         }
+        // `;` and `=` separate the pairs of CNI_ARGS, which carry all three to the plugins.
         if let Some((offset, found)) = value
             .char_indices()
-            .find(|(_, c)| c.is_control() || *c == '/')
+            .find(|(_, c)| c.is_control() || matches!(c, '/' | ';' | '='))
         {
             return Err(ServiceError::InvalidArgument {
                 field,
