@@ -254,15 +254,18 @@ impl<H: Host> Runtime<H> {
         Ok(())
     }
 
-    /// Changes sandbox `id`'s record (its stored config, after UpdatePodSandboxResources)
-    /// under the pod's lifecycle lock: written through, then in memory.
+    /// Changes sandbox `id`'s record (its stored config, after UpdatePodSandboxResources):
+    /// written through, then in memory. It holds the pod's lifecycle lock shared, as a
+    /// container operation does: it never interleaves with the pod's run, stop or removal
+    /// (so it cannot store a removed pod again), and it does not wait for a container stop
+    /// that is waiting out its grace period. The record's own lock orders the writes.
     pub async fn update_sandbox_record(
         &self,
         id: &str,
         change: impl FnOnce(&mut SandboxRecord),
     ) -> Result<SandboxRecord, H> {
         let entry = self.existing_sandbox(id)?;
-        let _lifecycle = entry.lifecycle.clone().write_owned().await;
+        let _lifecycle = entry.lifecycle.clone().read_owned().await;
         if self.registry.sandbox_exact(&entry.id).is_none() {
             return Err(not_found("pod sandbox", &entry.id));
         }

@@ -519,6 +519,35 @@ async fn stopping_for_an_hour(f: &Fixture, id: &str) -> tokio::task::JoinHandle<
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_record_update_does_not_wait_for_a_container_stop() {
+    let f = Fixture::new().await;
+    f.pod("pu", "u").await;
+    f.running("cu", "pu").await;
+    let long = stopping_for_an_hour(&f, "cu").await;
+    let updated = within("UpdatePodSandboxResources")(
+        tokio::time::timeout(
+            Duration::from_secs(10),
+            f.rt.update_sandbox_record("pu", |r| r.config = vec![1, 2, 3]),
+        )
+        .await,
+    )
+    .unwrap();
+    assert_eq!(updated.config, vec![1, 2, 3]);
+    // The stop is still waiting; the pod's removal ends it, and the pod is gone for good.
+    assert!(!long.is_finished());
+    within("RemovePodSandbox")(
+        tokio::time::timeout(Duration::from_secs(10), f.rt.remove_pod("pu")).await,
+    )
+    .unwrap();
+    within("the long stop")(tokio::time::timeout(Duration::from_secs(10), long).await).unwrap();
+    assert!(f
+        .rt
+        .update_sandbox_record("pu", |r| r.config = vec![4])
+        .await
+        .is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_long_grace_period_is_cut_short_by_later_stops_and_removes() {
     let f = Fixture::new().await;
     f.pod("pa", "a").await;
