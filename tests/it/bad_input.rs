@@ -13,6 +13,17 @@ fn invalid(result: Result<impl std::fmt::Debug, tonic::Status>) -> String {
     status.message().to_owned()
 }
 
+/// Asserts that the refused requests left no pod behind.
+async fn assert_no_pods(rt: &mut cri_api::RuntimeServiceClient<tonic::transport::Channel>) {
+    let pods = rt
+        .list_pod_sandbox(v1::ListPodSandboxRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .items;
+    assert!(pods.is_empty(), "nothing may be left: {pods:?}");
+}
+
 #[tokio::test]
 async fn empty_long_and_odd_ids_are_invalid_arguments() {
     let daemon = Berthd::start();
@@ -232,13 +243,7 @@ async fn cgroup_parents_the_driver_cannot_use_are_invalid_arguments() {
             "{parent:?}: {message}"
         );
     }
-    let pods = rt
-        .list_pod_sandbox(v1::ListPodSandboxRequest::default())
-        .await
-        .unwrap()
-        .into_inner()
-        .items;
-    assert!(pods.is_empty(), "nothing may be left: {pods:?}");
+    assert_no_pods(&mut rt).await;
 }
 
 #[tokio::test]
@@ -582,13 +587,7 @@ async fn cni_argument_separators_in_pod_metadata_are_invalid() {
             "{field}: {message}"
         );
     }
-    let pods = rt
-        .list_pod_sandbox(v1::ListPodSandboxRequest::default())
-        .await
-        .unwrap()
-        .into_inner()
-        .items;
-    assert!(pods.is_empty(), "nothing may be left: {pods:?}");
+    assert_no_pods(&mut rt).await;
 }
 
 #[tokio::test]
